@@ -1,0 +1,66 @@
+// Status and Result: how every layer reports failure without exceptions.
+// A Status carries an errno value (so callers can map it to what Linux would
+// return: EIO, EHWPOISON, ENXIO, ...) and a one-line human message.
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace daxguard {
+
+class Status {
+ public:
+  Status() = default;
+  static Status Ok() { return Status(); }
+  static Status Error(int err, std::string msg) { return Status(err, std::move(msg)); }
+  static Status Invalid(std::string msg) { return Status(EINVAL, std::move(msg)); }
+  static Status Io(std::string msg) { return Status(EIO, std::move(msg)); }
+  static Status Poison(std::string msg) { return Status(EHWPOISON, std::move(msg)); }
+  static Status Range(std::string msg) { return Status(ERANGE, std::move(msg)); }
+  static Status Busy(std::string msg) { return Status(EBUSY, std::move(msg)); }
+  static Status Corrupt(std::string msg) { return Status(EUCLEAN, std::move(msg)); }
+  static Status FromErrno(int err, const std::string& what);
+
+  bool ok() const { return err_ == 0; }
+  int err() const { return err_; }
+  const std::string& message() const { return msg_; }
+  std::string ToString() const { return ok() ? "OK" : msg_; }
+
+ private:
+  Status(int err, std::string msg) : err_(err), msg_(std::move(msg)) {}
+  int err_ = 0;
+  std::string msg_;
+};
+
+// A value or the Status saying why there is none.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {}    // NOLINT: implicit by design
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(v_);
+  }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace daxguard
+
+// Propagate a failed Status from the current function.
+#define DG_RETURN_IF_ERROR(expr)            \
+  do {                                      \
+    ::daxguard::Status dg_s_ = (expr);      \
+    if (!dg_s_.ok()) return dg_s_;          \
+  } while (0)

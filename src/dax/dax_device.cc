@@ -1,0 +1,67 @@
+#include "dax/dax_device.h"
+
+#include <string>
+
+namespace daxguard::dax {
+
+static uint64_t TokenOf(const Holder* h) { return reinterpret_cast<uintptr_t>(h); }
+
+Status Device::RegisterHolder(Holder* holder) {
+  {
+    std::lock_guard<std::recursive_mutex> g(holder_mu_);
+    if (!alive_) return Status::Error(ENXIO, "device has been removed");
+    if (holder_) return Status::Busy("device already has a holder");
+    DG_RETURN_IF_ERROR(ClaimForHolder(TokenOf(holder)));
+    holder_ = holder;
+  }
+  OnHolderRegistered();
+  return Status::Ok();
+}
+
+void Device::ReleaseHolder(Holder* holder) {
+  {
+    std::lock_guard<std::recursive_mutex> g(holder_mu_);
+    if (holder_ != holder) return;
+  }
+  OnHolderReleasing();
+  std::lock_guard<std::recursive_mutex> g(holder_mu_);
+  holder_ = nullptr;
+  UnclaimForHolder(TokenOf(holder));
+}
+
+bool Device::HasHolder() const {
+  std::lock_guard<std::recursive_mutex> g(holder_mu_);
+  return holder_ != nullptr;
+}
+
+bool Device::alive() const { return alive_.load(); }
+
+void Device::Kill() {
+  if (alive_.exchange(false)) NotifyHolder(0, size(), kFailurePreRemove);
+}
+
+bool Device::NotifyHolder(uint64_t offset, uint64_t len, int flags) {
+  // Held across the call so a holder is never called after ReleaseHolder.
+  std::lock_guard<std::recursive_mutex> g(holder_mu_);
+  if (!holder_) return false;
+  holder_->NotifyFailure(offset, len, flags);
+  return true;
+}
+
+Status Device::CheckPages(uint64_t pgoff, uint64_t nr_pages) const {
+  if (pgoff > pages() || nr_pages > pages() - pgoff)
+    return Status::Range("pages " + std::to_string(pgoff) + "+" + std::to_string(nr_pages) +
+                         " are beyond the device end (" + std::to_string(pages()) + " pages)");
+  if (!alive()) return Status::Error(ENXIO, "device has been removed");
+  return Status::Ok();
+}
+
+Status Device::CheckBytes(uint64_t off, uint64_t len) const {
+  if (off > size() || len > size() - off)
+    return Status::Range("range " + std::to_string(off) + "+" + std::to_string(len) +
+                         " is beyond the device end (" + std::to_string(size()) + " bytes)");
+  if (!alive()) return Status::Error(ENXIO, "device has been removed");
+  return Status::Ok();
+}
+
+}  // namespace daxguard::dax

@@ -1,0 +1,103 @@
+// dax::Device: the only interface the layers above use to reach persistent
+// memory, in the spirit of Linux's dax_operations + dax_holder_operations.
+//
+// A driver (the emulated pmem device today, remapping devices later)
+// implements the virtual operations. The base class owns the holder rules:
+// exactly one holder per device, told of every error that becomes known
+// (NotifyFailure with offsets in this device's bytes) and of removal
+// (kFailurePreRemove), the way a filesystem wants to hear it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "common/status.h"
+#include "common/units.h"
+#include "media/pmem_device.h"
+
+namespace daxguard::dax {
+
+enum class AccessMode {
+  kAccess,         // fails with EHWPOISON if the range starts on known poison
+  kRecoveryWrite,  // maps anyway, so a recovery write can repair it
+};
+
+// What direct access hands out: the address of the first page and how many
+// pages from it may be used in the requested mode.
+struct Mapping {
+  uint8_t* addr = nullptr;
+  uint64_t pages = 0;
+};
+
+struct Capabilities {
+  bool recovery = false;     // can clear poison (recovery write, zeroing)
+  bool synchronous = false;  // stores are durable without fsync (MAP_SYNC-capable)
+};
+
+inline constexpr int kFailureMedia = 0;
+inline constexpr int kFailurePreRemove = 1;
+
+class Holder {
+ public:
+  virtual ~Holder() = default;
+  // [offset, offset+len) of the device has failed, or with kFailurePreRemove
+  // the device is going away (offset 0, len = the whole device).
+  virtual void NotifyFailure(uint64_t offset, uint64_t len, int flags) = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  virtual uint64_t size() const = 0;
+  uint64_t pages() const { return size() / kPageSize; }
+  virtual Capabilities caps() const = 0;
+
+  // --- dax operations
+  virtual Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) = 0;
+  // A flushing copy when [off, off+len) is clean. Over poison the range must
+  // be whole pages: the media is cleared, the data written, and only then
+  // the known-error records dropped. Otherwise nothing is written (EIO).
+  virtual Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) = 0;
+  // Writes zeroes over whole pages and clears their poison (zeroinit).
+  virtual Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) = 0;
+  // Machine-check-safe copy: returns the bytes copied before the first
+  // poisoned line (consuming it makes the error known).
+  virtual size_t ReadMcSafe(uint64_t off, void* dst, size_t len) = 0;
+  // Flushing write; never clears poison.
+  virtual Status Write(uint64_t off, const void* src, size_t len) = 0;
+  // Known errors in this device's 512-byte sectors.
+  virtual std::vector<media::BadBlock> BadBlocks() const = 0;
+
+  // --- holder
+  Status RegisterHolder(Holder* holder);
+  void ReleaseHolder(Holder* holder);
+  bool HasHolder() const;
+  // The device goes away: the holder hears PRE_REMOVE; later access fails.
+  void Kill();
+  bool alive() const;
+
+ protected:
+  // Drivers call this for every error that becomes known; false if there
+  // was no holder to tell.
+  bool NotifyHolder(uint64_t offset, uint64_t len, int flags);
+  Status CheckPages(uint64_t pgoff, uint64_t nr_pages) const;
+  Status CheckBytes(uint64_t off, uint64_t len) const;
+  // Hooks: claim/release the device for one holder across processes, and
+  // deliver errors that became known before the holder came.
+  virtual Status ClaimForHolder(uint64_t token) = 0;
+  virtual void UnclaimForHolder(uint64_t token) = 0;
+  virtual void OnHolderRegistered() {}
+  virtual void OnHolderReleasing() {}
+
+ private:
+  // Recursive: a holder may touch the device (and so cause another
+  // notification) from inside its NotifyFailure.
+  mutable std::recursive_mutex holder_mu_;
+  Holder* holder_ = nullptr;
+  std::atomic<bool> alive_{true};
+};
+
+}  // namespace daxguard::dax

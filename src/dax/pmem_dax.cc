@@ -1,0 +1,114 @@
+#include "dax/pmem_dax.h"
+
+#include <algorithm>
+
+namespace daxguard::dax {
+
+PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)) {
+  media_->SetErrorListener([this] { Drain(); });
+}
+
+PmemDax::~PmemDax() {
+  StopWatching();
+  media_->SetErrorListener(nullptr);
+}
+
+Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path) {
+  auto media = media::PmemDevice::Open(path);
+  if (!media.ok()) return media.status();
+  return std::make_unique<PmemDax>(std::move(media).value());
+}
+
+Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) {
+  DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  Mapping m{media_->data() + pgoff * kPageSize, nr_pages};
+  auto bad = media_->FirstKnownError(pgoff * kPageSize, nr_pages * kPageSize);
+  if (!bad) return m;
+  uint64_t clean = bad->sector * kSectorSize / kPageSize - std::min(bad->sector * kSectorSize / kPageSize, pgoff);
+  if (clean > 0) {
+    m.pages = clean;
+    return m;
+  }
+  if (mode == AccessMode::kAccess)
+    return Status::Poison("page " + std::to_string(pgoff) + " holds known poison (sector " +
+                          std::to_string(bad->sector) + ")");
+  m.pages = 1;  // recovery goes one page at a time, as the firmware clears reliably so
+  return m;
+}
+
+Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  if (!media_->HasPoison(off, len) && !media_->HasKnownErrors(off, len)) {
+    media_->Write(off, src, len);
+    return len;
+  }
+  if (!IsAligned(off, kPageSize) || !IsAligned(len, kPageSize))
+    return Status::Io("recovery write over poison must cover whole 4096-byte pages; nothing written");
+  DG_RETURN_IF_ERROR(media_->ClearPoison(off, len));
+  media_->Write(off, src, len);
+  DG_RETURN_IF_ERROR(media_->ForgetKnown(off, len));
+  return len;
+}
+
+Status PmemDax::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
+  DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  DG_RETURN_IF_ERROR(media_->ClearPoison(pgoff * kPageSize, nr_pages * kPageSize));
+  return media_->ForgetKnown(pgoff * kPageSize, nr_pages * kPageSize);
+}
+
+size_t PmemDax::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+  if (!CheckBytes(off, len).ok()) return 0;
+  return media_->ReadMcSafe(off, dst, len);
+}
+
+Status PmemDax::Write(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  media_->Write(off, src, len);
+  return Status::Ok();
+}
+
+void PmemDax::Drain() {
+  pending_.store(true);
+  // One thread delivers at a time; the others leave their request pending,
+  // and the deliverer looks again before it lets go.
+  while (!draining_.exchange(true)) {
+    while (pending_.exchange(false)) DeliverPending();
+    draining_.store(false);
+    if (!pending_.load()) break;
+  }
+}
+
+void PmemDax::DeliverPending() {
+  for (const media::BadBlock& b : media_->Unacknowledged()) {
+    if (!NotifyHolder(b.sector * kSectorSize, b.count * kSectorSize, kFailureMedia)) return;
+    (void)media_->Acknowledge(b);
+  }
+}
+
+void PmemDax::OnHolderRegistered() {
+  uint32_t seen = media_->ErrorEvents();
+  Drain();  // errors that became known while nobody held the device
+  watching_.store(true);
+  watcher_ = std::thread([this, seen] { Watch(seen); });
+}
+
+void PmemDax::OnHolderReleasing() { StopWatching(); }
+
+// Errors found by other processes arrive through the device file's futex.
+void PmemDax::Watch(uint32_t seen) {
+  while (watching_.load()) {
+    media_->WaitForErrors(seen, 100);
+    uint32_t now = media_->ErrorEvents();
+    if (now != seen) {
+      seen = now;
+      Drain();
+    }
+  }
+}
+
+void PmemDax::StopWatching() {
+  watching_.store(false);
+  if (watcher_.joinable()) watcher_.join();
+}
+
+}  // namespace daxguard::dax

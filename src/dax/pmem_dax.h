@@ -1,0 +1,57 @@
+// PmemDax: the dax driver for an emulated persistent-memory device (what
+// drivers/nvdimm/pmem.c is to Linux). It turns the media's known-error list
+// into holder notifications, in this process at once and from other
+// processes through a watcher thread, and acknowledges each record once its
+// holder has been told, so no error goes unreported even if it became known
+// while nobody held the device.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "dax/dax_device.h"
+#include "media/pmem_device.h"
+
+namespace daxguard::dax {
+
+class PmemDax final : public Device {
+ public:
+  explicit PmemDax(std::unique_ptr<media::PmemDevice> media);
+  ~PmemDax() override;
+  static Result<std::unique_ptr<PmemDax>> Open(const std::string& path);
+
+  media::PmemDevice& media() { return *media_; }
+
+  uint64_t size() const override { return media_->size(); }
+  Capabilities caps() const override { return {true, true}; }
+  Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) override;
+  Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
+  Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
+  Status Write(uint64_t off, const void* src, size_t len) override;
+  std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
+
+ protected:
+  Status ClaimForHolder(uint64_t token) override { return media_->ClaimHolder(token); }
+  void UnclaimForHolder(uint64_t token) override { media_->ReleaseHolder(token); }
+  void OnHolderRegistered() override;
+  void OnHolderReleasing() override;
+
+ private:
+  // Tells the holder of every unacknowledged error, then acknowledges it.
+  // Safe to call from any thread and from inside a holder's callback.
+  void Drain();
+  void DeliverPending();
+  void Watch(uint32_t seen);
+  void StopWatching();
+
+  std::unique_ptr<media::PmemDevice> media_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> pending_{false};
+  std::atomic<bool> watching_{false};
+  std::thread watcher_;
+};
+
+}  // namespace daxguard::dax

@@ -1,0 +1,50 @@
+#include "media/layout.h"
+
+#include <cstring>
+
+#include "common/units.h"
+
+namespace daxguard::media {
+
+Geometry ComputeGeometry(uint64_t size, uint32_t clear_unit, Kind kind, Mode mode, uint64_t align) {
+  Geometry g{};
+  g.size = size;
+  g.clear_unit = clear_unit;
+  g.kind = kind;
+  g.mode = mode;
+  g.align = align;
+  // Disjoint ranges need gaps between them, so a table never holds more
+  // entries than half the units it describes: sized so, it can never fill.
+  // The file is sparse, so the reservation costs only what is used.
+  g.poison_capacity = size / kLineSize / 2 + 64;
+  g.badblocks_capacity = size / kSectorSize / 2 + 64;
+  g.filter_bytes = AlignUp(AlignUp(size, kPageSize) / kPageSize, 64) / 8;
+  g.data_off = kAreaAlign;
+  g.poison_off = AlignUp(g.data_off + size, kAreaAlign);
+  g.poison_filter_off = AlignUp(g.poison_off + 64 + g.poison_capacity * 16, kPageSize);
+  g.badblocks_off = AlignUp(g.poison_filter_off + g.filter_bytes, kPageSize);
+  g.badblocks_filter_off = AlignUp(g.badblocks_off + 64 + g.badblocks_capacity * 16, kPageSize);
+  g.file_size = AlignUp(g.badblocks_filter_off + g.filter_bytes, kPageSize);
+  return g;
+}
+
+Status ValidateHeader(const Header& h, uint64_t file_size) {
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return Status::Corrupt("not a daxguard device (bad magic)");
+  if (h.version != kVersion)
+    return Status::Corrupt("unsupported device version " + std::to_string(h.version));
+  const Geometry& g = h.geo;
+  if (g.size < kMinDeviceSize || !IsAligned(g.size, kPageSize) || !IsPowerOfTwo(g.clear_unit) ||
+      g.clear_unit < kLineSize || g.clear_unit > kPageSize ||
+      (g.kind != Kind::kPmem && g.kind != Kind::kCxl) ||
+      (g.mode != Mode::kFsdax && g.mode != Mode::kDevdax))
+    return Status::Corrupt("corrupt device header (geometry)");
+  if (!(ComputeGeometry(g.size, g.clear_unit, g.kind, g.mode, g.align) == g))
+    return Status::Corrupt("corrupt device header (layout does not match size)");
+  if (file_size < g.file_size)
+    return Status::Corrupt("device file truncated: " + std::to_string(file_size) + " of " +
+                           std::to_string(g.file_size) + " bytes");
+  return Status::Ok();
+}
+
+}  // namespace daxguard::media

@@ -1,0 +1,427 @@
+#include "media/pmem_device.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/units.h"
+
+namespace daxguard::media {
+namespace {
+
+constexpr uint8_t kUnacked = 0;
+constexpr uint8_t kAcked = 1;
+constexpr uint64_t kScrubChunk = 1ull << 30;
+constexpr uint64_t kLinesPerSector = kSectorSize / kLineSize;
+
+template <typename T>
+std::atomic_ref<T> Live(T& field) {
+  return std::atomic_ref<T>(field);
+}
+
+void FutexWake(uint32_t* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void FutexWait(uint32_t* word, uint32_t expected, int timeout_ms) {
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout_ms < 0 ? nullptr : &ts, nullptr, 0);
+}
+
+bool ProcessAlive(uint32_t pid) { return pid && (kill(pid, 0) == 0 || errno == EPERM); }
+
+std::vector<Range> SectorsToRanges(const std::vector<BadBlock>& runs) {
+  std::vector<Range> out;
+  for (const BadBlock& b : runs) out.push_back({b.sector, b.count, kUnacked});
+  return out;
+}
+
+BadBlock ToBadBlock(const Range& r) { return {r.start, r.len, r.flags == kAcked}; }
+
+}  // namespace
+
+const char* SourceName(Source s) {
+  switch (s) {
+    case Source::kInjected: return "Injected";
+    case Source::kExternal: return "External";
+    case Source::kInternal: return "Internal";
+  }
+  return "Unknown";
+}
+
+// Writers exclude each other across threads (mutex) and processes (flock,
+// which the kernel drops if a writer dies).
+class PmemDevice::WriteLock {
+ public:
+  explicit WriteLock(PmemDevice* d) : d_(d), guard_(d->mu_) { flock(d_->fd_, LOCK_EX); }
+  ~WriteLock() { flock(d_->fd_, LOCK_UN); }
+
+ private:
+  PmemDevice* d_;
+  std::lock_guard<std::mutex> guard_;
+};
+
+PmemDevice::PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& geo)
+    : path_(std::move(path)),
+      fd_(fd),
+      base_(base),
+      data_(base + geo.data_off),
+      geo_(geo),
+      poison_(base + geo.poison_off, reinterpret_cast<uint64_t*>(base + geo.poison_filter_off),
+              geo.filter_bytes * 8, kPageSize / kLineSize),
+      bb_(base + geo.badblocks_off, reinterpret_cast<uint64_t*>(base + geo.badblocks_filter_off),
+          geo.filter_bytes * 8, kPageSize / kSectorSize) {}
+
+PmemDevice::~PmemDevice() {
+  munmap(base_, geo_.file_size);
+  close(fd_);
+}
+
+Result<std::unique_ptr<PmemDevice>> PmemDevice::Create(const std::string& path,
+                                                       const CreateOptions& opt) {
+  uint32_t unit = opt.kind == Kind::kCxl ? kLineSize : opt.clear_unit;
+  if (opt.size < kMinDeviceSize || !IsAligned(opt.size, kPageSize))
+    return Status::Invalid("device size must be at least 1 MiB and a multiple of 4 KiB");
+  if (!IsPowerOfTwo(unit) || unit < kLineSize || unit > kPageSize)
+    return Status::Invalid("clear unit must be a power of two from 64 to 4096 bytes");
+  if (opt.mode == Mode::kDevdax && (opt.align == 0 || !IsAligned(opt.size, opt.align)))
+    return Status::Invalid("device-dax size must be a multiple of its alignment");
+  Geometry geo = ComputeGeometry(opt.size, unit, opt.kind, opt.mode, opt.align);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = kVersion;
+  h.geo = geo;
+  bool ok = ftruncate(fd, static_cast<off_t>(geo.file_size)) == 0;
+  int err = errno;
+  // The header goes in last so a half-made file is never taken for a device.
+  void* base = ok ? mmap(nullptr, geo.file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0)
+                  : MAP_FAILED;
+  if (base == MAP_FAILED) {
+    if (ok) err = errno;
+    close(fd);
+    unlink(path.c_str());
+    return Status::FromErrno(err, "cannot create " + path);
+  }
+  auto* b = static_cast<uint8_t*>(base);
+  RangeTable::Format(b + geo.poison_off, geo.poison_capacity);
+  RangeTable::Format(b + geo.badblocks_off, geo.badblocks_capacity);
+  std::memcpy(b, &h, sizeof h);
+  return std::unique_ptr<PmemDevice>(new PmemDevice(path, fd, b, geo));
+}
+
+Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  struct stat st {};
+  Header h{};
+  Status s;
+  if (fstat(fd, &st) != 0)
+    s = Status::FromErrno(errno, path);
+  else if (!S_ISREG(st.st_mode))
+    s = Status::Invalid(path + ": not a daxguard device (not a regular file)");
+  else if (pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h))
+    s = Status::Corrupt(path + ": not a daxguard device (too short)");
+  else if (Status v = ValidateHeader(h, static_cast<uint64_t>(st.st_size)); !v.ok())
+    s = Status::Corrupt(path + ": " + v.message());
+  void* base = MAP_FAILED;
+  if (s.ok()) {
+    base = mmap(nullptr, h.geo.file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (base == MAP_FAILED) s = Status::FromErrno(errno, "cannot map " + path);
+  }
+  if (!s.ok()) {
+    close(fd);
+    return s;
+  }
+  std::unique_ptr<PmemDevice> dev(new PmemDevice(path, fd, static_cast<uint8_t*>(base), h.geo));
+  auto* pt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.poison_off);
+  auto* bt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.badblocks_off);
+  if ((Live(pt->seq).load() | Live(bt->seq).load()) & 1) {
+    WriteLock lock(dev.get());  // a writer died mid-edit: make the tables whole again
+    if (Live(pt->seq).load() & 1) dev->poison_.Repair();
+    if (Live(bt->seq).load() & 1) dev->bb_.Repair();
+  }
+  return dev;
+}
+
+Status PmemDevice::CheckRange(uint64_t off, uint64_t len) const {
+  if (off > geo_.size || len > geo_.size - off)
+    return Status::Range("range " + std::to_string(off) + "+" + std::to_string(len) +
+                         " is beyond the device end (" + std::to_string(geo_.size) + " bytes)");
+  return Status::Ok();
+}
+
+size_t PmemDevice::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+  if (!CheckRange(off, len).ok()) return 0;
+  uint64_t first_line = off / kLineSize;
+  uint64_t lines = (off + len + kLineSize - 1) / kLineSize - first_line;
+  std::optional<Range> bad;
+  if (poison_.MayOverlap(first_line, lines)) bad = poison_.FirstOverlap(first_line, lines);
+  if (!bad) {
+    std::memcpy(dst, data_ + off, len);
+    return len;
+  }
+  uint64_t bad_off = std::max(bad->start * kLineSize, off);
+  size_t good = bad_off - off;
+  std::memcpy(dst, data_ + off, good);
+  bool any_new = false;
+  {
+    WriteLock lock(this);
+    (void)MarkKnownLocked({{bad_off / kSectorSize, 1, kUnacked}}, &any_new);
+  }
+  if (any_new) AnnounceErrors();
+  return good;
+}
+
+void PmemDevice::Write(uint64_t off, const void* src, size_t len) {
+  if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
+}
+
+bool PmemDevice::HasPoison(uint64_t off, uint64_t len) const {
+  if (len == 0) return false;
+  uint64_t first = off / kLineSize;
+  return poison_.FirstOverlap(first, (off + len + kLineSize - 1) / kLineSize - first).has_value();
+}
+
+Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckRange(off, len));
+  if (!IsAligned(off, geo_.clear_unit) || !IsAligned(len, geo_.clear_unit))
+    return Status::Error(ENXIO, "misaligned clear: offset and length must be multiples of the " +
+                                    std::to_string(geo_.clear_unit) + "-byte clear unit");
+  WriteLock lock(this);
+  // Zero first, then drop the poison: a reader racing us fails rather than
+  // seeing the old bytes as good.
+  std::memset(data_ + off, 0, len);
+  poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
+  return Status::Ok();
+}
+
+Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckRange(off, len));
+  if (len == 0) return Status::Ok();
+  uint64_t s0 = off / kSectorSize, s1 = (off + len + kSectorSize - 1) / kSectorSize;
+  WriteLock lock(this);
+  // Sectors that still hold poison keep their records.
+  uint64_t pos = s0;
+  for (const Range& p : poison_.Overlapping(s0 * kLinesPerSector, (s1 - s0) * kLinesPerSector)) {
+    uint64_t bad_lo = p.start / kLinesPerSector;
+    uint64_t bad_hi = (p.end() + kLinesPerSector - 1) / kLinesPerSector;
+    if (bad_lo > pos) bb_.Remove(pos, bad_lo - pos, std::nullopt, nullptr);
+    pos = std::max(pos, bad_hi);
+  }
+  if (pos < s1) bb_.Remove(pos, s1 - pos, std::nullopt, nullptr);
+  return Status::Ok();
+}
+
+Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& opt) {
+  if (count == 0) return Status::Invalid("count must be at least 1");
+  if (sector > geo_.size / kSectorSize || count > geo_.size / kSectorSize - sector)
+    return Status::Range("blocks " + std::to_string(sector) + "+" + std::to_string(count) +
+                         " are beyond the device end (" + std::to_string(geo_.size / kSectorSize) +
+                         " blocks)");
+  uint64_t lines = opt.saturate ? kLinesPerSector
+                                : std::min<uint64_t>(geo_.clear_unit, kSectorSize) / kLineSize;
+  std::vector<Range> ranges;
+  if (lines == kLinesPerSector) {
+    ranges.push_back({sector * kLinesPerSector, count * kLinesPerSector, 0});
+  } else {
+    for (uint64_t s = sector; s < sector + count; ++s) ranges.push_back({s * kLinesPerSector, lines, 0});
+  }
+  bool any_new = false;
+  {
+    WriteLock lock(this);
+    DG_RETURN_IF_ERROR(poison_.Add(ranges, static_cast<uint8_t>(opt.source), nullptr));
+    if (opt.notify) DG_RETURN_IF_ERROR(MarkKnownLocked({{sector, count, kUnacked}}, &any_new));
+  }
+  if (any_new) AnnounceErrors();
+  return Status::Ok();
+}
+
+Status PmemDevice::Uninject(uint64_t sector, uint64_t count) {
+  if (sector > geo_.size / kSectorSize || count > geo_.size / kSectorSize - sector)
+    return Status::Range("blocks are beyond the device end");
+  WriteLock lock(this);
+  poison_.Remove(sector * kLinesPerSector, count * kLinesPerSector,
+                 static_cast<uint8_t>(Source::kInjected), nullptr);
+  return Status::Ok();
+}
+
+std::vector<MediaError> PmemDevice::MediaErrors() const {
+  std::vector<MediaError> out;
+  for (const Range& r : poison_.All())
+    out.push_back({r.start * kLineSize, r.len * kLineSize, static_cast<Source>(r.flags)});
+  return out;
+}
+
+std::optional<BadBlock> PmemDevice::FirstKnownError(uint64_t off, uint64_t len) const {
+  if (len == 0) return std::nullopt;
+  if (auto r = bb_.FirstOverlap(off / kSectorSize, SectorSpan(off, len))) return ToBadBlock(*r);
+  return std::nullopt;
+}
+
+std::vector<BadBlock> PmemDevice::BadBlocks() const {
+  std::vector<BadBlock> out;
+  for (const Range& r : bb_.All()) out.push_back(ToBadBlock(r));
+  return out;
+}
+
+std::vector<BadBlock> PmemDevice::Unacknowledged() const {
+  std::vector<BadBlock> out;
+  for (const Range& r : bb_.All())
+    if (r.flags == kUnacked) out.push_back(ToBadBlock(r));
+  return out;
+}
+
+Status PmemDevice::Acknowledge(const BadBlock& b) {
+  WriteLock lock(this);
+  bb_.SetFlags(b.sector, b.count, kAcked);
+  return Status::Ok();
+}
+
+Status PmemDevice::AddKnown(const std::vector<BadBlock>& runs) {
+  for (const BadBlock& b : runs)
+    if (b.count == 0 || b.sector >= geo_.size / kSectorSize ||
+        b.count > geo_.size / kSectorSize - b.sector)
+      return Status::Range("bad block run beyond the device end");
+  bool any_new = false;
+  {
+    WriteLock lock(this);
+    DG_RETURN_IF_ERROR(MarkKnownLocked(SectorsToRanges(runs), &any_new));
+  }
+  if (any_new) AnnounceErrors();
+  return Status::Ok();
+}
+
+Status PmemDevice::MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new) {
+  std::vector<Range> added;
+  DG_RETURN_IF_ERROR(bb_.Add(sectors, kUnacked, &added));
+  if (!added.empty()) {
+    Live(header()->live.error_events).fetch_add(1);
+    *any_new = true;
+  }
+  return Status::Ok();
+}
+
+void PmemDevice::AnnounceErrors() {
+  FutexWake(&header()->live.error_events);
+  std::function<void()> listener;
+  {
+    std::lock_guard<std::mutex> g(listener_mu_);
+    listener = listener_;
+  }
+  if (listener) listener();
+}
+
+void PmemDevice::SetErrorListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> g(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+uint32_t PmemDevice::ErrorEvents() const { return Live(header()->live.error_events).load(); }
+
+void PmemDevice::WaitForErrors(uint32_t seen, int timeout_ms) const {
+  if (ErrorEvents() == seen) FutexWait(&header()->live.error_events, seen, timeout_ms);
+}
+
+Status PmemDevice::BeginScrub(uint32_t pid) {
+  LiveState& live = header()->live;
+  WriteLock lock(this);
+  if (Live(live.scrub_active).load() && ProcessAlive(Live(live.scrub_pid).load()))
+    return Status::Busy("a scrub is already running (pid " +
+                        std::to_string(Live(live.scrub_pid).load()) + ")");
+  Live(live.scrub_pid).store(pid);
+  Live(live.scrub_progress).store(0);
+  Live(live.scrub_active).store(1);
+  return Status::Ok();
+}
+
+Status PmemDevice::ScrubChunk(uint64_t off, uint64_t len) {
+  bool any_new = false;
+  {
+    WriteLock lock(this);
+    std::vector<Range> sectors;
+    for (const Range& p : poison_.Overlapping(off / kLineSize, len / kLineSize)) {
+      uint64_t lo = std::max(p.start, off / kLineSize) / kLinesPerSector;
+      uint64_t hi = (std::min(p.end(), (off + len) / kLineSize) + kLinesPerSector - 1) / kLinesPerSector;
+      if (!sectors.empty() && sectors.back().end() >= lo)
+        sectors.back().len = std::max(sectors.back().end(), hi) - sectors.back().start;
+      else
+        sectors.push_back({lo, hi - lo, kUnacked});
+    }
+    DG_RETURN_IF_ERROR(MarkKnownLocked(sectors, &any_new));
+  }
+  if (any_new) AnnounceErrors();
+  return Status::Ok();
+}
+
+Status PmemDevice::RunScrub(const std::function<void(uint64_t, uint64_t)>& progress) {
+  LiveState& live = header()->live;
+  Status s;
+  for (uint64_t off = 0; off < geo_.size && s.ok(); off += kScrubChunk) {
+    s = ScrubChunk(off, std::min(kScrubChunk, geo_.size - off));
+    uint64_t done = std::min(off + kScrubChunk, geo_.size);
+    Live(live.scrub_progress).store(done);
+    if (progress) progress(done, geo_.size);
+  }
+  Live(live.scrub_count).fetch_add(1);
+  Live(live.scrub_pid).store(0);
+  Live(live.scrub_active).store(0);
+  FutexWake(&live.scrub_active);
+  return s;
+}
+
+ScrubStatus PmemDevice::GetScrubStatus() const {
+  LiveState& live = header()->live;
+  bool active = Live(live.scrub_active).load() && ProcessAlive(Live(live.scrub_pid).load());
+  return {active, Live(live.scrub_count).load(), active ? Live(live.scrub_progress).load() : 0};
+}
+
+void PmemDevice::WaitScrubIdle() const {
+  LiveState& live = header()->live;
+  while (Live(live.scrub_active).load()) {
+    if (!ProcessAlive(Live(live.scrub_pid).load())) {
+      uint32_t one = 1;  // the scrubber died: drop its claim
+      Live(live.scrub_active).compare_exchange_strong(one, 0);
+      return;
+    }
+    FutexWait(&live.scrub_active, 1, 200);
+  }
+}
+
+Status PmemDevice::ClaimHolder(uint64_t token) {
+  LiveState& live = header()->live;
+  WriteLock lock(this);
+  uint32_t pid = Live(live.holder_pid).load();
+  uint32_t me = static_cast<uint32_t>(getpid());
+  bool held = pid == me ? Live(live.holder_token).load() != token : ProcessAlive(pid);
+  if (held) return Status::Busy(path_ + ": device already has a holder (pid " + std::to_string(pid) + ")");
+  Live(live.holder_pid).store(me);
+  Live(live.holder_token).store(token);
+  return Status::Ok();
+}
+
+void PmemDevice::ReleaseHolder(uint64_t token) {
+  LiveState& live = header()->live;
+  WriteLock lock(this);
+  if (Live(live.holder_pid).load() == static_cast<uint32_t>(getpid()) &&
+      Live(live.holder_token).load() == token) {
+    Live(live.holder_pid).store(0);
+    Live(live.holder_token).store(0);
+  }
+}
+
+Status PmemDevice::Sync() {
+  if (msync(base_, geo_.file_size, MS_SYNC) != 0) return Status::FromErrno(errno, "msync " + path_);
+  return Status::Ok();
+}
+
+}  // namespace daxguard::media

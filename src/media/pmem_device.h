@@ -1,0 +1,157 @@
+// PmemDevice: one emulated persistent-memory device (region + namespace) in
+// one sparse file. It plays the hardware and firmware: it holds the bytes,
+// the media poison (64-byte lines), injects and clears errors in clear units,
+// runs address-range scrubs, and keeps the badblocks list of known errors.
+//
+// The layer above (dax) sees it only through this header. Errors that become
+// known are recorded as unacknowledged badblocks; whoever holds the device
+// is told through an in-process listener and, across processes, through a
+// futex word in the file (WaitForErrors).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "media/layout.h"
+#include "media/range_table.h"
+
+namespace daxguard::media {
+
+enum class Source : uint8_t { kInjected = 0, kExternal = 1, kInternal = 2 };
+const char* SourceName(Source s);
+
+struct CreateOptions {
+  uint64_t size = 0;
+  uint32_t clear_unit = 256;  // cxl devices always use 64
+  Kind kind = Kind::kPmem;
+  Mode mode = Mode::kFsdax;
+  uint64_t align = 0;  // device-dax fault size
+};
+
+struct InjectOptions {
+  bool notify = true;     // false: the error stays latent until scrub or consumption
+  bool saturate = false;  // poison the whole sector, not only its first clear unit
+  Source source = Source::kInjected;
+};
+
+// A run of known-bad 512-byte sectors.
+struct BadBlock {
+  uint64_t sector = 0;
+  uint64_t count = 0;
+  bool acknowledged = false;  // a holder has been told
+  bool operator==(const BadBlock&) const = default;
+};
+
+// A run of poisoned bytes on the media (64-byte lines).
+struct MediaError {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  Source source = Source::kInjected;
+};
+
+struct ScrubStatus {
+  bool active = false;
+  uint64_t count = 0;     // completed scrubs
+  uint64_t progress = 0;  // bytes scanned by the running scrub
+};
+
+class PmemDevice {
+ public:
+  static Result<std::unique_ptr<PmemDevice>> Create(const std::string& path, const CreateOptions& opt);
+  static Result<std::unique_ptr<PmemDevice>> Open(const std::string& path);
+  ~PmemDevice();
+  PmemDevice(const PmemDevice&) = delete;
+  PmemDevice& operator=(const PmemDevice&) = delete;
+
+  const std::string& path() const { return path_; }
+  const Geometry& geometry() const { return geo_; }
+  uint64_t size() const { return geo_.size; }
+  uint32_t clear_unit() const { return geo_.clear_unit; }
+  uint8_t* data() const { return data_; }
+
+  // --- the data path
+  // Machine-check-safe copy: stops at the first poisoned line. Returns the
+  // bytes copied; if short, the poison there was consumed and is now known.
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len);
+  // Stores reach the media; poison stays poisoned (only Clear resets it).
+  void Write(uint64_t off, const void* src, size_t len);
+  // Firmware clear: [off, off+len) must be whole clear units. The lines are
+  // reset to zeroes and their poison removed. Known-error records stay until
+  // ForgetKnown, so readers keep failing until new data is in place.
+  Status ClearPoison(uint64_t off, uint64_t len);
+  // Drops badblocks records of sectors in [off, off+len) whose media is clean.
+  Status ForgetKnown(uint64_t off, uint64_t len);
+  // Whether [off, off+len) holds poison on the media (known or latent).
+  bool HasPoison(uint64_t off, uint64_t len) const;
+
+  // --- error injection (what ndctl inject-error drives)
+  Status Inject(uint64_t sector, uint64_t count, const InjectOptions& opt);
+  Status Uninject(uint64_t sector, uint64_t count);
+  std::vector<MediaError> MediaErrors() const;
+
+  // --- known errors
+  bool HasKnownErrors(uint64_t off, uint64_t len) const { return FirstKnownError(off, len).has_value(); }
+  std::optional<BadBlock> FirstKnownError(uint64_t off, uint64_t len) const;
+  std::vector<BadBlock> BadBlocks() const;
+  std::vector<BadBlock> Unacknowledged() const;
+  Status Acknowledge(const BadBlock& b);
+  // Records known errors directly, as firmware reporting would (benchmarks
+  // use this to load large lists). Sorted, disjoint sector runs.
+  Status AddKnown(const std::vector<BadBlock>& runs);
+
+  // --- scrub (address range scrub): turns latent poison into known errors
+  // Claims the device's single scrub slot for `pid`; EBUSY while one runs.
+  Status BeginScrub(uint32_t pid);
+  // Runs the scrub the caller began; `progress` sees bytes scanned so far.
+  Status RunScrub(const std::function<void(uint64_t, uint64_t)>& progress = {});
+  ScrubStatus GetScrubStatus() const;
+  // Waits until no scrub runs (a dead scrubber's claim is dropped).
+  void WaitScrubIdle() const;
+
+  // --- notification
+  void SetErrorListener(std::function<void()> listener);
+  uint32_t ErrorEvents() const;
+  // Sleeps until ErrorEvents() != seen or timeout_ms passes.
+  void WaitForErrors(uint32_t seen, int timeout_ms) const;
+
+  // --- the one holder, across all processes
+  Status ClaimHolder(uint64_t token);
+  void ReleaseHolder(uint64_t token);
+
+  // Flushes the file mapping to the backing store (host-level durability).
+  Status Sync();
+
+ private:
+  PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& geo);
+  static uint64_t SectorSpan(uint64_t off, uint64_t len) {
+    return len ? (off + len + 511) / 512 - off / 512 : 0;
+  }
+  Header* header() const { return reinterpret_cast<Header*>(base_); }
+  Status CheckRange(uint64_t off, uint64_t len) const;
+  // Records newly known sectors and tells listeners; caller holds the lock.
+  Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new);
+  void AnnounceErrors();
+  Status ScrubChunk(uint64_t off, uint64_t len);
+
+  class WriteLock;  // process mutex + flock on the device file
+
+  std::string path_;
+  int fd_;
+  uint8_t* base_;
+  uint8_t* data_;
+  Geometry geo_;
+  RangeTable poison_;  // line units
+  RangeTable bb_;      // sector units
+  std::mutex mu_;
+  std::mutex listener_mu_;
+  std::function<void()> listener_;
+};
+
+}  // namespace daxguard::media

@@ -1,0 +1,97 @@
+// RangeTable: a sorted list of disjoint [start, start+len) ranges, each with
+// 8 bits of flags, kept inside a shared mapping of the device file so every
+// process sees the same table.
+//
+// It serves both the media poison list (64-byte line units) and the badblocks
+// list (512-byte sector units). Unlike Linux's badblocks it has no fixed
+// entry limit: its capacity is sized from the device so it can never fill.
+//
+// Readers never block and never take a lock: a sequence counter (seqlock)
+// tells them to retry if a writer changed the table under them. Writers must
+// hold the device's write lock. A page filter (one bit per 4 KiB of device)
+// lets the data path prove "no ranges here" with a few word loads, which is
+// what keeps reads fast when millions of ranges live elsewhere.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "common/status.h"
+
+namespace daxguard::media {
+
+struct Range {
+  uint64_t start = 0;
+  uint64_t len = 0;
+  uint8_t flags = 0;
+  uint64_t end() const { return start + len; }
+  bool operator==(const Range&) const = default;
+};
+
+// On-device header of a table; entries follow it directly.
+struct RangeTableHeader {
+  uint64_t seq;       // odd while a writer is editing
+  uint64_t count;
+  uint64_t capacity;
+  uint64_t reserved[5];
+};
+static_assert(sizeof(RangeTableHeader) == 64);
+
+class RangeTable {
+ public:
+  static constexpr uint64_t kEntryBytes = 16;
+  static constexpr uint64_t kMaxLen = (1ull << 56) - 1;
+
+  // `units_per_bit`: how many table units one filter bit covers.
+  RangeTable(void* header, uint64_t* filter, uint64_t filter_bits, uint64_t units_per_bit);
+  static void Format(void* header, uint64_t capacity);
+  static uint64_t BytesFor(uint64_t capacity) {
+    return sizeof(RangeTableHeader) + capacity * kEntryBytes;
+  }
+
+  // --- readers: lock-free, safe against concurrent writers in any process.
+  // Cheap filter test: false means certainly no range meets [start, start+len).
+  bool MayOverlap(uint64_t start, uint64_t len) const;
+  std::optional<Range> FirstOverlap(uint64_t start, uint64_t len) const;
+  std::vector<Range> Overlapping(uint64_t start, uint64_t len) const;
+  std::vector<Range> All() const { return Overlapping(0, UINT64_MAX); }
+  uint64_t Count() const;
+
+  // --- writers: the caller holds the device write lock.
+  // Covers every given range (sorted, disjoint). Parts already covered keep
+  // their flags; only newly covered parts get `flags` and are reported.
+  Status Add(const std::vector<Range>& ranges, uint8_t flags, std::vector<Range>* added);
+  // Uncovers [start, start+len). With `only_flags`, only ranges carrying
+  // exactly those flags are touched. Reports what was removed.
+  void Remove(uint64_t start, uint64_t len, std::optional<uint8_t> only_flags,
+              std::vector<Range>* removed);
+  // Sets the flags of every covered unit inside [start, start+len).
+  void SetFlags(uint64_t start, uint64_t len, uint8_t flags);
+  // Called after a writer died mid-edit: restores order and the filter.
+  void Repair();
+
+ private:
+  struct Window {
+    uint64_t lo, hi;  // entry indexes replaced
+  };
+  uint64_t LowerBound(uint64_t n, uint64_t unit) const;  // first entry with end > unit
+  Range Load(uint64_t i) const;
+  void Store(uint64_t i, const Range& r);
+  Window Touching(uint64_t start, uint64_t end) const;
+  Status Replace(Window w, const std::vector<Range>& with);
+  void BeginWrite();
+  void EndWrite();
+  void FillFilter(uint64_t start, uint64_t end);
+  void RefreshFilter(uint64_t start, uint64_t end);
+  bool FilterBit(uint64_t bit) const;
+  void SetFilterBit(uint64_t bit, bool on);
+
+  RangeTableHeader* hdr_;
+  uint64_t* entries_;
+  uint64_t* filter_;
+  uint64_t filter_bits_;
+  uint64_t units_per_bit_;
+};
+
+}  // namespace daxguard::media
