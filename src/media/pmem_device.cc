@@ -200,9 +200,21 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
   WriteLock lock(this);
   // Zero first, then drop the poison: a reader racing us fails rather than
   // seeing the old bytes as good.
-  std::memset(data_ + off, 0, len);
+  ZeroData(off, len);
   poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
   return Status::Ok();
+}
+
+// Large ranges are punched out of the file so zeroing keeps it sparse.
+void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
+  uint64_t lo = AlignUp(off, kAreaAlign), hi = AlignDown(off + len, kAreaAlign);
+  if (hi <= lo || fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            static_cast<off_t>(geo_.data_off + lo), static_cast<off_t>(hi - lo)) != 0) {
+    std::memset(data_ + off, 0, len);
+    return;
+  }
+  std::memset(data_ + off, 0, lo - off);
+  std::memset(data_ + hi, 0, off + len - hi);
 }
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {

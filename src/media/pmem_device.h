@@ -135,6 +135,7 @@ class PmemDevice {
   }
   Header* header() const { return reinterpret_cast<Header*>(base_); }
   Status CheckRange(uint64_t off, uint64_t len) const;
+  void ZeroData(uint64_t off, uint64_t len);
   // Records newly known sectors and tells listeners; caller holds the lock.
   Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new);
   void AnnounceErrors();

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# build.sh DIR [cmake args...]: configure (once) and build into DIR with 2 jobs.
+set -euo pipefail
+dir=$1; shift
+cd "$(dirname "$0")/.."
+cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+cmake --build "$dir" -j2

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: set up, build, and walk through the poison lifecycle on the
+# default emulated device (var/daxguard.dev, created on first run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh build -DDAXGUARD_BENCH=OFF -DDAXGUARD_TESTS=OFF >/dev/null
+exec build/src/tools/daxguard demo var/daxguard.dev

@@ -1,0 +1,38 @@
+// Shared pieces of the daxguard command line: one-line errors, size
+// arguments, JSON output, and the subcommand registry.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/status.h"
+#include "media/pmem_device.h"
+
+namespace daxguard::tools {
+
+using Json = nlohmann::ordered_json;
+
+// Prints "daxguard CMD: message" on stderr; returns the exit code to use.
+int Fail(const std::string& cmd, const Status& s);
+int Fail(const std::string& cmd, const std::string& message);
+
+// Parses a size or offset argument ("4096", "0x1000", "64k", "1g").
+Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
+
+Result<std::unique_ptr<media::PmemDevice>> OpenDevice(const std::string& path);
+
+void PrintJson(const Json& j);
+
+const char* KindName(media::Kind k);
+const char* ModeName(media::Mode m);
+
+// Every subcommand registers itself on the app and stores its exit code in
+// *rc when it runs.
+void AddDeviceCommands(CLI::App& app, int* rc);  // create-device, list, inject-error, clear-errors
+void AddScrubCommands(CLI::App& app, int* rc);   // start-scrub, wait-scrub
+void AddIoCommand(CLI::App& app, int* rc);       // io
+void AddDemoCommand(CLI::App& app, int* rc);     // demo
+
+}  // namespace daxguard::tools

@@ -1,0 +1,187 @@
+#include "tools/io_cmd.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "common/units.h"
+#include "dax/dax_io.h"
+#include "dax/pmem_dax.h"
+#include "tools/cli_util.h"
+
+namespace daxguard::tools {
+namespace {
+
+constexpr uint64_t kIoChunk = 64 * 1024;  // one "op", as xfs_io's default buffer
+
+Status ParseOffLen(const std::string& name, const std::vector<std::string>& args, size_t i,
+                   IoCommand* c) {
+  if (args.size() != i + 2) return Status::Invalid(name + ": expected OFFSET LENGTH");
+  auto off = ParseSizeArg("offset", args[i]);
+  if (!off.ok()) return Status::Invalid(name + ": " + off.status().message());
+  auto len = ParseSizeArg("length", args[i + 1]);
+  if (!len.ok()) return Status::Invalid(name + ": " + len.status().message());
+  c->offset = *off;
+  c->length = *len;
+  return Status::Ok();
+}
+
+// xfs_io's closing line: "4 KiB, 1 ops; 0.0000 sec (39.062 MiB/sec and 10000.0000 ops/sec)".
+void PrintRate(std::ostream& out, uint64_t bytes, uint64_t ops, double secs) {
+  double s = secs > 0 ? secs : 1e-9;
+  out << fmt::format("{}, {} ops; {:.4f} sec ({}/sec and {:.4f} ops/sec)\n", HumanBytes(bytes), ops,
+                     secs, HumanBytes(bytes / s), ops / s);
+}
+
+void HexDump(std::ostream& out, uint64_t offset, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    std::string hex, text;
+    for (size_t j = i; j < std::min(n, i + 16); ++j) {
+      hex += fmt::format("{:02x} ", p[j]);
+      text += (p[j] >= 0x20 && p[j] < 0x7f) ? static_cast<char>(p[j]) : '.';
+    }
+    out << fmt::format("{:08x}:  {:<48} {}\n", offset + i, hex, text);
+  }
+}
+
+std::string Reason(const Status& s) {
+  // Media failures read as xfs_io prints them; everything else says why.
+  return s.err() == EIO ? std::strerror(EIO) : s.message();
+}
+
+// Moves [offset, offset+length) in chunks; returns the bytes done and sets
+// *why when the transfer stopped early.
+template <typename ChunkFn>
+uint64_t Transfer(const IoCommand& c, ChunkFn fn, uint64_t* ops, Status* why) {
+  uint64_t done = 0;
+  while (done < c.length) {
+    uint64_t n = std::min(kIoChunk, c.length - done);
+    Result<size_t> r = fn(c.offset + done, n);
+    ++*ops;
+    if (!r.ok()) {
+      *why = r.status();
+      break;
+    }
+    done += *r;
+    if (*r < n) {
+      *why = Status::Io("short transfer");
+      break;
+    }
+  }
+  return done;
+}
+
+bool RunOne(dax::Device& dev, const IoCommand& c, std::ostream& out, std::ostream& err) {
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t ops = 0;
+  Status why;
+  uint64_t done = 0;
+  const char* name = c.op == IoCommand::Op::kPread ? "pread" : c.op == IoCommand::Op::kPwrite ? "pwrite" : "zero";
+  if (c.op == IoCommand::Op::kZero) {
+    why = dax::ZeroAt(dev, c.offset, c.length);
+    ops = 1;
+    done = why.ok() ? c.length : 0;
+  } else if (c.op == IoCommand::Op::kPwrite) {
+    std::vector<uint8_t> buf(std::min(kIoChunk, c.length), c.pattern);
+    done = Transfer(c, [&](uint64_t off, uint64_t n) { return dax::WriteAt(dev, off, buf.data(), n); }, &ops, &why);
+  } else {
+    std::vector<uint8_t> buf(std::min(kIoChunk, c.length));
+    done = Transfer(c, [&](uint64_t off, uint64_t n) -> Result<size_t> {
+      auto r = dax::ReadAt(dev, off, buf.data(), n);
+      if (r.ok() && c.verbose) HexDump(out, off, buf.data(), *r);
+      return r;
+    }, &ops, &why);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (done > 0 || why.ok()) {
+    const char* verb = c.op == IoCommand::Op::kPread ? "read" : c.op == IoCommand::Op::kPwrite ? "wrote" : "zeroed";
+    out << fmt::format("{} {}/{} bytes at offset {}\n", verb, done, c.length, c.offset);
+    PrintRate(out, done, ops, secs);
+  }
+  if (!why.ok()) {
+    out.flush();
+    err << name << ": " << Reason(why) << "\n";
+    err.flush();
+  }
+  return why.ok();
+}
+
+}  // namespace
+
+Result<IoCommand> ParseIoCommand(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> args;
+  for (std::string w; in >> w;) args.push_back(w);
+  if (args.empty()) return Status::Invalid("empty command");
+  IoCommand c{};
+  const std::string& name = args[0];
+  size_t i = 1;
+  if (name == "pread") {
+    c.op = IoCommand::Op::kPread;
+    for (; i < args.size() && args[i] == "-v"; ++i) c.verbose = true;
+  } else if (name == "pwrite") {
+    c.op = IoCommand::Op::kPwrite;
+    if (i < args.size() && args[i] == "-S") {
+      auto p = i + 1 < args.size() ? ParseSize(args[i + 1]) : std::nullopt;
+      if (!p || *p > 0xff) return Status::Invalid("pwrite: -S needs a byte value (0..0xff)");
+      c.pattern = static_cast<uint8_t>(*p);
+      i += 2;
+    }
+  } else if (name == "zero") {
+    c.op = IoCommand::Op::kZero;
+  } else {
+    return Status::Invalid("unknown command '" + name + "' (known: pread, pwrite, zero)");
+  }
+  if (i < args.size() && args[i].size() > 1 && args[i][0] == '-')
+    return Status::Invalid(name + ": unknown option '" + args[i] + "'");
+  DG_RETURN_IF_ERROR(ParseOffLen(name, args, i, &c));
+  return c;
+}
+
+int RunIoCommands(dax::Device& dev, const std::vector<IoCommand>& cmds, std::ostream& out,
+                  std::ostream& err) {
+  int failed = 0;
+  for (const IoCommand& c : cmds) failed += RunOne(dev, c, out, err) ? 0 : 1;
+  return failed;
+}
+
+}  // namespace daxguard::tools
+
+namespace daxguard::tools {
+namespace {
+
+struct IoArgs {
+  std::string dev;
+  std::vector<std::string> cmds;
+};
+
+int RunIo(const IoArgs& a) {
+  const char* cmd = "io";
+  auto dev = dax::PmemDax::Open(a.dev);
+  if (!dev.ok()) return Fail(cmd, dev.status());
+  // Every command is checked before any runs: bad input changes nothing.
+  std::vector<IoCommand> cmds;
+  for (const std::string& text : a.cmds) {
+    auto c = ParseIoCommand(text);
+    if (!c.ok()) return Fail(cmd, c.status());
+    if (c->offset > (*dev)->size() || c->length > (*dev)->size() - c->offset)
+      return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
+    cmds.push_back(*c);
+  }
+  return RunIoCommands(**dev, cmds, std::cout, std::cerr) ? 1 : 0;
+}
+
+}  // namespace
+
+void AddIoCommand(CLI::App& app, int* rc) {
+  auto a = std::make_shared<IoArgs>();
+  auto* io = app.add_subcommand("io", "xfs_io-style I/O: -c \"pread [-v] OFF LEN\" -c \"pwrite [-S BYTE] OFF LEN\" -c \"zero OFF LEN\"");
+  io->add_option("DEV", a->dev, "device file")->required();
+  io->add_option("-c,--command", a->cmds, "command to run (repeatable)")->required();
+  io->callback([a, rc] { *rc = RunIo(*a); });
+}
+
+}  // namespace daxguard::tools

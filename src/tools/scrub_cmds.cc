@@ -1,0 +1,114 @@
+// start-scrub and wait-scrub. As with ndctl, a scrub runs in the background
+// (here: a detached process) and anyone may wait for it; the device file
+// carries its state, so `list` in any process shows it.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "tools/cli_util.h"
+
+namespace daxguard::tools {
+namespace {
+
+struct ScrubArgs {
+  std::string dev;
+  bool wait = false;
+};
+
+void ShowProgress(uint64_t done, uint64_t total) {
+  int pct = total ? static_cast<int>(done * 100 / total) : 100;
+  std::fprintf(stderr, "\rscrub [%-40s] %3d%%", std::string(pct * 40 / 100, '#').c_str(), pct);
+  if (done >= total) std::fputc('\n', stderr);
+}
+
+Json ScrubJson(media::PmemDevice& d) {
+  media::ScrubStatus s = d.GetScrubStatus();
+  uint64_t sectors = 0;
+  for (const media::BadBlock& b : d.BadBlocks()) sectors += b.count;
+  return Json{{"dev", d.path()},
+              {"scrub_state", s.active ? "active" : "idle"},
+              {"scrub_count", s.count},
+              {"badblock_count", sectors}};
+}
+
+// Waits for the running scrub, with a progress bar when stderr is a terminal.
+void WaitIdle(media::PmemDevice& d) {
+  bool tty = isatty(STDERR_FILENO);
+  if (!tty) return d.WaitScrubIdle();
+  for (media::ScrubStatus s; (s = d.GetScrubStatus()).active;) {
+    ShowProgress(s.progress, d.size());
+    usleep(100 * 1000);
+  }
+  d.WaitScrubIdle();
+  ShowProgress(d.size(), d.size());
+}
+
+// The scrubber runs in a detached grandchild; it reports through `fd`
+// whether it won the device's scrub slot.
+[[noreturn]] void RunDetachedScrub(const std::string& path, int fd) {
+  setsid();
+  if (fork() != 0) _exit(0);
+  // Let go of the caller's terminal and pipes so nobody waits on us for EOF.
+  int null = open("/dev/null", O_RDWR);
+  for (int std_fd = 0; std_fd < 3; ++std_fd) dup2(null, std_fd);
+  auto d = OpenDevice(path);
+  Status s = d.ok() ? (*d)->BeginScrub(static_cast<uint32_t>(getpid())) : d.status();
+  std::string reply = s.ok() ? "" : s.message();
+  reply.push_back('\n');
+  (void)!write(fd, reply.data(), reply.size());
+  close(fd);
+  if (s.ok()) (void)(*d)->RunScrub();
+  _exit(0);
+}
+
+int RunStart(const ScrubArgs& a) {
+  const char* cmd = "start-scrub";
+  auto d = OpenDevice(a.dev);
+  if (!d.ok()) return Fail(cmd, d.status());
+  int fds[2];
+  if (pipe(fds) != 0) return Fail(cmd, Status::FromErrno(errno, "pipe"));
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) return Fail(cmd, Status::FromErrno(errno, "fork"));
+  if (child == 0) {
+    close(fds[0]);
+    RunDetachedScrub(a.dev, fds[1]);
+  }
+  close(fds[1]);
+  waitpid(child, nullptr, 0);
+  std::string reply;
+  char c;
+  while (read(fds[0], &c, 1) == 1 && c != '\n') reply.push_back(c);
+  close(fds[0]);
+  if (!reply.empty()) return Fail(cmd, reply);
+  if (a.wait) WaitIdle(**d);
+  PrintJson(ScrubJson(**d));
+  return 0;
+}
+
+int RunWait(const ScrubArgs& a) {
+  auto d = OpenDevice(a.dev);
+  if (!d.ok()) return Fail("wait-scrub", d.status());
+  WaitIdle(**d);
+  PrintJson(ScrubJson(**d));
+  return 0;
+}
+
+}  // namespace
+
+void AddScrubCommands(CLI::App& app, int* rc) {
+  auto sa = std::make_shared<ScrubArgs>();
+  auto* s = app.add_subcommand("start-scrub", "start an address range scrub in the background");
+  s->add_option("DEV", sa->dev, "device file")->required();
+  s->add_flag("-w,--wait", sa->wait, "wait for the scrub to finish");
+  s->callback([sa, rc] { *rc = RunStart(*sa); });
+
+  auto wa = std::make_shared<ScrubArgs>();
+  auto* w = app.add_subcommand("wait-scrub", "wait for a running scrub to finish");
+  w->add_option("DEV", wa->dev, "device file")->required();
+  w->callback([wa, rc] { *rc = RunWait(*wa); });
+}
+
+}  // namespace daxguard::tools
