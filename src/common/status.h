@@ -4,15 +4,26 @@
 #pragma once
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
 
 namespace daxguard {
 
+// Like LevelDB's, an OK Status is a null pointer, so the passing case on the
+// data path costs nothing to build, copy or destroy.
 class Status {
  public:
-  Status() = default;
+  Status() noexcept = default;
+  Status(const Status& o) : state_(o.state_ ? std::make_unique<State>(*o.state_) : nullptr) {}
+  Status& operator=(const Status& o) {
+    if (this != &o) state_ = o.state_ ? std::make_unique<State>(*o.state_) : nullptr;
+    return *this;
+  }
+  Status(Status&&) noexcept = default;
+  Status& operator=(Status&&) noexcept = default;
+
   static Status Ok() { return Status(); }
   static Status Error(int err, std::string msg) { return Status(err, std::move(msg)); }
   static Status Invalid(std::string msg) { return Status(EINVAL, std::move(msg)); }
@@ -23,15 +34,18 @@ class Status {
   static Status Corrupt(std::string msg) { return Status(EUCLEAN, std::move(msg)); }
   static Status FromErrno(int err, const std::string& what);
 
-  bool ok() const { return err_ == 0; }
-  int err() const { return err_; }
-  const std::string& message() const { return msg_; }
-  std::string ToString() const { return ok() ? "OK" : msg_; }
+  bool ok() const { return state_ == nullptr; }
+  int err() const { return state_ ? state_->err : 0; }
+  const std::string& message() const;
+  std::string ToString() const { return ok() ? "OK" : state_->msg; }
 
  private:
-  Status(int err, std::string msg) : err_(err), msg_(std::move(msg)) {}
-  int err_ = 0;
-  std::string msg_;
+  struct State {
+    int err;
+    std::string msg;
+  };
+  Status(int err, std::string msg) : state_(std::make_unique<State>(State{err, std::move(msg)})) {}
+  std::unique_ptr<State> state_;
 };
 
 // A value or the Status saying why there is none.

@@ -48,7 +48,7 @@ bool Device::NotifyHolder(uint64_t offset, uint64_t len, int flags) {
   return true;
 }
 
-Status Device::CheckPages(uint64_t pgoff, uint64_t nr_pages) const {
+Status Device::PagesError(uint64_t pgoff, uint64_t nr_pages) const {
   if (pgoff > pages() || nr_pages > pages() - pgoff)
     return Status::Range("pages " + std::to_string(pgoff) + "+" + std::to_string(nr_pages) +
                          " are beyond the device end (" + std::to_string(pages()) + " pages)");
@@ -56,7 +56,7 @@ Status Device::CheckPages(uint64_t pgoff, uint64_t nr_pages) const {
   return Status::Ok();
 }
 
-Status Device::CheckBytes(uint64_t off, uint64_t len) const {
+Status Device::BytesError(uint64_t off, uint64_t len) const {
   if (off > size() || len > size() - off)
     return Status::Range("range " + std::to_string(off) + "+" + std::to_string(len) +
                          " is beyond the device end (" + std::to_string(size()) + " bytes)");

@@ -83,8 +83,18 @@ class Device {
   // Drivers call this for every error that becomes known; false if there
   // was no holder to tell.
   bool NotifyHolder(uint64_t offset, uint64_t len, int flags);
-  Status CheckPages(uint64_t pgoff, uint64_t nr_pages) const;
-  Status CheckBytes(uint64_t off, uint64_t len) const;
+  // Inline so that the passing case, on every read and write, is a few
+  // compares; the failure message is built out of line.
+  Status CheckPages(uint64_t pgoff, uint64_t nr_pages) const {
+    uint64_t n = pages();
+    if (pgoff <= n && nr_pages <= n - pgoff && alive_.load()) [[likely]] return Status::Ok();
+    return PagesError(pgoff, nr_pages);
+  }
+  Status CheckBytes(uint64_t off, uint64_t len) const {
+    uint64_t n = size();
+    if (off <= n && len <= n - off && alive_.load()) [[likely]] return Status::Ok();
+    return BytesError(off, len);
+  }
   // Hooks: claim/release the device for one holder across processes, and
   // deliver errors that became known before the holder came.
   virtual Status ClaimForHolder(uint64_t token) = 0;
@@ -97,6 +107,8 @@ class Device {
   // notification) from inside its NotifyFailure.
   mutable std::recursive_mutex holder_mu_;
   Holder* holder_ = nullptr;
+  Status PagesError(uint64_t pgoff, uint64_t nr_pages) const;
+  Status BytesError(uint64_t off, uint64_t len) const;
   std::atomic<bool> alive_{true};
 };
 

@@ -5,11 +5,18 @@
 namespace daxguard::dax {
 namespace {
 
-Status CheckRange(const Device& dev, uint64_t off, uint64_t len) {
+Status RangeError(const Device& dev, uint64_t off, uint64_t len) {
   if (off > dev.size() || len > dev.size() - off)
     return Status::Range("offset " + std::to_string(off) + " length " + std::to_string(len) +
                          " is beyond the device end (" + std::to_string(dev.size()) + " bytes)");
   return Status::Ok();
+}
+
+// Inline so the passing case costs two compares, not a Status built out of line.
+inline Status CheckRange(const Device& dev, uint64_t off, uint64_t len) {
+  uint64_t n = dev.size();
+  if (off <= n && len <= n - off) [[likely]] return Status::Ok();
+  return RangeError(dev, off, len);
 }
 
 // The pages spanning [off, off+len).

@@ -11,6 +11,9 @@ PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(me
 PmemDax::~PmemDax() {
   StopWatching();
   media_->SetErrorListener(nullptr);
+  // A holder that never released: its claim lives in the device file and
+  // would keep the device held, for this process and others, until exit.
+  if (claim_token_) media_->ReleaseHolder(claim_token_);
 }
 
 Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path) {
@@ -83,6 +86,17 @@ void PmemDax::DeliverPending() {
     if (!NotifyHolder(b.sector * kSectorSize, b.count * kSectorSize, kFailureMedia)) return;
     (void)media_->Acknowledge(b);
   }
+}
+
+Status PmemDax::ClaimForHolder(uint64_t token) {
+  DG_RETURN_IF_ERROR(media_->ClaimHolder(token));
+  claim_token_ = token;
+  return Status::Ok();
+}
+
+void PmemDax::UnclaimForHolder(uint64_t token) {
+  media_->ReleaseHolder(token);
+  claim_token_ = 0;
 }
 
 void PmemDax::OnHolderRegistered() {

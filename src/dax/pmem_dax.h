@@ -34,8 +34,8 @@ class PmemDax final : public Device {
   std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
 
  protected:
-  Status ClaimForHolder(uint64_t token) override { return media_->ClaimHolder(token); }
-  void UnclaimForHolder(uint64_t token) override { media_->ReleaseHolder(token); }
+  Status ClaimForHolder(uint64_t token) override;
+  void UnclaimForHolder(uint64_t token) override;
   void OnHolderRegistered() override;
   void OnHolderReleasing() override;
 
@@ -52,6 +52,7 @@ class PmemDax final : public Device {
   std::atomic<bool> pending_{false};
   std::atomic<bool> watching_{false};
   std::thread watcher_;
+  uint64_t claim_token_ = 0;  // the holder's claim on the device file, 0 if none
 };
 
 }  // namespace daxguard::dax

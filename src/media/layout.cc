@@ -1,5 +1,6 @@
 #include "media/layout.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/units.h"
@@ -13,11 +14,14 @@ Geometry ComputeGeometry(uint64_t size, uint32_t clear_unit, Kind kind, Mode mod
   g.kind = kind;
   g.mode = mode;
   g.align = align;
-  // Disjoint ranges need gaps between them, so a table never holds more
-  // entries than half the units it describes: sized so, it can never fill.
-  // The file is sparse, so the reservation costs only what is used.
-  g.poison_capacity = size / kLineSize / 2 + 64;
-  g.badblocks_capacity = size / kSectorSize / 2 + 64;
+  // Poison is only ever made or cleared in whole clear units or sectors, and
+  // records in sectors, so entry boundaries fall on those units and a table
+  // never holds more entries than there are units: sized so, it never fills,
+  // even when neighbours with different flags (acknowledged or new records,
+  // poison of two sources) cannot merge. The file is sparse, so the
+  // reservation costs only what is used.
+  g.poison_capacity = size / std::min<uint64_t>(clear_unit, kSectorSize) + 64;
+  g.badblocks_capacity = size / kSectorSize + 64;
   g.filter_bytes = AlignUp(AlignUp(size, kPageSize) / kPageSize, 64) / 8;
   g.data_off = kAreaAlign;
   g.poison_off = AlignUp(g.data_off + size, kAreaAlign);

@@ -153,7 +153,7 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path) {
   return dev;
 }
 
-Status PmemDevice::CheckRange(uint64_t off, uint64_t len) const {
+Status PmemDevice::RangeError(uint64_t off, uint64_t len) const {
   if (off > geo_.size || len > geo_.size - off)
     return Status::Range("range " + std::to_string(off) + "+" + std::to_string(len) +
                          " is beyond the device end (" + std::to_string(geo_.size) + " bytes)");

@@ -134,7 +134,12 @@ class PmemDevice {
     return len ? (off + len + 511) / 512 - off / 512 : 0;
   }
   Header* header() const { return reinterpret_cast<Header*>(base_); }
-  Status CheckRange(uint64_t off, uint64_t len) const;
+  // Inline so the passing case on the data path is two compares.
+  Status CheckRange(uint64_t off, uint64_t len) const {
+    if (off <= geo_.size && len <= geo_.size - off) [[likely]] return Status::Ok();
+    return RangeError(off, len);
+  }
+  Status RangeError(uint64_t off, uint64_t len) const;
   void ZeroData(uint64_t off, uint64_t len);
   // Records newly known sectors and tells listeners; caller holds the lock.
   Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new);

@@ -17,6 +17,17 @@ inline void StoreWord(uint64_t* p, uint64_t v) {
   std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_relaxed);
 }
 
+// A reader that finds a filter bit clear goes on without the seqlock, so the
+// bit itself must carry the ordering: a writer clears it (release) only after
+// its earlier stores, such as the data of a repaired page, are in place, and
+// a reader that sees it clear (acquire) sees those stores too.
+inline uint64_t LoadFilterWord(const uint64_t* p) {
+  return std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(p)).load(std::memory_order_acquire);
+}
+inline void StoreFilterWord(uint64_t* p, uint64_t v) {
+  std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_release);
+}
+
 // Runs `read` until it completes without a writer intervening.
 template <typename F>
 auto SeqRead(const RangeTableHeader* hdr, F read) {
@@ -93,7 +104,7 @@ uint64_t RangeTable::LowerBound(uint64_t n, uint64_t unit) const {
 }
 
 bool RangeTable::FilterBit(uint64_t bit) const {
-  return (LoadWord(&filter_[bit / 64]) >> (bit % 64)) & 1;
+  return (LoadFilterWord(&filter_[bit / 64]) >> (bit % 64)) & 1;
 }
 
 bool RangeTable::MayOverlap(uint64_t start, uint64_t len) const {
@@ -101,7 +112,7 @@ bool RangeTable::MayOverlap(uint64_t start, uint64_t len) const {
   uint64_t first = start / units_per_bit_;
   uint64_t last = std::min((SatEnd(start, len) - 1) / units_per_bit_, filter_bits_ - 1);
   for (uint64_t bit = first; bit <= last;) {
-    uint64_t word = LoadWord(&filter_[bit / 64]) >> (bit % 64);
+    uint64_t word = LoadFilterWord(&filter_[bit / 64]) >> (bit % 64);
     uint64_t span = std::min<uint64_t>(64 - bit % 64, last - bit + 1);
     if (span < 64) word &= (1ull << span) - 1;
     if (word) return true;
@@ -155,6 +166,13 @@ void RangeTable::EndWrite() {
   std::atomic_ref<uint64_t>(hdr_->seq).fetch_add(1, std::memory_order_release);
 }
 
+// Stores are ordered for Repair (which keeps the union of the listed
+// entries) in case the writer dies mid-edit: a shift copies each entry before
+// its slot is reused, a growing table lists its new (blanked) slots before
+// shifting and a shrinking one unlists them only after, and new entries go
+// first into slots whose old contents are already copied or replaced. So an
+// interrupted shift, the long part of an edit, loses nothing; only the few
+// stores of the new entries themselves can briefly misstate a range.
 Status RangeTable::Replace(Window w, const std::vector<Range>& with) {
   uint64_t n = Count();
   uint64_t new_n = n - (w.hi - w.lo) + with.size();
@@ -164,12 +182,15 @@ Status RangeTable::Replace(Window w, const std::vector<Range>& with) {
   BeginWrite();
   uint64_t dst = w.lo + with.size();
   if (dst > w.hi) {
+    for (uint64_t i = n; i < new_n; ++i) Store(i, Range{});
+    StoreWord(&hdr_->count, new_n);
     for (uint64_t i = n; i-- > w.hi;) Store(i - w.hi + dst, Load(i));
-  } else if (dst < w.hi) {
+    for (uint64_t i = with.size(); i-- > 0;) Store(w.lo + i, with[i]);
+  } else {
+    for (uint64_t i = 0; i < with.size(); ++i) Store(w.lo + i, with[i]);
     for (uint64_t i = w.hi; i < n; ++i) Store(i - w.hi + dst, Load(i));
+    StoreWord(&hdr_->count, new_n);
   }
-  for (uint64_t i = 0; i < with.size(); ++i) Store(w.lo + i, with[i]);
-  StoreWord(&hdr_->count, new_n);
   EndWrite();
   return Status::Ok();
 }
@@ -226,8 +247,12 @@ void RangeTable::Remove(uint64_t start, uint64_t len, std::optional<uint8_t> onl
   }
   if (!changed) return;
   Normalize(&kept);
-  // Shrinking never needs more room than the window had plus one split.
-  (void)Replace(w, kept);
+  // A split needs one more entry; a table too full for it stays as it was,
+  // and says it removed nothing.
+  if (!Replace(w, kept).ok()) {
+    if (removed) removed->clear();
+    return;
+  }
   RefreshFilter(start, end);
 }
 
@@ -273,13 +298,18 @@ void RangeTable::RefreshFilter(uint64_t start, uint64_t end) {
   uint64_t w_first = start / upw;
   uint64_t w_last = std::min((end - 1) / upw, (filter_bits_ - 1) / 64);
   for (uint64_t w = w_first; w <= w_last; ++w) {
+    // Removal only clears bits: a clear word stays clear and an unchanged
+    // one is not rewritten, so removing across a huge, mostly empty device
+    // does not fill in its sparse file.
+    uint64_t old = LoadWord(&filter_[w]);
+    if (old == 0) continue;
     uint64_t word = 0;
     for (const Range& r : Overlapping(w * upw, upw)) {
       uint64_t lo = std::max(r.start, w * upw) - w * upw;
       uint64_t hi = std::min(r.end(), (w + 1) * upw) - w * upw;
       for (uint64_t b = lo / units_per_bit_; b <= (hi - 1) / units_per_bit_; ++b) word |= 1ull << b;
     }
-    StoreWord(&filter_[w], word);
+    if (word != old) StoreFilterWord(&filter_[w], word);
   }
 }
 
@@ -289,13 +319,21 @@ void RangeTable::Repair() {
   std::vector<Range> v;
   for (uint64_t i = 0; i < n; ++i) v.push_back(Load(i));
   std::sort(v.begin(), v.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  // A torn edit can list an entry twice or leave entries overlapping: keep
+  // their union rather than drop one, so no listed unit is lost.
   std::vector<Range> ok;
-  for (const Range& r : v)
-    if (r.len && (ok.empty() || r.start >= ok.back().end())) ok.push_back(r);
+  for (const Range& r : v) {
+    if (r.len == 0) continue;
+    if (!ok.empty() && r.start < ok.back().end())
+      ok.back().len = std::max(ok.back().end(), r.end()) - ok.back().start;
+    else
+      ok.push_back(r);
+  }
   Normalize(&ok);
   if (seq & 1) StoreWord(&hdr_->seq, seq + 1);
   (void)Replace(Window{0, n}, ok);
-  for (uint64_t w = 0; w <= (filter_bits_ - 1) / 64; ++w) StoreWord(&filter_[w], 0);
+  for (uint64_t w = 0; w <= (filter_bits_ - 1) / 64; ++w)
+    if (LoadWord(&filter_[w])) StoreFilterWord(&filter_[w], 0);  // keeps holes holes
   for (const Range& r : ok) FillFilter(r.start, r.end());
 }
 

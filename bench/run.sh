@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the benchmarks in Release (in build-bench/) and runs all three,
+# each ending with its summary of ratios. Device files live in a private
+# directory under ${DAXGUARD_BENCH_DIR:-/tmp} and are removed at exit.
+# Extra arguments go to dax_io_bench and badblocks_bench (Google Benchmark
+# flags, e.g. --benchmark_filter=read).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="$root/build-bench"
+
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDAXGUARD_TESTS=OFF >/dev/null
+ninja -C "$build" -j2 dax_io_bench badblocks_bench scrub_bench
+
+for b in dax_io_bench badblocks_bench scrub_bench; do
+  echo
+  echo "################ $b ################"
+  start=$(date +%s.%N)
+  if [ "$b" = scrub_bench ]; then
+    "$build/bench/$b"
+  else
+    "$build/bench/$b" "$@"
+  fi
+  awk -v s="$start" -v e="$(date +%s.%N)" -v b="$b" 'BEGIN { printf "(%s took %.1f s)\n", b, e - s }'
+done

@@ -1,0 +1,278 @@
+#include "dax/dax_io.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/units.h"
+#include "dax/pmem_dax.h"
+
+namespace daxguard::dax {
+namespace {
+
+using media::BadBlock;
+using media::InjectOptions;
+using media::PmemDevice;
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t P = kPageSize;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/dg_dax_io_test.XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    EXPECT_NE(p, nullptr);
+    path_ = p ? p : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The same device without the ability to clear poison, as a device whose
+// firmware cannot clear (or a remapping target that cannot pass it on).
+class NoRecoveryDevice final : public Device {
+ public:
+  explicit NoRecoveryDevice(PmemDax& d) : d_(d) {}
+  uint64_t size() const override { return d_.size(); }
+  Capabilities caps() const override { return {false, true}; }
+  Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t n, AccessMode mode) override {
+    return d_.DirectAccess(pgoff, n, mode);
+  }
+  Result<size_t> RecoveryWrite(uint64_t, const void*, size_t) override {
+    ADD_FAILURE() << "RecoveryWrite on a device that cannot recover";
+    return Status::Io("cannot recover");
+  }
+  Status ZeroPageRange(uint64_t, uint64_t) override { return Status::Io("cannot clear"); }
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_.ReadMcSafe(off, dst, len); }
+  Status Write(uint64_t off, const void* src, size_t len) override { return d_.Write(off, src, len); }
+  std::vector<BadBlock> BadBlocks() const override { return d_.BadBlocks(); }
+
+ protected:
+  Status ClaimForHolder(uint64_t) override { return Status::Ok(); }
+  void UnclaimForHolder(uint64_t) override {}
+
+ private:
+  PmemDax& d_;
+};
+
+class DaxIoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    media::CreateOptions opt;
+    opt.size = 2 * kMiB;
+    opt.clear_unit = 256;
+    auto m = PmemDevice::Create(dir_.File("dev"), opt);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    dax_ = std::make_unique<PmemDax>(std::move(m).value());
+    std::vector<uint8_t> buf(dax_->size());
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = Pattern(i);
+    ASSERT_TRUE(dax_->Write(0, buf.data(), buf.size()).ok());
+  }
+  PmemDax& dax() { return *dax_; }
+  PmemDevice& media() { return dax_->media(); }
+  static uint8_t Pattern(uint64_t off) { return static_cast<uint8_t>(off % 251 + 1); }
+  bool Untouched(uint64_t off, uint64_t len) {
+    for (uint64_t i = off; i < off + len; ++i)
+      if (media().data()[i] != Pattern(i)) return false;
+    return true;
+  }
+  bool AllZero(uint64_t off, uint64_t len) {
+    for (uint64_t i = off; i < off + len; ++i)
+      if (media().data()[i]) return false;
+    return true;
+  }
+  static InjectOptions Latent() {
+    InjectOptions o;
+    o.notify = false;
+    return o;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PmemDax> dax_;
+};
+
+// --- reads
+
+TEST_F(DaxIoTest, ReadOfCleanRange) {
+  std::vector<uint8_t> buf(3 * P + 100);
+  auto n = ReadAt(dax(), 1000, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, buf.size());
+  for (size_t i = 0; i < buf.size(); ++i) ASSERT_EQ(buf[i], Pattern(1000 + i)) << i;
+  auto z = ReadAt(dax(), dax().size(), buf.data(), 0);
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(*z, 0u);
+}
+
+TEST_F(DaxIoTest, ReadStopsShortBeforeKnownPoison) {
+  ASSERT_TRUE(media().Inject(2 * 8, 1, {}).ok());  // first sector of page 2
+  std::vector<uint8_t> buf(4 * P);
+  auto n = ReadAt(dax(), 100, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2 * P - 100);
+  for (size_t i = 0; i < *n; ++i) ASSERT_EQ(buf[i], Pattern(100 + i)) << i;
+  // Starting at the poison: EIO.
+  auto at = ReadAt(dax(), 2 * P, buf.data(), 10);
+  ASSERT_FALSE(at.ok());
+  EXPECT_EQ(at.status().err(), EIO);
+  // The page is the unit: another, clean sector of that page fails too.
+  EXPECT_EQ(ReadAt(dax(), 2 * P + 1024, buf.data(), 10).status().err(), EIO);
+  // The next page reads fine.
+  auto next = ReadAt(dax(), 3 * P, buf.data(), P);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, P);
+}
+
+TEST_F(DaxIoTest, ReadConsumingLatentPoisonStopsThereAndMakesItKnown) {
+  ASSERT_TRUE(media().Inject(2 * 8 + 1, 1, Latent()).ok());  // bytes 8704..8959
+  std::vector<uint8_t> buf(4 * P);
+  auto n = ReadAt(dax(), P, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, P + 512);
+  EXPECT_EQ(media().BadBlocks(), (std::vector<BadBlock>{{17, 1, false}}));
+  EXPECT_EQ(ReadAt(dax(), 2 * P, buf.data(), 512).status().err(), EIO);
+  // Latent poison at the very start of a read: EIO, nothing returned.
+  ASSERT_TRUE(media().Inject(5 * 8, 1, Latent()).ok());
+  EXPECT_EQ(ReadAt(dax(), 5 * P, buf.data(), 100).status().err(), EIO);
+}
+
+TEST_F(DaxIoTest, OutOfRangeIsErange) {
+  std::vector<uint8_t> buf(P);
+  const uint64_t size = dax().size();
+  EXPECT_EQ(ReadAt(dax(), size - 10, buf.data(), 11).status().err(), ERANGE);
+  EXPECT_EQ(ReadAt(dax(), size + 1, buf.data(), 0).status().err(), ERANGE);
+  EXPECT_EQ(WriteAt(dax(), size - 10, buf.data(), 11).status().err(), ERANGE);
+  EXPECT_EQ(WriteAt(dax(), UINT64_MAX, buf.data(), 1).status().err(), ERANGE);
+  EXPECT_EQ(ZeroAt(dax(), size, P).err(), ERANGE);
+  EXPECT_EQ(ZeroAt(dax(), size - P, 2 * P).err(), ERANGE);
+  EXPECT_TRUE(Untouched(size - P, P));
+}
+
+// --- writes
+
+TEST_F(DaxIoTest, WriteOfCleanRange) {
+  std::vector<uint8_t> buf(2 * P + 7, 0x5a);
+  auto n = WriteAt(dax(), 3000, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, buf.size());
+  EXPECT_EQ(std::memcmp(media().data() + 3000, buf.data(), buf.size()), 0);
+  EXPECT_TRUE(Untouched(0, 3000));
+  EXPECT_TRUE(Untouched(3000 + buf.size(), P));
+}
+
+TEST_F(DaxIoTest, PartialPageWriteOverKnownPoisonFailsAndChangesNothing) {
+  ASSERT_TRUE(media().Inject(9, 1, {}).ok());  // second sector of page 1
+  auto errs = media().MediaErrors().size();
+  std::vector<uint8_t> buf(2 * P, 0x11);
+  for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {P + 100, 100}, {P, 1000}, {P, P - 1}, {P + 1, P}, {P + 2048, 2 * P - 2048}}) {
+    auto n = WriteAt(dax(), off, buf.data(), len);
+    ASSERT_FALSE(n.ok()) << off << "+" << len;
+    EXPECT_EQ(n.status().err(), EIO);
+  }
+  EXPECT_TRUE(Untouched(0, dax().size()));
+  EXPECT_TRUE(media().HasPoison(9 * 512, 256));
+  EXPECT_EQ(media().MediaErrors().size(), errs);
+  EXPECT_EQ(media().BadBlocks(), (std::vector<BadBlock>{{9, 1, false}}));
+}
+
+TEST_F(DaxIoTest, WriteEndingInsideAPoisonedPageIsShort) {
+  ASSERT_TRUE(media().Inject(9, 1, {}).ok());
+  std::vector<uint8_t> buf(2 * P, 0x22);
+  auto n = WriteAt(dax(), 100, buf.data(), P - 100 + 500);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, P - 100);  // stops at the bad page
+  EXPECT_EQ(media().data()[100], 0x22);
+  EXPECT_EQ(media().data()[P - 1], 0x22);
+  EXPECT_TRUE(Untouched(P, P));
+  EXPECT_EQ(media().BadBlocks().size(), 1u);
+}
+
+TEST_F(DaxIoTest, WholePageWriteRepairsKnownPoison) {
+  ASSERT_TRUE(media().Inject(9, 1, {}).ok());
+  ASSERT_TRUE(media().Inject(3 * 8, 8, {}).ok());  // all of page 3
+  std::vector<uint8_t> buf(4 * P);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<uint8_t>(i * 7);
+  // From inside page 0 to inside page 4: pages 1 and 3 are covered whole.
+  const uint64_t off = 100;
+  auto n = WriteAt(dax(), off, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, buf.size());
+  EXPECT_EQ(std::memcmp(media().data() + off, buf.data(), buf.size()), 0);
+  EXPECT_TRUE(media().BadBlocks().empty());
+  EXPECT_FALSE(media().HasPoison(0, dax().size()));
+  std::vector<uint8_t> back(buf.size());
+  auto r = ReadAt(dax(), off, back.data(), back.size());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, back.size());
+  EXPECT_EQ(back, buf);
+  EXPECT_TRUE(Untouched(0, off));
+}
+
+TEST_F(DaxIoTest, WriteOverLatentPoisonLeavesItInPlace) {
+  ASSERT_TRUE(media().Inject(9, 1, Latent()).ok());
+  std::vector<uint8_t> buf(100, 0x33);
+  // Nobody knows of the poison, so the write goes through as a plain store...
+  auto n = WriteAt(dax(), 9 * 512, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, buf.size());
+  // ...and the poison is still there for the next reader.
+  EXPECT_TRUE(media().HasPoison(9 * 512, 1));
+  EXPECT_EQ(ReadAt(dax(), 9 * 512, buf.data(), buf.size()).status().err(), EIO);
+}
+
+TEST_F(DaxIoTest, DeviceThatCannotClearStopsAtPoison) {
+  NoRecoveryDevice dev(dax());
+  ASSERT_TRUE(media().Inject(2 * 8, 1, {}).ok());  // page 2
+  std::vector<uint8_t> buf(16 * P, 0x44);
+  // A whole aligned page over poison still fails, and changes nothing.
+  EXPECT_EQ(WriteAt(dev, 2 * P, buf.data(), P).status().err(), EIO);
+  EXPECT_TRUE(Untouched(2 * P, P));
+  EXPECT_EQ(media().BadBlocks().size(), 1u);
+  // A large write stops short at the bad page.
+  auto n = WriteAt(dev, 0, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2 * P);
+  EXPECT_TRUE(Untouched(2 * P, 14 * P));
+}
+
+// --- zeroing
+
+TEST_F(DaxIoTest, ZeroAtClearsPoisonAndZeroes) {
+  ASSERT_TRUE(media().Inject(8, 1, {}).ok());
+  ASSERT_TRUE(media().Inject(40, 1, Latent()).ok());
+  ASSERT_TRUE(ZeroAt(dax(), P, 8 * P).ok());
+  EXPECT_TRUE(AllZero(P, 8 * P));
+  EXPECT_TRUE(Untouched(0, P));
+  EXPECT_TRUE(Untouched(9 * P, P));
+  EXPECT_TRUE(media().BadBlocks().empty());
+  EXPECT_FALSE(media().HasPoison(0, dax().size()));
+  std::vector<uint8_t> buf(8 * P);
+  auto r = ReadAt(dax(), P, buf.data(), buf.size());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, buf.size());
+}
+
+TEST_F(DaxIoTest, ZeroAtNeedsWholePages) {
+  ASSERT_TRUE(media().Inject(8, 1, {}).ok());
+  EXPECT_EQ(ZeroAt(dax(), P + 512, P).err(), EINVAL);
+  EXPECT_EQ(ZeroAt(dax(), P, P + 512).err(), EINVAL);
+  EXPECT_TRUE(Untouched(0, dax().size()));
+  EXPECT_EQ(media().BadBlocks().size(), 1u);
+}
+
+}  // namespace
+}  // namespace daxguard::dax
