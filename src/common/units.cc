@@ -39,7 +39,7 @@ std::string HumanBytes(double bytes) {
     ++u;
   }
   char buf[64];
-  if (bytes == static_cast<uint64_t>(bytes))
+  if (bytes < 0x1p63 && bytes == static_cast<double>(static_cast<uint64_t>(bytes)))
     std::snprintf(buf, sizeof buf, "%llu %s", static_cast<unsigned long long>(bytes), kUnits[u]);
   else
     std::snprintf(buf, sizeof buf, "%.3f %s", bytes, kUnits[u]);

@@ -36,8 +36,16 @@ bool Device::HasHolder() const {
 
 bool Device::alive() const { return alive_.load(); }
 
+// As in Linux's kill_dax: the holder hears PRE_REMOVE, then is let go.
 void Device::Kill() {
-  if (alive_.exchange(false)) NotifyHolder(0, size(), kFailurePreRemove);
+  if (!alive_.exchange(false)) return;
+  NotifyHolder(0, size(), kFailurePreRemove);
+  Holder* h;
+  {
+    std::lock_guard<std::recursive_mutex> g(holder_mu_);
+    h = holder_;
+  }
+  if (h) ReleaseHolder(h);
 }
 
 bool Device::NotifyHolder(uint64_t offset, uint64_t len, int flags) {

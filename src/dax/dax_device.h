@@ -70,12 +70,16 @@ class Device {
   virtual Status Write(uint64_t off, const void* src, size_t len) = 0;
   // Known errors in this device's 512-byte sectors.
   virtual std::vector<media::BadBlock> BadBlocks() const = 0;
+  // Whether poison in [off, off+len) can be cleared (recovery write,
+  // zeroing). A remapping device answers per range, from what lies below.
+  virtual bool CanRecover(uint64_t /*off*/, uint64_t /*len*/) const { return caps().recovery; }
 
   // --- holder
   Status RegisterHolder(Holder* holder);
   void ReleaseHolder(Holder* holder);
   bool HasHolder() const;
-  // The device goes away: the holder hears PRE_REMOVE; later access fails.
+  // The device goes away: the holder hears PRE_REMOVE and is released;
+  // later access fails with ENXIO.
   void Kill();
   bool alive() const;
 

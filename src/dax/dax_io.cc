@@ -62,7 +62,10 @@ Result<size_t> WriteAt(Device& dev, uint64_t off, const void* src, size_t len) {
     }
     if (map.status().err() != EHWPOISON) return ShortOr(done, map.status());
     // Known poison in this page: only a whole-page recovery write repairs it.
-    if (!dev.caps().recovery) return ShortOr(done, Status::Io("device cannot clear poison"));
+    uint64_t page = AlignDown(pos, kPageSize);
+    if (!dev.CanRecover(page, kPageSize))
+      return ShortOr(done, Status::Io("page at offset " + std::to_string(page) +
+                                      " holds known poison and its device cannot clear poison"));
     if (pos % kPageSize || len - done < kPageSize)
       return ShortOr(done, Status::Io("partial-page write over poison at offset " + std::to_string(pos)));
     auto wrote = dev.RecoveryWrite(pos, in + done, kPageSize);

@@ -25,16 +25,16 @@ Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path) {
 Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
   Mapping m{media_->data() + pgoff * kPageSize, nr_pages};
-  auto bad = media_->FirstKnownError(pgoff * kPageSize, nr_pages * kPageSize);
-  if (!bad) return m;
-  uint64_t clean = bad->sector * kSectorSize / kPageSize - std::min(bad->sector * kSectorSize / kPageSize, pgoff);
-  if (clean > 0) {
-    m.pages = clean;
+  auto bad = media_->FirstKnownSector(pgoff * kPageSize, nr_pages * kPageSize);
+  if (!bad) [[likely]] return m;
+  uint64_t bad_page = *bad * kSectorSize / kPageSize;
+  if (bad_page > pgoff) {
+    m.pages = bad_page - pgoff;
     return m;
   }
   if (mode == AccessMode::kAccess)
     return Status::Poison("page " + std::to_string(pgoff) + " holds known poison (sector " +
-                          std::to_string(bad->sector) + ")");
+                          std::to_string(*bad) + ")");
   m.pages = 1;  // recovery goes one page at a time, as the firmware clears reliably so
   return m;
 }
@@ -122,6 +122,7 @@ void PmemDax::Watch(uint32_t seen) {
 
 void PmemDax::StopWatching() {
   watching_.store(false);
+  media_->WakeErrorWaiters();  // so the watcher sees the flag now, not at its timeout
   if (watcher_.joinable()) watcher_.join();
 }
 

@@ -22,13 +22,14 @@ Geometry ComputeGeometry(uint64_t size, uint32_t clear_unit, Kind kind, Mode mod
   // reservation costs only what is used.
   g.poison_capacity = size / std::min<uint64_t>(clear_unit, kSectorSize) + 64;
   g.badblocks_capacity = size / kSectorSize + 64;
-  g.filter_bytes = AlignUp(AlignUp(size, kPageSize) / kPageSize, 64) / 8;
+  g.poison_filter_bytes = AlignUp(AlignUp(size, kPageSize) / kPageSize, 64) / 8;
+  g.badblocks_filter_bytes = AlignUp(size / kSectorSize, 64) / 8;
   g.data_off = kAreaAlign;
   g.poison_off = AlignUp(g.data_off + size, kAreaAlign);
   g.poison_filter_off = AlignUp(g.poison_off + 64 + g.poison_capacity * 16, kPageSize);
-  g.badblocks_off = AlignUp(g.poison_filter_off + g.filter_bytes, kPageSize);
+  g.badblocks_off = AlignUp(g.poison_filter_off + g.poison_filter_bytes, kPageSize);
   g.badblocks_filter_off = AlignUp(g.badblocks_off + 64 + g.badblocks_capacity * 16, kPageSize);
-  g.file_size = AlignUp(g.badblocks_filter_off + g.filter_bytes, kPageSize);
+  g.file_size = AlignUp(g.badblocks_filter_off + g.badblocks_filter_bytes, kPageSize);
   return g;
 }
 

@@ -1,6 +1,6 @@
 // The on-file layout of an emulated device. One file is one whole device:
 // a header page, the data area, then the "hardware" state the firmware would
-// keep (media poison list, badblocks list, their page filters). Everything
+// keep (media poison list, badblocks list, their bitmaps). Everything
 // lives in the file so that every process mapping it shares one device.
 #pragma once
 
@@ -14,7 +14,7 @@ enum class Kind : uint32_t { kPmem = 0, kCxl = 1 };
 enum class Mode : uint32_t { kFsdax = 0, kDevdax = 1 };
 
 inline constexpr char kMagic[8] = {'D', 'A', 'X', 'G', 'D', 'E', 'V', '1'};
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;
 inline constexpr uint64_t kAreaAlign = 2ull << 20;  // keeps the data area hugepage-aligned
 
 // Static geometry, written once at creation.
@@ -32,7 +32,8 @@ struct Geometry {
   uint64_t badblocks_filter_off;
   uint64_t poison_capacity;     // entries, in 64-byte line units
   uint64_t badblocks_capacity;  // entries, in 512-byte sector units
-  uint64_t filter_bytes;
+  uint64_t poison_filter_bytes;     // one bit per 4 KiB page
+  uint64_t badblocks_filter_bytes;  // one bit per 512-byte sector: exact
   uint64_t file_size;
   bool operator==(const Geometry&) const = default;
 };

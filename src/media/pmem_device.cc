@@ -76,9 +76,11 @@ PmemDevice::PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& 
       data_(base + geo.data_off),
       geo_(geo),
       poison_(base + geo.poison_off, reinterpret_cast<uint64_t*>(base + geo.poison_filter_off),
-              geo.filter_bytes * 8, kPageSize / kLineSize),
+              geo.poison_filter_bytes * 8, kPageSize / kLineSize),
+      // One bit per sector makes the known-error bitmap exact: the data path
+      // answers "is it bad, and where first" without searching the table.
       bb_(base + geo.badblocks_off, reinterpret_cast<uint64_t*>(base + geo.badblocks_filter_off),
-          geo.filter_bytes * 8, kPageSize / kSectorSize) {}
+          geo.badblocks_filter_bytes * 8, 1) {}
 
 PmemDevice::~PmemDevice() {
   munmap(base_, geo_.file_size);
@@ -160,12 +162,9 @@ Status PmemDevice::RangeError(uint64_t off, uint64_t len) const {
   return Status::Ok();
 }
 
-size_t PmemDevice::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+size_t PmemDevice::ReadAroundPoison(uint64_t off, void* dst, size_t len) {
   if (!CheckRange(off, len).ok()) return 0;
-  uint64_t first_line = off / kLineSize;
-  uint64_t lines = (off + len + kLineSize - 1) / kLineSize - first_line;
-  std::optional<Range> bad;
-  if (poison_.MayOverlap(first_line, lines)) bad = poison_.FirstOverlap(first_line, lines);
+  std::optional<Range> bad = poison_.FirstOverlap(off / kLineSize, LineSpan(off, len));
   if (!bad) {
     std::memcpy(dst, data_ + off, len);
     return len;
@@ -182,14 +181,8 @@ size_t PmemDevice::ReadMcSafe(uint64_t off, void* dst, size_t len) {
   return good;
 }
 
-void PmemDevice::Write(uint64_t off, const void* src, size_t len) {
-  if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
-}
-
 bool PmemDevice::HasPoison(uint64_t off, uint64_t len) const {
-  if (len == 0) return false;
-  uint64_t first = off / kLineSize;
-  return poison_.FirstOverlap(first, (off + len + kLineSize - 1) / kLineSize - first).has_value();
+  return len && poison_.FirstOverlap(off / kLineSize, LineSpan(off, len)).has_value();
 }
 
 Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
@@ -324,7 +317,7 @@ Status PmemDevice::MarkKnownLocked(const std::vector<Range>& sectors, bool* any_
 }
 
 void PmemDevice::AnnounceErrors() {
-  FutexWake(&header()->live.error_events);
+  WakeErrorWaiters();
   std::function<void()> listener;
   {
     std::lock_guard<std::mutex> g(listener_mu_);
@@ -339,6 +332,8 @@ void PmemDevice::SetErrorListener(std::function<void()> listener) {
 }
 
 uint32_t PmemDevice::ErrorEvents() const { return Live(header()->live.error_events).load(); }
+
+void PmemDevice::WakeErrorWaiters() const { FutexWake(&header()->live.error_events); }
 
 void PmemDevice::WaitForErrors(uint32_t seen, int timeout_ms) const {
   if (ErrorEvents() == seen) FutexWait(&header()->live.error_events, seen, timeout_ms);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/units.h"
 #include "media/layout.h"
 #include "media/range_table.h"
 
@@ -79,9 +81,18 @@ class PmemDevice {
   // --- the data path
   // Machine-check-safe copy: stops at the first poisoned line. Returns the
   // bytes copied; if short, the poison there was consumed and is now known.
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len);
+  // The clean case, a bounds check and one filter word, is inline.
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) {
+    if (CheckRange(off, len).ok() && !poison_.MayOverlap(off / kLineSize, LineSpan(off, len))) [[likely]] {
+      std::memcpy(dst, data_ + off, len);
+      return len;
+    }
+    return ReadAroundPoison(off, dst, len);
+  }
   // Stores reach the media; poison stays poisoned (only Clear resets it).
-  void Write(uint64_t off, const void* src, size_t len);
+  void Write(uint64_t off, const void* src, size_t len) {
+    if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
+  }
   // Firmware clear: [off, off+len) must be whole clear units. The lines are
   // reset to zeroes and their poison removed. Known-error records stay until
   // ForgetKnown, so readers keep failing until new data is in place.
@@ -97,7 +108,14 @@ class PmemDevice {
   std::vector<MediaError> MediaErrors() const;
 
   // --- known errors
-  bool HasKnownErrors(uint64_t off, uint64_t len) const { return FirstKnownError(off, len).has_value(); }
+  // The first known-bad sector in [off, off+len), from the exact sector
+  // bitmap: no table search, so the data path can ask on every access.
+  std::optional<uint64_t> FirstKnownSector(uint64_t off, uint64_t len) const {
+    if (len == 0 || !bb_.MayOverlap(off / kSectorSize, SectorSpan(off, len))) [[likely]]
+      return std::nullopt;
+    return bb_.FirstMarked(off / kSectorSize, SectorSpan(off, len));
+  }
+  bool HasKnownErrors(uint64_t off, uint64_t len) const { return FirstKnownSector(off, len).has_value(); }
   std::optional<BadBlock> FirstKnownError(uint64_t off, uint64_t len) const;
   std::vector<BadBlock> BadBlocks() const;
   std::vector<BadBlock> Unacknowledged() const;
@@ -120,6 +138,8 @@ class PmemDevice {
   uint32_t ErrorEvents() const;
   // Sleeps until ErrorEvents() != seen or timeout_ms passes.
   void WaitForErrors(uint32_t seen, int timeout_ms) const;
+  // Wakes every WaitForErrors sleeper (in any process) to look again.
+  void WakeErrorWaiters() const;
 
   // --- the one holder, across all processes
   Status ClaimHolder(uint64_t token);
@@ -130,8 +150,12 @@ class PmemDevice {
 
  private:
   PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& geo);
+  static uint64_t LineSpan(uint64_t off, uint64_t len) {
+    return len ? (off + len + kLineSize - 1) / kLineSize - off / kLineSize : 0;
+  }
+  size_t ReadAroundPoison(uint64_t off, void* dst, size_t len);
   static uint64_t SectorSpan(uint64_t off, uint64_t len) {
-    return len ? (off + len + 511) / 512 - off / 512 : 0;
+    return len ? (off + len + kSectorSize - 1) / kSectorSize - off / kSectorSize : 0;
   }
   Header* header() const { return reinterpret_cast<Header*>(base_); }
   // Inline so the passing case on the data path is two compares.

@@ -17,13 +17,7 @@ inline void StoreWord(uint64_t* p, uint64_t v) {
   std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_relaxed);
 }
 
-// A reader that finds a filter bit clear goes on without the seqlock, so the
-// bit itself must carry the ordering: a writer clears it (release) only after
-// its earlier stores, such as the data of a repaired page, are in place, and
-// a reader that sees it clear (acquire) sees those stores too.
-inline uint64_t LoadFilterWord(const uint64_t* p) {
-  return std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(p)).load(std::memory_order_acquire);
-}
+// Pairs with RangeTable::LoadFilterWord (see there).
 inline void StoreFilterWord(uint64_t* p, uint64_t v) {
   std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_release);
 }
@@ -69,7 +63,8 @@ RangeTable::RangeTable(void* header, uint64_t* filter, uint64_t filter_bits,
       entries_(reinterpret_cast<uint64_t*>(hdr_ + 1)),
       filter_(filter),
       filter_bits_(filter_bits),
-      units_per_bit_(units_per_bit) {}
+      units_per_bit_(units_per_bit),
+      unit_shift_(static_cast<unsigned>(__builtin_ctzll(units_per_bit))) {}
 
 void RangeTable::Format(void* header, uint64_t capacity) {
   auto* h = static_cast<RangeTableHeader*>(header);
@@ -103,22 +98,22 @@ uint64_t RangeTable::LowerBound(uint64_t n, uint64_t unit) const {
   return lo;
 }
 
-bool RangeTable::FilterBit(uint64_t bit) const {
-  return (LoadFilterWord(&filter_[bit / 64]) >> (bit % 64)) & 1;
+bool RangeTable::MayOverlapSlow(uint64_t start, uint64_t len) const {
+  return FirstMarked(start, len).has_value();
 }
 
-bool RangeTable::MayOverlap(uint64_t start, uint64_t len) const {
-  if (len == 0) return false;
-  uint64_t first = start / units_per_bit_;
-  uint64_t last = std::min((SatEnd(start, len) - 1) / units_per_bit_, filter_bits_ - 1);
+std::optional<uint64_t> RangeTable::FirstMarked(uint64_t start, uint64_t len) const {
+  if (len == 0 || (start >> unit_shift_) >= filter_bits_) return std::nullopt;
+  uint64_t first = start >> unit_shift_;
+  uint64_t last = std::min((SatEnd(start, len) - 1) >> unit_shift_, filter_bits_ - 1);
   for (uint64_t bit = first; bit <= last;) {
-    uint64_t word = LoadFilterWord(&filter_[bit / 64]) >> (bit % 64);
+    uint64_t word = LoadFilterWord(bit / 64) >> (bit % 64);
     uint64_t span = std::min<uint64_t>(64 - bit % 64, last - bit + 1);
     if (span < 64) word &= (1ull << span) - 1;
-    if (word) return true;
+    if (word) return std::max(start, (bit + __builtin_ctzll(word)) << unit_shift_);
     bit += span;
   }
-  return false;
+  return std::nullopt;
 }
 
 std::optional<Range> RangeTable::FirstOverlap(uint64_t start, uint64_t len) const {

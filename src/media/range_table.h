@@ -13,6 +13,7 @@
 // what keeps reads fast when millions of ranges live elsewhere.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -43,7 +44,8 @@ class RangeTable {
   static constexpr uint64_t kEntryBytes = 16;
   static constexpr uint64_t kMaxLen = (1ull << 56) - 1;
 
-  // `units_per_bit`: how many table units one filter bit covers.
+  // `units_per_bit` (a power of two): how many table units one filter bit
+  // covers. With 1 the filter is exact: a bitmap of every covered unit.
   RangeTable(void* header, uint64_t* filter, uint64_t filter_bits, uint64_t units_per_bit);
   static void Format(void* header, uint64_t capacity);
   static uint64_t BytesFor(uint64_t capacity) {
@@ -52,7 +54,18 @@ class RangeTable {
 
   // --- readers: lock-free, safe against concurrent writers in any process.
   // Cheap filter test: false means certainly no range meets [start, start+len).
-  bool MayOverlap(uint64_t start, uint64_t len) const;
+  // A range within one filter word, the data path's case, stays inline.
+  bool MayOverlap(uint64_t start, uint64_t len) const {
+    uint64_t first = start >> unit_shift_, last = (start + len - 1) >> unit_shift_;
+    if (len && first / 64 == last / 64 && last < filter_bits_ && start + len > start) [[likely]] {
+      uint64_t mask = (~0ull >> (63 - (last - first))) << (first % 64);
+      return LoadFilterWord(first / 64) & mask;
+    }
+    return MayOverlapSlow(start, len);
+  }
+  // The first unit in [start, start+len) whose filter bit is set; with an
+  // exact filter, the first covered unit.
+  std::optional<uint64_t> FirstMarked(uint64_t start, uint64_t len) const;
   std::optional<Range> FirstOverlap(uint64_t start, uint64_t len) const;
   std::vector<Range> Overlapping(uint64_t start, uint64_t len) const;
   std::vector<Range> All() const { return Overlapping(0, UINT64_MAX); }
@@ -84,14 +97,21 @@ class RangeTable {
   void EndWrite();
   void FillFilter(uint64_t start, uint64_t end);
   void RefreshFilter(uint64_t start, uint64_t end);
-  bool FilterBit(uint64_t bit) const;
-  void SetFilterBit(uint64_t bit, bool on);
+  bool MayOverlapSlow(uint64_t start, uint64_t len) const;
+  // A reader that finds a filter bit clear goes on without the seqlock, so the
+  // bit itself carries the ordering: a writer clears it (release) only after
+  // its earlier stores, such as the data of a repaired page, are in place, and
+  // a reader that sees it clear (acquire) sees those stores too.
+  uint64_t LoadFilterWord(uint64_t w) const {
+    return std::atomic_ref<uint64_t>(filter_[w]).load(std::memory_order_acquire);
+  }
 
   RangeTableHeader* hdr_;
   uint64_t* entries_;
   uint64_t* filter_;
   uint64_t filter_bits_;
   uint64_t units_per_bit_;
+  unsigned unit_shift_;
 };
 
 }  // namespace daxguard::media

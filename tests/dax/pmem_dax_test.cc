@@ -513,6 +513,9 @@ TEST_F(PmemDaxTest, KillSendsPreRemoveAndLaterAccessFails) {
   dax().Kill();
   EXPECT_FALSE(dax().alive());
   EXPECT_EQ(h.Calls(), (std::vector<Call>{{0, dax().size(), kFailurePreRemove}}));
+  EXPECT_FALSE(dax().HasHolder()) << "a killed device lets its holder go";
+  EXPECT_TRUE(media().ClaimHolder(42).ok()) << "and frees its claim for others";
+  media().ReleaseHolder(42);
   dax().Kill();  // only once
   EXPECT_EQ(h.Calls().size(), 1u);
   std::vector<uint8_t> buf(kPageSize, 1);

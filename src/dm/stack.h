@@ -1,0 +1,123 @@
+// dm::Stack: a remapping device in the manner of Linux device-mapper. It is
+// a dax::Device built from a table of segments, each mapped by a target
+// onto base devices (device files or other stacks), and it registers as the
+// holder of every base while it has a holder itself, so that poison found
+// on any device below reaches its own holder at the stack's offsets.
+//
+// Offsets are translated here, at the layer boundary, and nowhere else: the
+// data path maps a stack range down to (base, offset, contiguous length),
+// and notifications map a base range up to every stack range it backs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dax/dax_device.h"
+#include "dm/table.h"
+#include "dm/target.h"
+
+namespace daxguard::dm {
+
+// How a stack reaches the devices its table names.
+class BaseOpener {
+ public:
+  virtual ~BaseOpener() = default;
+  // Says which device DEV names, so that two spellings of one device
+  // share one base (a device has one holder).
+  virtual Result<std::string> Identify(const std::string& dev) = 0;
+  virtual Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) = 0;
+};
+
+// What `dm status` shows of one segment.
+struct SegmentStatus {
+  TableLine line;
+  std::vector<std::string> devices;  // as the table names them
+  bool can_recover = false;
+  std::vector<media::BadBlock> bad;  // known errors within, in stack sectors
+};
+
+class Stack final : public dax::Device {
+ public:
+  // Checks the table and opens its devices; `name` is how errors and
+  // listings name the stack (its file).
+  static Result<std::unique_ptr<Stack>> Build(std::string name, std::vector<TableLine> table, BaseOpener& opener);
+  ~Stack() override;
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::vector<TableLine>& table() const { return table_; }
+  size_t base_count() const { return bases_.size(); }
+  dax::Device& base(size_t i) { return *bases_[i].dev; }
+  std::vector<SegmentStatus> SegmentStatuses() const;
+
+  // One level of translation. Down: the contiguous runs of [off, off+len),
+  // in order. Up: the stack ranges [off, off+len) of base `base` backs,
+  // sorted and merged.
+  std::vector<Extent> MapDown(uint64_t off, uint64_t len) const;
+  std::vector<ByteRange> MapUp(size_t base, uint64_t off, uint64_t len) const;
+
+  uint64_t size() const override { return size_; }
+  dax::Capabilities caps() const override { return caps_; }
+  Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) override;
+  Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
+  Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
+  Status Write(uint64_t off, const void* src, size_t len) override;
+  std::vector<media::BadBlock> BadBlocks() const override;
+  bool CanRecover(uint64_t off, uint64_t len) const override;
+
+ protected:
+  Status ClaimForHolder(uint64_t token) override;
+  void UnclaimForHolder(uint64_t token) override;
+  void OnHolderRegistered() override;
+  void OnHolderReleasing() override;
+
+ private:
+  struct Segment {
+    uint64_t start;  // bytes
+    uint64_t len;    // bytes
+    std::unique_ptr<Target> target;
+  };
+  struct Base {
+    std::string label;  // the DEV argument that first named it
+    std::unique_ptr<dax::Device> dev;
+  };
+  class Link;  // the stack as the holder of one base
+
+  Stack(std::string name, std::vector<TableLine> table);
+  Status AddSegment(const TableLine& line, BaseOpener& opener, std::map<std::string, size_t>* by_id);
+  void Finish();
+  size_t SegmentAt(uint64_t off) const;
+  // Calls fn(extent, stack offset) for each contiguous run of [off,
+  // off+len) until fn returns false; returns whether it never did.
+  template <typename Fn>
+  bool ForEachRun(uint64_t off, uint64_t len, Fn&& fn) const;
+  // EIO if [off, off+len) touches an error segment, checked before any
+  // base is touched so that a refused write changes nothing.
+  Status CheckNoErrorTarget(uint64_t off, uint64_t len) const;
+  void OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags);
+  void DeliverPending();
+  void ReleaseBases();
+
+  std::string name_;
+  std::vector<TableLine> table_;
+  std::vector<Segment> segments_;
+  std::vector<Base> bases_;
+  std::vector<std::unique_ptr<Link>> links_;
+  uint64_t size_ = 0;
+  dax::Capabilities caps_;
+
+  // Failures from the bases not yet told to the holder: those that come
+  // while a holder is registering (the bases report what they had pending
+  // as soon as the stack claims them) wait here until it is in place.
+  std::mutex pending_mu_;
+  std::vector<ByteRange> pending_;  // guarded by pending_mu_
+  bool claiming_ = false;           // guarded by pending_mu_
+};
+
+}  // namespace daxguard::dm

@@ -1,0 +1,85 @@
+// striped N CHUNK DEV OFF ...: the segment is dealt out in CHUNK-sector
+// chunks to N stripes in turn; stripe i takes chunks i, i+N, i+2N, ... and
+// keeps them contiguous on its device from OFF.
+#include <algorithm>
+
+#include "common/units.h"
+#include "dm/target.h"
+
+namespace daxguard::dm {
+namespace {
+
+struct Stripe {
+  size_t base;
+  uint64_t offset;  // bytes into the base
+};
+
+class StripedTarget final : public Target {
+ public:
+  StripedTarget(std::vector<Stripe> stripes, uint64_t chunk, uint64_t len)
+      : stripes_(std::move(stripes)), chunk_(chunk), stripe_len_(len / stripes_.size()) {}
+
+  Extent Map(uint64_t off, uint64_t len) const override {
+    uint64_t n = stripes_.size();
+    uint64_t chunk_no = off / chunk_, within = off % chunk_;
+    const Stripe& s = stripes_[chunk_no % n];
+    return {s.base, s.offset + chunk_no / n * chunk_ + within, std::min(len, chunk_ - within)};
+  }
+
+  void Unmap(size_t base, uint64_t off, uint64_t len, std::vector<ByteRange>* out) const override {
+    uint64_t n = stripes_.size();
+    for (uint64_t i = 0; i < n; ++i) {
+      const Stripe& s = stripes_[i];
+      if (s.base != base) continue;
+      uint64_t lo = std::max(off, s.offset), hi = std::min(off + len, s.offset + stripe_len_);
+      // Walk the stripe's chunks that [lo, hi) touches; each is one run of the segment.
+      for (uint64_t pos = lo; pos < hi;) {
+        uint64_t rel = pos - s.offset;
+        uint64_t run = std::min(hi - pos, chunk_ - rel % chunk_);
+        out->push_back({(rel / chunk_ * n + i) * chunk_ + rel % chunk_, run});
+        pos += run;
+      }
+    }
+  }
+
+  std::vector<size_t> Bases() const override {
+    std::vector<size_t> v;
+    for (const Stripe& s : stripes_) v.push_back(s.base);
+    return v;
+  }
+
+ private:
+  std::vector<Stripe> stripes_;
+  uint64_t chunk_;       // bytes
+  uint64_t stripe_len_;  // bytes each stripe takes from its device
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const BaseResolver& resolve) {
+  const auto& a = line.args;
+  auto n = a.empty() ? std::nullopt : ParseSectors(a[0]);
+  if (!n || *n == 0 || *n > a.size()) return SegmentError(line, "striped takes N CHUNK followed by N pairs of DEV OFFSET");
+  if (a.size() != 2 + 2 * *n) return SegmentError(line, "striped " + a[0] + " needs " + a[0] + " pairs of DEV OFFSET");
+  auto chunk = ParseSectors(a[1]);
+  if (!chunk || *chunk == 0 || *chunk % kSectorsPerPage || *chunk > UINT64_MAX / kSectorSize)
+    return SegmentError(line, "chunk size '" + a[1] + "' must be a positive multiple of 8 sectors (4 KiB)");
+  if (*chunk > line.len / *n || line.len % (*n * *chunk))
+    return SegmentError(line, "LEN must be a multiple of N * CHUNK (" + a[0] + " * " + a[1] + " sectors)");
+  uint64_t stripe_len = line.len / *n * kSectorSize;
+  std::vector<Stripe> stripes;
+  for (uint64_t i = 0; i < *n; ++i) {
+    const std::string& dev = a[2 + 2 * i];
+    auto offset = ParseOffsetArg(line, "offset", a[3 + 2 * i]);
+    if (!offset.ok()) return offset.status();
+    auto base = resolve(dev);
+    if (!base.ok()) return SegmentError(line, base.status().message());
+    if (*offset > base->size || stripe_len > base->size - *offset)
+      return SegmentError(line, "stripe " + std::to_string(i) + " reaches beyond the end of " + dev + " (" +
+                                    std::to_string(base->size / kSectorSize) + " sectors)");
+    stripes.push_back({base->index, *offset});
+  }
+  return std::unique_ptr<Target>(new StripedTarget(std::move(stripes), *chunk * kSectorSize, line.len * kSectorSize));
+}
+
+}  // namespace daxguard::dm

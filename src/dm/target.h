@@ -1,0 +1,70 @@
+// A target maps one segment of a stack onto its base devices, both ways:
+// down (a segment range to the base range holding its first contiguous
+// part) for the data path, and up (a base range to every segment range it
+// backs) for poison notifications. Offsets here are bytes relative to the
+// segment's start; the stack adds the segment's place, and nothing else
+// translates offsets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "dm/table.h"
+
+namespace daxguard::dm {
+
+// `len` contiguous bytes at `offset` of base `base`; kNoBase is the error
+// target, which has no base and fails every access.
+struct Extent {
+  static constexpr size_t kNoBase = SIZE_MAX;
+  size_t base = kNoBase;
+  uint64_t offset = 0;
+  uint64_t len = 0;
+};
+
+struct ByteRange {
+  uint64_t off = 0;
+  uint64_t len = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
+class Target {
+ public:
+  virtual ~Target() = default;
+  // The first contiguous part of [off, off+len) of the segment; len > 0 and
+  // the range lies within the segment.
+  virtual Extent Map(uint64_t off, uint64_t len) const = 0;
+  // Appends the segment ranges that [off, off+len) of base `base` backs.
+  virtual void Unmap(size_t base, uint64_t off, uint64_t len, std::vector<ByteRange>* out) const = 0;
+  // The bases it uses, in table order (repeats kept).
+  virtual std::vector<size_t> Bases() const = 0;
+};
+
+// What a target needs to know of a base device the table names.
+struct BaseRef {
+  size_t index = 0;
+  uint64_t size = 0;  // bytes
+};
+using BaseResolver = std::function<Result<BaseRef>(const std::string& dev)>;
+
+bool IsKnownTarget(const std::string& name);
+// Checks the line's arguments and builds its target; `resolve` turns DEV
+// arguments into bases. Errors name the segment.
+Result<std::unique_ptr<Target>> MakeTarget(const TableLine& line, const BaseResolver& resolve);
+
+// One per target file.
+Result<std::unique_ptr<Target>> MakeLinearTarget(const TableLine& line, const BaseResolver& resolve);
+Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const BaseResolver& resolve);
+Result<std::unique_ptr<Target>> MakeErrorTarget(const TableLine& line);
+
+// Shared by the target files: "segment 'LINE': WHY".
+Status SegmentError(const TableLine& line, const std::string& why);
+// Parses a page-aligned sector offset argument into bytes.
+Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, const std::string& text);
+
+}  // namespace daxguard::dm
