@@ -1,0 +1,74 @@
+// The on-device format of daxfs, the DAX filesystem.
+//
+// Metadata is a log of checksummed transaction records, replayed into memory
+// at mount (as NOVA does), kept in two copies far apart on the device: copy A
+// right after the superblock at block 0, copy B after a second superblock in
+// the middle. Each copy has two slots; the active slot starts with a
+// snapshot of the whole state and goes on with the records since. When it
+// fills, a fresh snapshot goes into the other slot and the superblocks
+// switch to it. Data blocks are everything else, addressed directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "common/units.h"
+
+namespace daxguard::fs {
+
+inline constexpr uint64_t kBlockSize = kPageSize;
+inline constexpr uint64_t kMinBlocks = 4096;  // 16 MiB
+inline constexpr char kSuperMagic[8] = {'D', 'A', 'X', 'G', 'F', 'S', '0', '1'};
+inline constexpr uint32_t kRecordMagic = 0x52474c44;  // "DLGR"
+inline constexpr uint64_t kRootIno = 1;
+inline constexpr size_t kMaxNameLen = 255;
+
+// Where everything is, derived from the block count alone.
+struct Geometry {
+  uint64_t blocks = 0;       // device size in blocks
+  uint64_t meta_blocks = 0;  // per copy: two slots
+  uint64_t SuperBlock(int copy) const { return copy == 0 ? 0 : blocks / 2; }
+  uint64_t AreaStart(int copy) const { return SuperBlock(copy) + 1; }
+  uint64_t SlotBlocks() const { return meta_blocks / 2; }
+  uint64_t SlotStart(int copy, int slot) const { return AreaStart(copy) + slot * SlotBlocks(); }
+  // Whether block b belongs to metadata (superblocks or log areas).
+  bool IsMeta(uint64_t b) const {
+    for (int c = 0; c < 2; ++c)
+      if (b >= SuperBlock(c) && b < AreaStart(c) + meta_blocks) return true;
+    return false;
+  }
+};
+Geometry GeometryFor(uint64_t device_bytes);
+
+// One copy of the superblock, at the start of its block.
+struct SuperBlock {
+  char magic[8];
+  uint32_t version;
+  uint32_t crc;  // CRC32C of this struct with crc = 0
+  uint64_t blocks;
+  uint64_t meta_blocks;
+  uint64_t generation;  // the higher valid copy wins
+  uint64_t active_slot;
+  uint64_t log_start_seq;  // seq of the first record in the active slot
+  uint8_t uuid[16];
+};
+
+uint32_t Crc32c(const void* data, size_t len, uint32_t seed = 0);
+void SealSuperBlock(SuperBlock* sb);
+Status CheckSuperBlock(const SuperBlock& sb, uint64_t device_bytes);
+
+// Every log record starts with this header, 8-byte aligned; the payload
+// (a transaction: a list of operations) follows.
+struct RecordHeader {
+  uint32_t magic;
+  uint32_t len;  // payload bytes
+  uint64_t seq;
+  uint32_t crc;  // CRC32C of header (crc = 0) and payload
+  uint32_t pad;
+};
+static_assert(sizeof(RecordHeader) == 24);
+
+inline uint64_t RecordSpan(uint64_t payload) { return AlignUp(sizeof(RecordHeader) + payload, 8); }
+
+}  // namespace daxguard::fs

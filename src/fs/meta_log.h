@@ -1,0 +1,72 @@
+// MetaLog: the metadata log, kept in two copies (A and B) far apart on the
+// device, each record checksummed. Appends go to A, then B. Replay reads A
+// and falls back to B record by record; a block bad in one copy is rebuilt
+// from the other, line by line, so one copy's poison never loses anything.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dax/dax_device.h"
+#include "fs/format.h"
+#include "fs/ops.h"
+
+namespace daxguard::fs {
+
+struct ReplayReport {
+  uint64_t records = 0;
+  uint64_t repaired_blocks = 0;          // rebuilt from the other copy
+  std::vector<std::string> lost;         // metadata unreadable in both copies
+};
+
+class MetaLog {
+ public:
+  MetaLog(dax::Device& dev, const Geometry& g) : dev_(dev), geo_(g) {}
+
+  // mkfs: the snapshot goes into slot 0 of both copies, then the superblocks.
+  Status Format(const std::vector<Op>& snapshot);
+  // mount: choose the newest valid superblock and replay its slot.
+  Status Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report);
+  // Commits one transaction: on return it is in both copies.
+  Status Append(const std::vector<Op>& ops);
+  bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
+  // Writes `snapshot` into the other slot and switches the superblocks to it.
+  Status Compact(const std::vector<Op>& snapshot);
+
+  // What metadata device block `blk` holds, in words.
+  std::string Describe(uint64_t blk) const;
+  // Makes block `blk` whole again from the other copy (or clears it if it
+  // holds nothing live). *lost says whether live bytes were bad in both.
+  Status Repair(uint64_t blk, bool* lost);
+  // Compares both copies of every live block; rebuilds what differs.
+  Status Scrub(ReplayReport* report);
+
+  uint64_t tail() const { return tail_; }
+  const SuperBlock& super() const { return sb_; }
+
+ private:
+  enum class Read { kOk, kEnd, kPoison };
+  uint64_t SlotBytes() const { return geo_.SlotBlocks() * kBlockSize; }
+  uint64_t SlotAddr(int copy, int slot, uint64_t off) const {
+    return geo_.SlotStart(copy, slot) * kBlockSize + off;
+  }
+  Read ReadRecord(int copy, uint64_t pos, uint64_t seq, std::string* bytes) const;
+  Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
+  Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
+                      uint64_t* end);
+  Status WriteSuper();
+  Status ChooseSuper();
+  // Rebuilds block `idx` of `slot` in both copies from whichever copy reads
+  // each 64-byte line; returns how many lines neither copy could give.
+  Result<uint64_t> RebuildBlock(int slot, uint64_t idx);
+
+  dax::Device& dev_;
+  Geometry geo_;
+  SuperBlock sb_{};
+  uint64_t tail_ = 0;      // bytes used in the active slot
+  uint64_t next_seq_ = 0;  // seq of the next record
+};
+
+}  // namespace daxguard::fs

@@ -1,0 +1,127 @@
+#include "fs/ops.h"
+
+#include <cstring>
+
+namespace daxguard::fs {
+namespace {
+
+void Put64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+void Put32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool Get(void* dst, size_t n) {
+    if (in_.size() < n) return false;
+    std::memcpy(dst, in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool Get64(uint64_t* v) { return Get(v, 8); }
+  bool Get64(int64_t* v) { return Get(v, 8); }
+  bool Get32(uint32_t* v) { return Get(v, 4); }
+  bool GetString(std::string* s) {
+    uint32_t n;
+    if (!Get32(&n) || n > in_.size()) return false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool empty() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+void PutString(std::string* out, const std::string& s) {
+  Put32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+}  // namespace
+
+void EncodeOps(const std::vector<Op>& ops, std::string* out) {
+  for (const Op& o : ops) {
+    out->push_back(static_cast<char>(o.type));
+    switch (o.type) {
+      case OpType::kSetInode:
+        Put64(out, o.ino);
+        Put32(out, o.attr.mode), Put32(out, o.attr.uid), Put32(out, o.attr.gid), Put32(out, o.attr.nlink);
+        Put64(out, o.attr.size);
+        Put64(out, o.attr.atime_ns), Put64(out, o.attr.mtime_ns), Put64(out, o.attr.ctime_ns);
+        break;
+      case OpType::kFreeInode:
+        Put64(out, o.ino);
+        break;
+      case OpType::kLink:
+      case OpType::kUnlink:
+        Put64(out, o.parent), Put64(out, o.ino), PutString(out, o.name);
+        break;
+      case OpType::kMap:
+      case OpType::kUnmap:
+        Put64(out, o.ino), Put64(out, o.fblk), Put64(out, o.pblk), Put64(out, o.len);
+        out->push_back(o.unwritten ? 1 : 0);
+        break;
+      case OpType::kDamage:
+      case OpType::kUndamage:
+        Put64(out, o.ino), Put64(out, o.off), Put64(out, o.len);
+        break;
+      case OpType::kQuarantine:
+      case OpType::kUnquarantine:
+        Put64(out, o.pblk), Put64(out, o.len);
+        break;
+      case OpType::kMetaLost:
+        PutString(out, o.name);
+        break;
+    }
+  }
+}
+
+Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
+  Reader r(in);
+  while (!r.empty()) {
+    Op o;
+    uint8_t t = 0;
+    bool ok = r.Get(&t, 1);
+    o.type = static_cast<OpType>(t);
+    switch (o.type) {
+      case OpType::kSetInode:
+        ok = ok && r.Get64(&o.ino) && r.Get32(&o.attr.mode) && r.Get32(&o.attr.uid) &&
+             r.Get32(&o.attr.gid) && r.Get32(&o.attr.nlink) && r.Get64(&o.attr.size) &&
+             r.Get64(&o.attr.atime_ns) && r.Get64(&o.attr.mtime_ns) && r.Get64(&o.attr.ctime_ns);
+        break;
+      case OpType::kFreeInode:
+        ok = ok && r.Get64(&o.ino);
+        break;
+      case OpType::kLink:
+      case OpType::kUnlink:
+        ok = ok && r.Get64(&o.parent) && r.Get64(&o.ino) && r.GetString(&o.name);
+        break;
+      case OpType::kMap:
+      case OpType::kUnmap: {
+        uint8_t u = 0;
+        ok = ok && r.Get64(&o.ino) && r.Get64(&o.fblk) && r.Get64(&o.pblk) && r.Get64(&o.len) && r.Get(&u, 1);
+        o.unwritten = u != 0;
+        break;
+      }
+      case OpType::kDamage:
+      case OpType::kUndamage:
+        ok = ok && r.Get64(&o.ino) && r.Get64(&o.off) && r.Get64(&o.len);
+        break;
+      case OpType::kQuarantine:
+      case OpType::kUnquarantine:
+        ok = ok && r.Get64(&o.pblk) && r.Get64(&o.len);
+        break;
+      case OpType::kMetaLost:
+        ok = ok && r.GetString(&o.name);
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) return Status::Corrupt("malformed metadata record (operation " + std::to_string(t) + ")");
+    ops->push_back(std::move(o));
+  }
+  return Status::Ok();
+}
+
+}  // namespace daxguard::fs

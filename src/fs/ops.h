@@ -1,0 +1,84 @@
+// The operations a metadata transaction is made of. The same operations
+// describe a snapshot (the whole state) and every change after it, so
+// mount, replay and snapshot share one code path: State::Apply.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace daxguard::fs {
+
+enum class OpType : uint8_t {
+  kSetInode = 1,   // create or update an inode's attributes
+  kFreeInode,      // the inode is gone (its blocks were unmapped first)
+  kLink,           // parent/name -> ino
+  kUnlink,         // remove parent/name
+  kMap,            // file blocks [fblk, +len) -> device blocks [pblk, +len)
+  kUnmap,          // file blocks [fblk, +len) become a hole
+  kDamage,         // file bytes [off, +len) read as EIO (64-byte units)
+  kUndamage,       // file bytes [off, +len) are whole again
+  kQuarantine,     // free device blocks [pblk, +len) hold poison: never allocate
+  kUnquarantine,   // cleared: they may be allocated again
+  kMetaLost,       // metadata was lost in both copies: `name` says what
+};
+
+struct Attr {
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const Attr&) const = default;
+};
+
+struct Op {
+  OpType type{};
+  uint64_t ino = 0;
+  Attr attr;              // kSetInode
+  uint64_t parent = 0;    // kLink, kUnlink
+  std::string name;       // kLink, kUnlink, kMetaLost
+  uint64_t fblk = 0;      // kMap, kUnmap
+  uint64_t pblk = 0;      // kMap, kQuarantine, kUnquarantine
+  uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage
+  uint64_t off = 0;       // kDamage, kUndamage (bytes)
+  bool unwritten = false; // kMap: allocated, reads as zeroes
+
+  static Op Of(OpType t) {
+    Op o;
+    o.type = t;
+    return o;
+  }
+  static Op SetInode(uint64_t ino, const Attr& a) { Op o = Of(OpType::kSetInode); o.ino = ino; o.attr = a; return o; }
+  static Op FreeInode(uint64_t ino) { Op o = Of(OpType::kFreeInode); o.ino = ino; return o; }
+  static Op Link(uint64_t parent, std::string name, uint64_t ino) {
+    Op o = Of(OpType::kLink); o.parent = parent; o.name = std::move(name); o.ino = ino; return o;
+  }
+  static Op Unlink(uint64_t parent, std::string name) {
+    Op o = Of(OpType::kUnlink); o.parent = parent; o.name = std::move(name); return o;
+  }
+  static Op Map(uint64_t ino, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
+    Op o = Of(OpType::kMap); o.ino = ino; o.fblk = fblk; o.pblk = pblk; o.len = len; o.unwritten = unwritten; return o;
+  }
+  static Op Unmap(uint64_t ino, uint64_t fblk, uint64_t len) {
+    Op o = Of(OpType::kUnmap); o.ino = ino; o.fblk = fblk; o.len = len; return o;
+  }
+  static Op Damage(uint64_t ino, uint64_t off, uint64_t len, bool on) {
+    Op o = Of(on ? OpType::kDamage : OpType::kUndamage); o.ino = ino; o.off = off; o.len = len; return o;
+  }
+  static Op Quarantine(uint64_t pblk, uint64_t len, bool on) {
+    Op o = Of(on ? OpType::kQuarantine : OpType::kUnquarantine); o.pblk = pblk; o.len = len; return o;
+  }
+  static Op MetaLost(std::string what) { Op o = Of(OpType::kMetaLost); o.name = std::move(what); return o; }
+};
+
+void EncodeOps(const std::vector<Op>& ops, std::string* out);
+Status DecodeOps(std::string_view in, std::vector<Op>* ops);
+
+}  // namespace daxguard::fs

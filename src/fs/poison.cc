@@ -1,0 +1,130 @@
+// How daxfs turns a media error into owners, and answers who owns what.
+//
+// The device tells its holder (this filesystem) of every error that becomes
+// known. Through the reverse map each bad block resolves to its owners:
+// every (file, offset) sharing it is recorded as damaged on the device and
+// its open handles are told; metadata is rebuilt from its other copy; free
+// blocks are quarantined so no file is ever handed them.
+#include <algorithm>
+
+#include "fs/filesystem.h"
+
+namespace daxguard::fs {
+
+void Filesystem::NotifyFailure(uint64_t offset, uint64_t len, int flags) {
+  {
+    std::lock_guard<std::mutex> g(failures_mu_);
+    failures_.push_back({offset, len, flags});
+  }
+  if (in_op_ == this) return;  // the running operation handles it before it ends
+  OpGuard g(this);             // handled as the guard is let go
+}
+
+void Filesystem::ProcessFailures() {
+  for (;;) {
+    std::vector<Failure> batch;
+    {
+      std::lock_guard<std::mutex> g(failures_mu_);
+      batch.swap(failures_);
+    }
+    if (batch.empty()) return;
+    for (const Failure& f : batch) HandleFailure(f);
+  }
+}
+
+void Filesystem::DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops) {
+  uint64_t lo = AlignDown(off, kLineSize), hi = AlignUp(off + len, kLineSize);
+  Inode* in = state_.Find(ino);
+  if (!in || in->damage.Contains(lo, hi - lo)) return;
+  ops->push_back(Op::Damage(ino, lo, hi - lo, true));
+  for (File* f : open_files_)
+    if (f->ino_ == ino && f->on_damage_) callbacks_.push_back([cb = f->on_damage_, lo, hi] { cb(lo, hi - lo); });
+}
+
+void Filesystem::HandleFailure(const Failure& f) {
+  if (f.flags & dax::kFailurePreRemove) {
+    removed_ = true;
+    return;
+  }
+  std::vector<Op> ops;
+  uint64_t end = f.offset + f.len;
+  for (uint64_t b = f.offset / kBlockSize; b * kBlockSize < end && b < geo_.blocks; ++b) {
+    if (geo_.IsMeta(b)) {
+      bool lost = false;
+      std::string what = log_.Describe(b);
+      Status s = log_.Repair(b, &lost);
+      ++metadata_repairs_;
+      // Both copies bad: the state in memory is whole, so write it out afresh.
+      if (s.ok() && lost && Writable().ok()) s = log_.Compact(state_.Snapshot());
+      if (s.ok() && lost) s = log_.Repair(b, &lost);
+      if (!s.ok()) GoReadOnly(what + " could not be repaired: " + s.message());
+      continue;
+    }
+    // A write may have repaired the block since the error was reported.
+    if (dev_.DirectAccess(b, 1, dax::AccessMode::kAccess).ok()) continue;
+    uint64_t lo = std::max(f.offset, b * kBlockSize), hi = std::min(end, (b + 1) * kBlockSize);
+    auto runs = state_.space().Lookup(b, 1);
+    if (runs.empty()) {
+      if (!state_.space().quarantine().Overlaps(b, 1)) ops.push_back(Op::Quarantine(b, 1, true));
+      continue;
+    }
+    for (const Owner& o : runs[0].owners) DamageFileRange(o.ino, o.fblk * kBlockSize + (lo - b * kBlockSize), hi - lo, &ops);
+  }
+  if (ops.empty()) return;
+  // Read-only: keep the knowledge in memory, since nothing may be written.
+  if (!Writable().ok() || !Commit(ops).ok()) (void)state_.ApplyAll(ops);
+}
+
+Result<std::vector<OwnerInfo>> Filesystem::Who(uint64_t offset, uint64_t length) {
+  OpGuard g(this);
+  if (length == 0 || offset >= dev_.size() || length > dev_.size() - offset)
+    return Status::Range("range is beyond the device (" + std::to_string(dev_.size()) + " bytes)");
+  std::vector<OwnerInfo> out;
+  uint64_t end = offset + length;
+  for (uint64_t b = offset / kBlockSize; b * kBlockSize < end;) {
+    uint64_t lo = std::max(offset, b * kBlockSize);
+    if (geo_.IsMeta(b)) {
+      out.push_back({OwnerInfo::Kind::kMetadata, lo, std::min(end, (b + 1) * kBlockSize) - lo, 0, "", 0,
+                     log_.Describe(b)});
+      ++b;
+      continue;
+    }
+    auto runs = state_.space().Lookup(b, AlignUp(end, kBlockSize) / kBlockSize - b);
+    uint64_t next = runs.empty() ? AlignUp(end, kBlockSize) / kBlockSize : runs[0].pblk;
+    if (next > b) {  // unowned blocks up to the next owned run (or metadata)
+      uint64_t stop = b;
+      bool q = state_.space().quarantine().Overlaps(b, 1);
+      while (stop < next && !geo_.IsMeta(stop) && state_.space().quarantine().Overlaps(stop, 1) == q) ++stop;
+      out.push_back({q ? OwnerInfo::Kind::kQuarantined : OwnerInfo::Kind::kFree, lo,
+                     std::min(end, stop * kBlockSize) - lo, 0, "", 0, ""});
+      b = stop;
+      continue;
+    }
+    const OwnedRun& r = runs[0];
+    uint64_t hi = std::min(end, (r.pblk + r.len) * kBlockSize);
+    for (const Owner& o : r.owners)
+      out.push_back({OwnerInfo::Kind::kFile, lo, hi - lo, o.ino, PathOf(o.ino),
+                     o.fblk * kBlockSize + (lo - r.pblk * kBlockSize), ""});
+    b = r.pblk + r.len;
+  }
+  return out;
+}
+
+HealthReport Filesystem::Health() {
+  OpGuard g(this);
+  HealthReport h;
+  for (const auto& [ino, in] : state_.inodes()) {
+    if (in->damage.empty()) continue;
+    DamagedFile d{ino, PathOf(ino), {}};
+    for (const auto& iv : in->damage.intervals()) d.ranges.push_back(iv);
+    h.files.push_back(std::move(d));
+  }
+  for (const auto& [pblk, len] : state_.space().quarantine().intervals())
+    h.quarantined.push_back({pblk * kBlockSize, len * kBlockSize});
+  h.lost_metadata = read_only_why_;
+  h.read_only = !read_only_why_.empty();
+  h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks;
+  return h;
+}
+
+}  // namespace daxguard::fs

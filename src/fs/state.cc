@@ -1,0 +1,156 @@
+#include "fs/state.h"
+
+#include <sys/stat.h>
+
+namespace daxguard::fs {
+
+bool Inode::is_dir() const { return S_ISDIR(attr.mode); }
+
+std::optional<Extent> Inode::ExtentAt(uint64_t fblk) const {
+  auto it = extents.upper_bound(fblk);
+  if (it == extents.begin()) return std::nullopt;
+  --it;
+  const Extent& e = it->second;
+  if (fblk >= it->first + e.len) return std::nullopt;
+  uint64_t skip = fblk - it->first;
+  return Extent{e.pblk + skip, e.len - skip, e.unwritten};
+}
+
+Inode* State::Find(uint64_t ino) {
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second.get();
+}
+
+const Inode* State::Find(uint64_t ino) const {
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second.get();
+}
+
+void State::Unmap(Inode* in, uint64_t fblk, uint64_t len) {
+  uint64_t end = fblk + len;
+  auto it = in->extents.upper_bound(fblk);
+  if (it != in->extents.begin()) --it;
+  while (it != in->extents.end() && it->first < end) {
+    uint64_t s = it->first;
+    Extent e = it->second;
+    if (s + e.len <= fblk) {
+      ++it;
+      continue;
+    }
+    it = in->extents.erase(it);
+    uint64_t cut_lo = std::max(s, fblk), cut_hi = std::min(s + e.len, end);
+    space_.RemoveOwner(e.pblk + (cut_lo - s), cut_hi - cut_lo, {in->ino, cut_lo});
+    if (s < cut_lo) in->extents[s] = Extent{e.pblk, cut_lo - s, e.unwritten};
+    if (s + e.len > cut_hi)
+      it = in->extents.emplace(cut_hi, Extent{e.pblk + (cut_hi - s), s + e.len - cut_hi, e.unwritten}).first;
+  }
+}
+
+Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
+  if (len == 0 || pblk + len > geo_.blocks || pblk + len < pblk)
+    return Status::Corrupt("extent beyond the device");
+  for (uint64_t b = pblk; b < pblk + len; b += 1)
+    if (geo_.IsMeta(b)) return Status::Corrupt("extent over metadata block " + std::to_string(b));
+  Unmap(in, fblk, len);
+  space_.AddOwner(pblk, len, {in->ino, fblk});
+  // Join with the extent before when it continues on the device.
+  auto it = in->extents.lower_bound(fblk);
+  if (it != in->extents.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.len == fblk && prev->second.pblk + prev->second.len == pblk &&
+        prev->second.unwritten == unwritten) {
+      prev->second.len += len;
+      auto next = in->extents.find(fblk + len);
+      if (next != in->extents.end() && next->second.pblk == pblk + len && next->second.unwritten == unwritten) {
+        prev->second.len += next->second.len;
+        in->extents.erase(next);
+      }
+      return Status::Ok();
+    }
+  }
+  in->extents[fblk] = Extent{pblk, len, unwritten};
+  auto next = in->extents.find(fblk + len);
+  if (next != in->extents.end() && next->second.pblk == pblk + len && next->second.unwritten == unwritten) {
+    in->extents[fblk].len += next->second.len;
+    in->extents.erase(next);
+  }
+  return Status::Ok();
+}
+
+Status State::Apply(const Op& op) {
+  Inode* in = op.type == OpType::kSetInode || op.type == OpType::kLink || op.type == OpType::kUnlink ||
+                      op.type == OpType::kQuarantine || op.type == OpType::kUnquarantine ||
+                      op.type == OpType::kMetaLost
+                  ? nullptr
+                  : Find(op.ino);
+  auto need = [&]() -> Status {
+    return in ? Status::Ok() : Status::Corrupt("operation on missing inode " + std::to_string(op.ino));
+  };
+  switch (op.type) {
+    case OpType::kSetInode: {
+      auto& slot = inodes_[op.ino];
+      if (!slot) slot = std::make_unique<Inode>(), slot->ino = op.ino;
+      slot->attr = op.attr;
+      next_ino_ = std::max(next_ino_, op.ino + 1);
+      return Status::Ok();
+    }
+    case OpType::kFreeInode:
+      DG_RETURN_IF_ERROR(need());
+      Unmap(in, 0, UINT64_MAX / 2);
+      inodes_.erase(op.ino);
+      return Status::Ok();
+    case OpType::kLink:
+    case OpType::kUnlink: {
+      Inode* dir = Find(op.parent);
+      if (!dir || !dir->is_dir()) return Status::Corrupt("link in missing directory " + std::to_string(op.parent));
+      if (op.type == OpType::kLink)
+        dir->entries[op.name] = op.ino;
+      else
+        dir->entries.erase(op.name);
+      return Status::Ok();
+    }
+    case OpType::kMap:
+      DG_RETURN_IF_ERROR(need());
+      return Map(in, op.fblk, op.pblk, op.len, op.unwritten);
+    case OpType::kUnmap:
+      DG_RETURN_IF_ERROR(need());
+      Unmap(in, op.fblk, op.len);
+      return Status::Ok();
+    case OpType::kDamage:
+    case OpType::kUndamage:
+      DG_RETURN_IF_ERROR(need());
+      if (op.type == OpType::kDamage)
+        in->damage.Add(op.off, op.len);
+      else
+        in->damage.Remove(op.off, op.len);
+      return Status::Ok();
+    case OpType::kQuarantine:
+    case OpType::kUnquarantine:
+      space_.SetQuarantine(op.pblk, op.len, op.type == OpType::kQuarantine);
+      return Status::Ok();
+    case OpType::kMetaLost:
+      lost_.push_back(op.name);
+      return Status::Ok();
+  }
+  return Status::Corrupt("unknown operation");
+}
+
+Status State::ApplyAll(const std::vector<Op>& ops) {
+  for (const Op& op : ops) DG_RETURN_IF_ERROR(Apply(op));
+  return Status::Ok();
+}
+
+std::vector<Op> State::Snapshot() const {
+  std::vector<Op> ops;
+  for (const auto& [ino, in] : inodes_) ops.push_back(Op::SetInode(ino, in->attr));
+  for (const auto& [ino, in] : inodes_) {
+    for (const auto& [name, child] : in->entries) ops.push_back(Op::Link(ino, name, child));
+    for (const auto& [fblk, e] : in->extents) ops.push_back(Op::Map(ino, fblk, e.pblk, e.len, e.unwritten));
+    for (const auto& [off, len] : in->damage.intervals()) ops.push_back(Op::Damage(ino, off, len, true));
+  }
+  for (const auto& [pblk, len] : space_.quarantine().intervals()) ops.push_back(Op::Quarantine(pblk, len, true));
+  for (const std::string& what : lost_) ops.push_back(Op::MetaLost(what));
+  return ops;
+}
+
+}  // namespace daxguard::fs

@@ -1,0 +1,66 @@
+// State: everything daxfs knows, in memory, built by applying operations
+// (from the log at mount, or from a live change just committed). Applying
+// is the only way the state changes, so what is on the device and what is
+// in memory cannot drift apart.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/format.h"
+#include "fs/interval_set.h"
+#include "fs/ops.h"
+#include "fs/space_map.h"
+
+namespace daxguard::fs {
+
+struct Extent {
+  uint64_t pblk = 0;
+  uint64_t len = 0;  // blocks
+  bool unwritten = false;
+};
+
+struct Inode {
+  uint64_t ino = 0;
+  Attr attr;
+  std::map<uint64_t, Extent> extents;           // by first file block
+  IntervalSet damage;                           // file bytes that read as EIO
+  std::map<std::string, uint64_t> entries;      // directories: name -> ino
+  bool is_dir() const;
+  // The extent holding file block `fblk`, clipped to start there.
+  std::optional<Extent> ExtentAt(uint64_t fblk) const;
+};
+
+class State {
+ public:
+  explicit State(const Geometry& g) : geo_(g), space_(g) {}
+
+  Status Apply(const Op& op);
+  Status ApplyAll(const std::vector<Op>& ops);
+  // The whole state as operations: replayed into an empty State it gives
+  // this one back. Used as the head of a fresh log slot.
+  std::vector<Op> Snapshot() const;
+
+  Inode* Find(uint64_t ino);
+  const Inode* Find(uint64_t ino) const;
+  const std::map<uint64_t, std::unique_ptr<Inode>>& inodes() const { return inodes_; }
+  const SpaceMap& space() const { return space_; }
+  const Geometry& geometry() const { return geo_; }
+  uint64_t NextIno() const { return next_ino_; }
+  const std::vector<std::string>& lost() const { return lost_; }
+
+ private:
+  Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten);
+  void Unmap(Inode* in, uint64_t fblk, uint64_t len);
+
+  Geometry geo_;
+  SpaceMap space_;
+  std::map<uint64_t, std::unique_ptr<Inode>> inodes_;
+  uint64_t next_ino_ = kRootIno + 1;
+  std::vector<std::string> lost_;  // metadata lost in both copies
+};
+
+}  // namespace daxguard::fs
