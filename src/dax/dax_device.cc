@@ -19,6 +19,9 @@ Status Device::RegisterHolder(Holder* holder) {
 }
 
 void Device::ReleaseHolder(Holder* holder) {
+  // One release at a time: a second caller (say Kill racing an unmount)
+  // waits, then finds the holder gone and returns.
+  std::lock_guard<std::mutex> release(release_mu_);
   {
     std::lock_guard<std::recursive_mutex> g(holder_mu_);
     if (holder_ != holder) return;

@@ -110,6 +110,7 @@ class Device {
   // Recursive: a holder may touch the device (and so cause another
   // notification) from inside its NotifyFailure.
   mutable std::recursive_mutex holder_mu_;
+  std::mutex release_mu_;
   Holder* holder_ = nullptr;
   Status PagesError(uint64_t pgoff, uint64_t nr_pages) const;
   Status BytesError(uint64_t off, uint64_t len) const;

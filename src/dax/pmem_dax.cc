@@ -123,7 +123,12 @@ void PmemDax::Watch(uint32_t seen) {
 void PmemDax::StopWatching() {
   watching_.store(false);
   media_->WakeErrorWaiters();  // so the watcher sees the flag now, not at its timeout
-  if (watcher_.joinable()) watcher_.join();
+  if (!watcher_.joinable()) return;
+  // A holder may let go from inside a delivery on the watcher thread itself.
+  if (watcher_.get_id() == std::this_thread::get_id())
+    watcher_.detach();
+  else
+    watcher_.join();
 }
 
 }  // namespace daxguard::dax

@@ -34,7 +34,7 @@ Result<std::unique_ptr<Target>> MakeLinearTarget(const TableLine& line, const Ba
   auto offset = ParseOffsetArg(line, "offset", line.args[1]);
   if (!offset.ok()) return offset.status();
   auto base = resolve(line.args[0]);
-  if (!base.ok()) return SegmentError(line, base.status().message());
+  if (!base.ok()) return SegmentError(line, base.status());
   uint64_t len = line.len * kSectorSize;
   if (*offset > base->size || len > base->size - *offset)
     return SegmentError(line, "reaches beyond the end of " + line.args[0] + " (" +

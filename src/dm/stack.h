@@ -2,18 +2,23 @@
 // a dax::Device built from a table of segments, each mapped by a target
 // onto base devices (device files or other stacks), and it registers as the
 // holder of every base while it has a holder itself, so that poison found
-// on any device below reaches its own holder at the stack's offsets.
+// on any device below reaches its own holder at the stack's offsets (told
+// from the stack's own delivery thread, moments after the base reported).
+// Unlike Linux, opening a stack claims nothing: tools may open a stack that
+// a filesystem holds, as they may open a held device.
 //
 // Offsets are translated here, at the layer boundary, and nowhere else: the
 // data path maps a stack range down to (base, offset, contiguous length),
 // and notifications map a base range up to every stack range it backs.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dax/dax_device.h"
@@ -53,6 +58,7 @@ class Stack final : public dax::Device {
   const std::vector<TableLine>& table() const { return table_; }
   size_t base_count() const { return bases_.size(); }
   dax::Device& base(size_t i) { return *bases_[i].dev; }
+  const std::string& base_label(size_t i) const { return bases_[i].label; }
   std::vector<SegmentStatus> SegmentStatuses() const;
 
   // One level of translation. Down: the contiguous runs of [off, off+len),
@@ -81,6 +87,7 @@ class Stack final : public dax::Device {
   struct Segment {
     uint64_t start;  // bytes
     uint64_t len;    // bytes
+    bool error;      // the error target: no base, every access fails
     std::unique_ptr<Target> target;
   };
   struct Base {
@@ -100,8 +107,11 @@ class Stack final : public dax::Device {
   // EIO if [off, off+len) touches an error segment, checked before any
   // base is touched so that a refused write changes nothing.
   Status CheckNoErrorTarget(uint64_t off, uint64_t len) const;
+  Status ErrorTargetError(uint64_t off) const;
   void OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags);
-  void DeliverPending();
+  void StartDelivering();
+  void StopDelivering();
+  void DeliverLoop();
   void ReleaseBases();
 
   std::string name_;
@@ -112,12 +122,18 @@ class Stack final : public dax::Device {
   uint64_t size_ = 0;
   dax::Capabilities caps_;
 
-  // Failures from the bases not yet told to the holder: those that come
-  // while a holder is registering (the bases report what they had pending
-  // as soon as the stack claims them) wait here until it is in place.
+  // Failures from the bases wait here for the delivery thread, which tells
+  // the holder. A base calls the stack with its own holder lock held, and
+  // the stack takes its lock and then the bases' when a holder registers;
+  // telling the holder from another thread keeps those two orders from
+  // meeting. It also lets the bases report what they had pending the moment
+  // the stack claims them, before its holder is in place.
   std::mutex pending_mu_;
+  std::condition_variable pending_cv_;
   std::vector<ByteRange> pending_;  // guarded by pending_mu_
-  bool claiming_ = false;           // guarded by pending_mu_
+  bool kill_ = false;               // a base is going away; guarded by pending_mu_
+  bool stop_ = false;               // guarded by pending_mu_
+  std::thread notifier_;
 };
 
 }  // namespace daxguard::dm

@@ -73,7 +73,7 @@ Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const B
     auto offset = ParseOffsetArg(line, "offset", a[3 + 2 * i]);
     if (!offset.ok()) return offset.status();
     auto base = resolve(dev);
-    if (!base.ok()) return SegmentError(line, base.status().message());
+    if (!base.ok()) return SegmentError(line, base.status());
     if (*offset > base->size || stripe_len > base->size - *offset)
       return SegmentError(line, "stripe " + std::to_string(i) + " reaches beyond the end of " + dev + " (" +
                                     std::to_string(base->size / kSectorSize) + " sectors)");

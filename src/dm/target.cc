@@ -1,5 +1,7 @@
 #include "dm/target.h"
 
+#include <algorithm>
+
 #include "common/units.h"
 
 namespace daxguard::dm {
@@ -13,8 +15,24 @@ Result<std::unique_ptr<Target>> MakeTarget(const TableLine& line, const BaseReso
   return SegmentError(line, "unknown target '" + line.target + "'");
 }
 
+std::vector<ByteRange> MergeRanges(std::vector<ByteRange> v) {
+  std::sort(v.begin(), v.end(), [](const ByteRange& a, const ByteRange& b) { return a.off < b.off; });
+  std::vector<ByteRange> out;
+  for (const ByteRange& r : v) {
+    if (!out.empty() && r.off <= out.back().off + out.back().len)
+      out.back().len = std::max(out.back().off + out.back().len, r.off + r.len) - out.back().off;
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
 Status SegmentError(const TableLine& line, const std::string& why) {
-  return Status::Invalid("segment '" + FormatTableLine(line) + "': " + why);
+  return SegmentError(line, Status::Invalid(why));
+}
+
+Status SegmentError(const TableLine& line, const Status& why) {
+  return Status::Error(why.err(), "segment '" + FormatTableLine(line) + "': " + why.message());
 }
 
 Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, const std::string& text) {

@@ -33,6 +33,9 @@ struct ByteRange {
   bool operator==(const ByteRange&) const = default;
 };
 
+// Sorts `v` and joins ranges that overlap or touch.
+std::vector<ByteRange> MergeRanges(std::vector<ByteRange> v);
+
 class Target {
  public:
   virtual ~Target() = default;
@@ -62,8 +65,10 @@ Result<std::unique_ptr<Target>> MakeLinearTarget(const TableLine& line, const Ba
 Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const BaseResolver& resolve);
 Result<std::unique_ptr<Target>> MakeErrorTarget(const TableLine& line);
 
-// Shared by the target files: "segment 'LINE': WHY".
+// Shared by the target files: "segment 'LINE': WHY", keeping the errno of
+// a failure below (a missing device stays ENOENT).
 Status SegmentError(const TableLine& line, const std::string& why);
+Status SegmentError(const TableLine& line, const Status& why);
 // Parses a page-aligned sector offset argument into bytes.
 Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, const std::string& text);
 

@@ -22,9 +22,12 @@ int64_t Now() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+Status Unmounted() { return Status::Error(EBADF, "the filesystem was unmounted"); }
+
 }  // namespace
 
 File::~File() {
+  if (!fs_) return;  // the filesystem went first
   Filesystem::OpGuard g(fs_);
   fs_->open_files_.erase(this);
   auto it = fs_->open_inodes_.find(ino_);
@@ -43,6 +46,7 @@ Result<Inode*> File::Me() {
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   auto me = Me();
   if (!me.ok()) return me.status();
@@ -189,6 +193,7 @@ void File::TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops) {
 }
 
 Result<size_t> File::Write(uint64_t off, const void* data, size_t len) {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   DG_RETURN_IF_ERROR(fs_->Writable());
   auto me = Me();
@@ -237,6 +242,7 @@ Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, std::vector<Op>* o
 }
 
 Status File::Truncate(uint64_t size) {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   DG_RETURN_IF_ERROR(fs_->Writable());
   auto me = Me();
@@ -258,6 +264,7 @@ Status File::Truncate(uint64_t size) {
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   DG_RETURN_IF_ERROR(fs_->Writable());
   auto me = Me();
@@ -318,6 +325,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
 }
 
 Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   DG_RETURN_IF_ERROR(fs_->Writable());
   if (src.fs_ != fs_) return Status::Error(EXDEV, "clone across filesystems");
@@ -353,6 +361,7 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
 }
 
 Status File::Fsync() {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   auto me = Me();
   if (!me.ok()) return me.status();
@@ -362,6 +371,7 @@ Status File::Fsync() {
 }
 
 Result<FileStat> File::Stat() {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   auto me = Me();
   if (!me.ok()) return me.status();
@@ -371,6 +381,7 @@ Result<FileStat> File::Stat() {
 }
 
 Result<std::vector<FiemapExtent>> File::Fiemap() {
+  if (!fs_) return Unmounted();
   Filesystem::OpGuard g(fs_);
   auto me = Me();
   if (!me.ok()) return me.status();

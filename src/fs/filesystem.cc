@@ -53,7 +53,11 @@ Filesystem::OpGuard::~OpGuard() {
 Filesystem::Filesystem(dax::Device& dev)
     : dev_(dev), geo_(GeometryFor(dev.size())), log_(dev, geo_), state_(geo_) {}
 
-Filesystem::~Filesystem() { dev_.ReleaseHolder(this); }
+Filesystem::~Filesystem() {
+  dev_.ReleaseHolder(this);
+  std::lock_guard<std::mutex> g(mu_);
+  for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
+}
 
 Status Filesystem::Mkfs(dax::Device& dev) {
   Geometry g = GeometryFor(dev.size());

@@ -88,6 +88,9 @@ class Filesystem : public dax::Holder {
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
   bool read_only();
+  // fsck --repair: rebuilds every log block that differs between the
+  // copies and sets link counts to what the directory tree says.
+  Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
   // dax::Holder

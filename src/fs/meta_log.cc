@@ -79,7 +79,7 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
     rewrite[1] |= !ok[1] || (ok[0] && std::memcmp(line[0], line[1], kLineSize) != 0);
   }
   for (int c = 0; c < 2; ++c) {
-    if (!rewrite[c]) continue;
+    if (!rewrite[c] || dry_run_) continue;
     auto w = dev_.RecoveryWrite(SlotAddr(c, slot, idx * kBlockSize), page, kBlockSize);
     if (!w.ok()) return w.status();
   }
@@ -87,6 +87,7 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
 }
 
 Status MetaLog::WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes) {
+  if (dry_run_) return Status::Ok();
   auto w = dax::WriteAt(dev_, SlotAddr(copy, slot, off), bytes.data(), bytes.size());
   if (w.ok() && *w == bytes.size()) return Status::Ok();
   // Known poison under a partial page: rebuild those blocks, then retry.
@@ -113,6 +114,7 @@ Status MetaLog::WriteRecords(int slot, uint64_t off, uint64_t seq, const std::ve
 
 Status MetaLog::WriteSuper() {
   SealSuperBlock(&sb_);
+  if (dry_run_) return Status::Ok();
   std::string page(kBlockSize, '\0');
   std::memcpy(page.data(), &sb_, sizeof sb_);
   for (int c = 0; c < 2; ++c) {

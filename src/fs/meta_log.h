@@ -43,6 +43,10 @@ class MetaLog {
   // Compares both copies of every live block; rebuilds what differs.
   Status Scrub(ReplayReport* report);
 
+  // Dry run (fsck without --repair): nothing is written; what would have
+  // been repaired is still counted.
+  void set_dry_run(bool on) { dry_run_ = on; }
+
   uint64_t tail() const { return tail_; }
   const SuperBlock& super() const { return sb_; }
 
@@ -67,6 +71,7 @@ class MetaLog {
   SuperBlock sb_{};
   uint64_t tail_ = 0;      // bytes used in the active slot
   uint64_t next_seq_ = 0;  // seq of the next record
+  bool dry_run_ = false;
 };
 
 }  // namespace daxguard::fs

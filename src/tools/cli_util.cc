@@ -19,10 +19,6 @@ Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text) 
   return Status::Invalid("invalid " + what + " '" + text + "'");
 }
 
-Result<std::unique_ptr<media::PmemDevice>> OpenDevice(const std::string& path) {
-  return media::PmemDevice::Open(path);
-}
-
 void PrintJson(const Json& j) { std::cout << j.dump(2) << std::endl; }
 
 const char* KindName(media::Kind k) { return k == media::Kind::kCxl ? "cxl" : "pmem"; }

@@ -21,8 +21,6 @@ int Fail(const std::string& cmd, const std::string& message);
 // Parses a size or offset argument ("4096", "0x1000", "64k", "1g").
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
 
-Result<std::unique_ptr<media::PmemDevice>> OpenDevice(const std::string& path);
-
 void PrintJson(const Json& j);
 
 const char* KindName(media::Kind k);
@@ -34,5 +32,11 @@ void AddDeviceCommands(CLI::App& app, int* rc);  // create-device, list, inject-
 void AddScrubCommands(CLI::App& app, int* rc);   // start-scrub, wait-scrub
 void AddIoCommand(CLI::App& app, int* rc);       // io
 void AddDemoCommand(CLI::App& app, int* rc);     // demo
+void AddDmCommands(CLI::App& app, int* rc);      // dm create, dm table, dm status
+void AddFsCommands(CLI::App& app, int* rc);      // mkfs, fs, who, health, fsck
+
+// `io` on DEV:/path: xfs_io's file commands on a daxfs file.
+bool IsFsTarget(const std::string& arg);
+int RunFileIo(const std::string& target, const std::vector<std::string>& cmds, bool create);
 
 }  // namespace daxguard::tools

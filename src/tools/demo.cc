@@ -13,6 +13,9 @@
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
+
+int RunFsDemo(const std::string& path);  // demo_fs.cc
+
 namespace {
 
 constexpr uint64_t kBase = 1 << 20;  // the demo's data lives at 1 MiB
@@ -142,8 +145,7 @@ int RunDemo(const std::string& path) {
   Step("the device goes away: the holder hears PRE_REMOVE");
   dev.Kill();
   dev.ReleaseHolder(&holder);
-  std::printf("\ndone. Try: daxguard list %s --media-errors\n", path.c_str());
-  return 0;
+  return RunFsDemo(path);
 }
 
 }  // namespace
@@ -151,7 +153,7 @@ int RunDemo(const std::string& path) {
 void AddDemoCommand(CLI::App& app, int* rc) {
   auto path = std::make_shared<std::string>("var/daxguard.dev");
   auto* d = app.add_subcommand("demo", "guided run of the poison lifecycle on an emulated device");
-  d->add_option("DEV", *path, "device file (created if missing; default var/daxguard.dev)");
+  d->add_option("DEV", *path, "device file (created if missing; default var/daxguard.dev; reformatted each run)");
   d->callback([path, rc] { *rc = RunDemo(*path); });
 }
 

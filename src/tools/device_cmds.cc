@@ -1,9 +1,12 @@
 // create-device, list, inject-error, clear-errors: the ndctl-style commands
-// that talk to the device's "firmware" (the media layer) directly.
+// that talk to the device's "firmware" (the media layer) directly. Given a
+// stack, they act on the devices below it, in the stack's sectors.
 #include <cstdio>
 #include <map>
 
 #include "common/units.h"
+#include "dm/media_map.h"
+#include "dm/open.h"
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
@@ -79,10 +82,27 @@ struct ListArgs {
   bool media_errors = false;
 };
 
+// A stack lists in its own sectors, translated up from every device below.
+Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
+  Json devices = Json::array();
+  for (dax::PmemDax* d : dm::BottomDevices(stack)) devices.push_back(d->media().path());
+  Json j{{"dev", path}, {"kind", "dm"}, {"size", stack.size()}, {"devices", devices}};
+  uint64_t sectors = 0;
+  Json list = Json::array();
+  for (const media::BadBlock& b : stack.BadBlocks()) {
+    sectors += b.count;
+    list.push_back({{"offset", b.sector}, {"length", b.count}});
+  }
+  j["badblock_count"] = sectors;
+  if (media_errors) j["badblocks"] = list;
+  return j;
+}
+
 int RunList(const ListArgs& a) {
-  auto d = OpenDevice(a.dev);
+  auto d = dm::OpenDaxDevice(a.dev);
   if (!d.ok()) return Fail("list", d.status());
-  PrintJson(DeviceJson(**d, a.media_errors));
+  auto* pmem = dynamic_cast<dax::PmemDax*>(d->get());
+  PrintJson(pmem ? DeviceJson(pmem->media(), a.media_errors) : StackJson(a.dev, **d, a.media_errors));
   return 0;
 }
 
@@ -91,27 +111,49 @@ struct InjectArgs {
   bool no_notify = false, saturate = false, uninject = false, status = false;
 };
 
-Json InjectedJson(media::PmemDevice& d) {
-  Json list = Json::array();
-  for (const media::MediaError& e : d.MediaErrors()) {
-    if (e.source != media::Source::kInjected) continue;
-    uint64_t first = e.offset / kSectorSize, last = (e.offset + e.length - 1) / kSectorSize;
-    if (!list.empty() && list.back()["block"].get<uint64_t>() + list.back()["count"].get<uint64_t>() >= first) {
-      uint64_t start = list.back()["block"];
-      list.back()["count"] = last + 1 - start;
-    } else {
-      list.push_back({{"block", first}, {"count", last + 1 - first}});
+// Injected errors in the blocks of `dev`, translated up from the devices below a stack.
+Json InjectedJson(const std::string& path, dax::Device& dev) {
+  std::vector<dm::ByteRange> blocks;
+  for (dax::PmemDax* bottom : dm::BottomDevices(dev)) {
+    for (const media::MediaError& e : bottom->media().MediaErrors()) {
+      if (e.source != media::Source::kInjected) continue;
+      for (const dm::ByteRange& r : dm::MapFromMedia(dev, *bottom, e.offset, e.length)) {
+        uint64_t first = r.off / kSectorSize, last = (r.off + r.len - 1) / kSectorSize;
+        blocks.push_back({first, last + 1 - first});
+      }
     }
   }
-  return Json{{"dev", d.path()}, {"badblocks", list}};
+  Json list = Json::array();
+  for (const dm::ByteRange& b : dm::MergeRanges(std::move(blocks))) list.push_back({{"block", b.off}, {"count", b.len}});
+  return Json{{"dev", path}, {"badblocks", list}};
+}
+
+// Injects into (or uninjects from) the devices under a stack's blocks. The
+// whole range is translated first, so a range touching the error target
+// changes nothing.
+Status InjectOnStack(dax::Device& stack, uint64_t block, uint64_t count, const media::InjectOptions& opt,
+                     bool uninject) {
+  uint64_t blocks = stack.size() / kSectorSize;
+  if (count == 0) return Status::Invalid("count must be at least 1");
+  if (block > blocks || count > blocks - block)
+    return Status::Range("blocks " + std::to_string(block) + "+" + std::to_string(count) +
+                         " are beyond the stack end (" + std::to_string(blocks) + " blocks)");
+  auto extents = dm::MapToMedia(stack, block * kSectorSize, count * kSectorSize);
+  if (!extents.ok()) return extents.status();
+  for (const dm::MediaExtent& e : *extents) {
+    media::PmemDevice& m = e.dev->media();
+    DG_RETURN_IF_ERROR(uninject ? m.Uninject(e.offset / kSectorSize, e.len / kSectorSize)
+                                : m.Inject(e.offset / kSectorSize, e.len / kSectorSize, opt));
+  }
+  return Status::Ok();
 }
 
 int RunInject(const InjectArgs& a) {
   const char* cmd = "inject-error";
-  auto d = OpenDevice(a.dev);
+  auto d = dm::OpenDaxDevice(a.dev);
   if (!d.ok()) return Fail(cmd, d.status());
   if (a.status) {
-    PrintJson(InjectedJson(**d));
+    PrintJson(InjectedJson(a.dev, **d));
     return 0;
   }
   if (a.block.empty()) return Fail(cmd, "--block is required");
@@ -124,8 +166,12 @@ int RunInject(const InjectArgs& a) {
       {"internal", media::Source::kInternal}};
   auto src = kSources.find(a.source);
   if (src == kSources.end()) return Fail(cmd, "unknown --source '" + a.source + "'");
-  Status s = a.uninject ? (*d)->Uninject(*block, *count)
-                        : (*d)->Inject(*block, *count, {!a.no_notify, a.saturate, src->second});
+  media::InjectOptions opt{!a.no_notify, a.saturate, src->second};
+  Status s;
+  if (auto* pmem = dynamic_cast<dax::PmemDax*>(d->get()))
+    s = a.uninject ? pmem->media().Uninject(*block, *count) : pmem->media().Inject(*block, *count, opt);
+  else
+    s = InjectOnStack(**d, *block, *count, opt, a.uninject);
   return s.ok() ? 0 : Fail(cmd, s);
 }
 
@@ -134,23 +180,32 @@ struct ClearArgs {
   bool scrub = false;
 };
 
+Status ClearOnMedia(const dm::MediaExtent& e) {
+  media::PmemDevice& m = e.dev->media();
+  // Round outward to whole clear units: the firmware clears nothing smaller.
+  uint64_t lo = AlignDown(e.offset, m.clear_unit());
+  uint64_t hi = std::min<uint64_t>(AlignUp(e.offset + e.len, m.clear_unit()), m.size());
+  DG_RETURN_IF_ERROR(m.ClearPoison(lo, hi - lo));
+  return m.ForgetKnown(lo, hi - lo);
+}
+
 int RunClear(const ClearArgs& a) {
   const char* cmd = "clear-errors";
-  auto d = OpenDevice(a.dev);
+  auto d = dm::OpenDaxDevice(a.dev);
   if (!d.ok()) return Fail(cmd, d.status());
-  media::PmemDevice& dev = **d;
   if (a.scrub) {
-    Status s = dev.BeginScrub(static_cast<uint32_t>(getpid()));
-    if (s.ok()) s = dev.RunScrub();
-    if (!s.ok()) return Fail(cmd, s);
+    for (dax::PmemDax* bottom : dm::BottomDevices(**d)) {
+      Status s = bottom->media().BeginScrub(static_cast<uint32_t>(getpid()));
+      if (s.ok()) s = bottom->media().RunScrub();
+      if (!s.ok()) return Fail(cmd, s);
+    }
   }
   uint64_t ranges = 0, sectors = 0;
-  for (const media::BadBlock& b : dev.BadBlocks()) {
-    // Round outward to whole clear units: the firmware clears nothing smaller.
-    uint64_t lo = AlignDown(b.sector * kSectorSize, dev.clear_unit());
-    uint64_t hi = std::min<uint64_t>(AlignUp((b.sector + b.count) * kSectorSize, dev.clear_unit()), dev.size());
-    Status s = dev.ClearPoison(lo, hi - lo);
-    if (s.ok()) s = dev.ForgetKnown(lo, hi - lo);
+  for (const media::BadBlock& b : (*d)->BadBlocks()) {
+    // A stack's known errors are cleared on the devices below it.
+    auto extents = dm::MapToMedia(**d, b.sector * kSectorSize, b.count * kSectorSize);
+    Status s = extents.status();
+    for (size_t i = 0; s.ok() && i < extents->size(); ++i) s = ClearOnMedia((*extents)[i]);
     if (!s.ok()) return Fail(cmd, "clearing sectors " + std::to_string(b.sector) + "+" +
                                       std::to_string(b.count) + " failed: " + s.message());
     ++ranges;
@@ -158,7 +213,7 @@ int RunClear(const ClearArgs& a) {
   }
   std::printf("cleared %llu bad blocks in %llu ranges on %s (their data now reads as zeroes)\n",
               static_cast<unsigned long long>(sectors), static_cast<unsigned long long>(ranges),
-              dev.path().c_str());
+              a.dev.c_str());
   return 0;
 }
 
@@ -177,13 +232,13 @@ void AddDeviceCommands(CLI::App& app, int* rc) {
 
   auto la = std::make_shared<ListArgs>();
   auto* l = app.add_subcommand("list", "describe a device as JSON");
-  l->add_option("DEV", la->dev, "device file")->required();
+  l->add_option("DEV", la->dev, "device or stack file")->required();
   l->add_flag("-M,--media-errors", la->media_errors, "include the bad block list");
   l->callback([la, rc] { *rc = RunList(*la); });
 
   auto ia = std::make_shared<InjectArgs>();
   auto* i = app.add_subcommand("inject-error", "inject media errors (poison)");
-  i->add_option("DEV", ia->dev, "device file")->required();
+  i->add_option("DEV", ia->dev, "device or stack file")->required();
   i->add_option("-B,--block", ia->block, "first 512-byte block");
   i->add_option("-n,--count", ia->count, "number of blocks (default 1)");
   i->add_flag("-N,--no-notify", ia->no_notify, "leave the error latent until scrub or consumption");
@@ -195,7 +250,7 @@ void AddDeviceCommands(CLI::App& app, int* rc) {
 
   auto cla = std::make_shared<ClearArgs>();
   auto* cl = app.add_subcommand("clear-errors", "clear every known error (its data is lost)");
-  cl->add_option("DEV", cla->dev, "device file")->required();
+  cl->add_option("DEV", cla->dev, "device or stack file")->required();
   cl->add_flag("--scrub", cla->scrub, "scrub first so latent errors are cleared too");
   cl->callback([cla, rc] { *rc = RunClear(*cla); });
 }

@@ -9,7 +9,7 @@
 
 #include "common/units.h"
 #include "dax/dax_io.h"
-#include "dax/pmem_dax.h"
+#include "dm/open.h"
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
@@ -154,13 +154,15 @@ namespace daxguard::tools {
 namespace {
 
 struct IoArgs {
+  bool create = false;
   std::string dev;
   std::vector<std::string> cmds;
 };
 
 int RunIo(const IoArgs& a) {
   const char* cmd = "io";
-  auto dev = dax::PmemDax::Open(a.dev);
+  if (IsFsTarget(a.dev)) return RunFileIo(a.dev, a.cmds, a.create);
+  auto dev = dm::OpenDaxDevice(a.dev);
   if (!dev.ok()) return Fail(cmd, dev.status());
   // Every command is checked before any runs: bad input changes nothing.
   std::vector<IoCommand> cmds;
@@ -179,8 +181,9 @@ int RunIo(const IoArgs& a) {
 void AddIoCommand(CLI::App& app, int* rc) {
   auto a = std::make_shared<IoArgs>();
   auto* io = app.add_subcommand("io", "xfs_io-style I/O: -c \"pread [-v] OFF LEN\" -c \"pwrite [-S BYTE] OFF LEN\" -c \"zero OFF LEN\"");
-  io->add_option("DEV", a->dev, "device file")->required();
+  io->add_option("DEV", a->dev, "device or stack file")->required();
   io->add_option("-c,--command", a->cmds, "command to run (repeatable)")->required();
+  io->add_flag("-f", a->create, "DEV:/path: create the file if missing");
   io->callback([a, rc] { *rc = RunIo(*a); });
 }
 

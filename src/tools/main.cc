@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   daxguard::tools::AddScrubCommands(app, &rc);
   daxguard::tools::AddIoCommand(app, &rc);
   daxguard::tools::AddDemoCommand(app, &rc);
+  daxguard::tools::AddDmCommands(app, &rc);
+  daxguard::tools::AddFsCommands(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -137,3 +137,21 @@ TEST_F(FsTest, ManyOperationsCompactTheLog) {
 
 }  // namespace
 }  // namespace daxguard::fs
+
+namespace daxguard::fs {
+namespace {
+
+TEST_F(FsTest, HandlesLeftOpenFailCleanlyAfterUnmount) {
+  auto f = Create("/left-open");
+  Fill(*f, 0, 100, 1);
+  fs_.reset();
+  uint8_t b;
+  EXPECT_EQ(f->Read(0, &b, 1).status().err(), EBADF);
+  EXPECT_EQ(f->Write(0, &b, 1).status().err(), EBADF);
+  f.reset();
+  Mount();
+  EXPECT_EQ(fs_->Stat("/left-open")->attr.size, 100u);
+}
+
+}  // namespace
+}  // namespace daxguard::fs

@@ -1,0 +1,22 @@
+// The one way every command opens what the user names: a device file or a
+// stack file, and everything a stack stands on (stacks of stacks, to any
+// depth). Relative DEV paths in a stack file are taken from its directory.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "dax/dax_device.h"
+#include "dm/table.h"
+
+namespace daxguard::dm {
+
+Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path);
+
+// Checks `table` as the table of a new stack file at `path`, opening every
+// device it names, and only then writes the file. Refuses an existing path.
+Status CreateStackFile(const std::string& path, const std::vector<TableLine>& table);
+
+}  // namespace daxguard::dm

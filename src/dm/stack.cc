@@ -1,0 +1,330 @@
+#include "dm/stack.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <utility>
+
+#include "common/units.h"
+
+namespace daxguard::dm {
+
+class Stack::Link final : public dax::Holder {
+ public:
+  Link(Stack* stack, size_t base) : stack_(stack), base_(base) {}
+  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
+    if (flags == dax::kFailurePreRemove) going_.store(true);
+    stack_->OnBaseFailure(base_, offset, len, flags);
+  }
+  // A base going away lets its holder go itself (Device::Kill), so the
+  // stack must not release it too: two releases of one holder would race.
+  bool going() const { return going_.load(); }
+
+ private:
+  Stack* stack_;
+  size_t base_;
+  std::atomic<bool> going_{false};
+};
+
+Stack::Stack(std::string name, std::vector<TableLine> table) : name_(std::move(name)), table_(std::move(table)) {}
+
+Stack::~Stack() {
+  // A holder that never released: let go of the bases before the links go.
+  ReleaseBases();
+  StopDelivering();
+  // Close the bases while the rest is intact: a stack below may still be
+  // telling this one (through its link) that it is going away.
+  bases_.clear();
+}
+
+Result<std::unique_ptr<Stack>> Stack::Build(std::string name, std::vector<TableLine> table, BaseOpener& opener) {
+  DG_RETURN_IF_ERROR(CheckLayout(table));
+  std::unique_ptr<Stack> s(new Stack(std::move(name), std::move(table)));
+  std::map<std::string, size_t> by_id;
+  for (const TableLine& line : s->table_) DG_RETURN_IF_ERROR(s->AddSegment(line, opener, &by_id));
+  s->Finish();
+  return s;
+}
+
+Status Stack::AddSegment(const TableLine& line, BaseOpener& opener, std::map<std::string, size_t>* by_id) {
+  BaseResolver resolve = [&](const std::string& dev) -> Result<BaseRef> {
+    auto id = opener.Identify(dev);
+    if (!id.ok()) return id.status();
+    auto it = by_id->find(*id);
+    if (it == by_id->end()) {
+      auto d = opener.Open(dev);
+      if (!d.ok()) return d.status();
+      bases_.push_back({dev, std::move(d).value()});
+      links_.push_back(std::make_unique<Link>(this, bases_.size() - 1));
+      it = by_id->emplace(*id, bases_.size() - 1).first;
+    }
+    return BaseRef{it->second, bases_[it->second].dev->size()};
+  };
+  auto target = MakeTarget(line, resolve);
+  if (!target.ok()) return target.status();
+  bool error = target.value()->Bases().empty();
+  segments_.push_back({line.start * kSectorSize, line.len * kSectorSize, error, std::move(target).value()});
+  return Status::Ok();
+}
+
+void Stack::Finish() {
+  size_ = segments_.back().start + segments_.back().len;
+  // Recovery where any base can (CanRecover says where); synchronous only
+  // if every base is.
+  caps_.synchronous = !bases_.empty();
+  for (const Base& b : bases_) {
+    caps_.recovery = caps_.recovery || b.dev->caps().recovery;
+    caps_.synchronous = caps_.synchronous && b.dev->caps().synchronous;
+  }
+}
+
+size_t Stack::SegmentAt(uint64_t off) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), off,
+                             [](uint64_t o, const Segment& s) { return o < s.start; });
+  return static_cast<size_t>(it - segments_.begin()) - 1;
+}
+
+template <typename Fn>
+bool Stack::ForEachRun(uint64_t off, uint64_t len, Fn&& fn) const {
+  size_t i = len ? SegmentAt(off) : 0;
+  while (len > 0) {
+    const Segment& seg = segments_[i];
+    uint64_t in = off - seg.start;
+    Extent e = seg.target->Map(in, std::min(len, seg.len - in));
+    if (!fn(e, off)) return false;
+    off += e.len;
+    len -= e.len;
+    if (off - seg.start >= seg.len) ++i;
+  }
+  return true;
+}
+
+Status Stack::CheckNoErrorTarget(uint64_t off, uint64_t len) const {
+  if (len == 0) return Status::Ok();
+  for (size_t i = SegmentAt(off); i < segments_.size() && segments_[i].start < off + len; ++i) {
+    if (segments_[i].error) return ErrorTargetError(std::max(off, segments_[i].start));
+  }
+  return Status::Ok();
+}
+
+Status Stack::ErrorTargetError(uint64_t off) const {
+  return Status::Io(name_ + ": sector " + std::to_string(off / kSectorSize) + " is mapped to the error target");
+}
+
+std::vector<Extent> Stack::MapDown(uint64_t off, uint64_t len) const {
+  std::vector<Extent> out;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    out.push_back(e);
+    return true;
+  });
+  return out;
+}
+
+std::vector<ByteRange> Stack::MapUp(size_t base, uint64_t off, uint64_t len) const {
+  std::vector<ByteRange> out, part;
+  for (const Segment& seg : segments_) {
+    part.clear();
+    seg.target->Unmap(base, off, len, &part);
+    for (const ByteRange& r : part) out.push_back({seg.start + r.off, r.len});
+  }
+  return MergeRanges(std::move(out));
+}
+
+// --- the data path
+
+Result<dax::Mapping> Stack::DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) {
+  DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  if (nr_pages == 0) return dax::Mapping{};
+  uint64_t off = pgoff * kPageSize;
+  // Only the part within one segment, and for a stripe one chunk: what
+  // follows lives elsewhere, and the caller comes back for it.
+  const Segment& seg = segments_[SegmentAt(off)];
+  if (seg.error) return ErrorTargetError(off);
+  uint64_t in = off - seg.start;
+  Extent e = seg.target->Map(in, std::min(nr_pages * kPageSize, seg.len - in));
+  return bases_[e.base].dev->DirectAccess(e.offset / kPageSize, e.len / kPageSize, mode);
+}
+
+Result<size_t> Stack::RecoveryWrite(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  auto* in = static_cast<const uint8_t*>(src);
+  size_t done = 0;
+  Status why;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    auto r = bases_[e.base].dev->RecoveryWrite(e.offset, in + done, e.len);
+    if (!r.ok()) {
+      why = r.status();
+      return false;
+    }
+    done += *r;
+    return *r == e.len;
+  });
+  if (done == 0 && !why.ok()) return why;
+  return done;
+}
+
+Status Stack::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
+  DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(pgoff * kPageSize, nr_pages * kPageSize));
+  Status s;
+  ForEachRun(pgoff * kPageSize, nr_pages * kPageSize, [&](const Extent& e, uint64_t) {
+    s = bases_[e.base].dev->ZeroPageRange(e.offset / kPageSize, e.len / kPageSize);
+    return s.ok();
+  });
+  return s;
+}
+
+size_t Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+  if (!CheckBytes(off, len).ok()) return 0;
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t done = 0;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    if (e.base == Extent::kNoBase) return false;
+    size_t n = bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len);
+    done += n;
+    return n == e.len;
+  });
+  return done;
+}
+
+Status Stack::Write(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  auto* in = static_cast<const uint8_t*>(src);
+  Status s;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    s = bases_[e.base].dev->Write(e.offset, in + (pos - off), e.len);
+    return s.ok();
+  });
+  return s;
+}
+
+std::vector<media::BadBlock> Stack::BadBlocks() const {
+  std::vector<media::BadBlock> all;
+  for (size_t i = 0; i < bases_.size(); ++i)
+    for (const media::BadBlock& b : bases_[i].dev->BadBlocks())
+      for (const ByteRange& r : MapUp(i, b.sector * kSectorSize, b.count * kSectorSize))
+        all.push_back({r.off / kSectorSize, r.len / kSectorSize, b.acknowledged});
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.sector < b.sector; });
+  std::vector<media::BadBlock> out;
+  for (const media::BadBlock& b : all) {
+    if (!out.empty() && b.sector <= out.back().sector + out.back().count) {
+      media::BadBlock& last = out.back();
+      last.count = std::max(last.sector + last.count, b.sector + b.count) - last.sector;
+      last.acknowledged = last.acknowledged && b.acknowledged;
+    } else {
+      out.push_back(b);
+    }
+  }
+  return out;
+}
+
+bool Stack::CanRecover(uint64_t off, uint64_t len) const {
+  if (off > size_ || len > size_ - off) return false;
+  return ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    return e.base != Extent::kNoBase && bases_[e.base].dev->CanRecover(e.offset, e.len);
+  });
+}
+
+std::vector<SegmentStatus> Stack::SegmentStatuses() const {
+  std::vector<media::BadBlock> bad = BadBlocks();
+  std::vector<SegmentStatus> out;
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    const Segment& seg = segments_[i];
+    SegmentStatus st;
+    st.line = table_[i];
+    for (size_t b : seg.target->Bases()) st.devices.push_back(bases_[b].label);
+    st.can_recover = CanRecover(seg.start, seg.len);
+    uint64_t lo = seg.start / kSectorSize, hi = lo + seg.len / kSectorSize;
+    for (const media::BadBlock& b : bad) {
+      uint64_t s = std::max(b.sector, lo), e = std::min(b.sector + b.count, hi);
+      if (s < e) st.bad.push_back({s, e - s, b.acknowledged});
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+// --- the holder: the stack holds its bases while it has a holder itself
+
+Status Stack::ClaimForHolder(uint64_t) {
+  for (size_t i = 0; i < bases_.size(); ++i) {
+    Status s = bases_[i].dev->RegisterHolder(links_[i].get());
+    if (!s.ok()) {
+      ReleaseBases();
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+// The bases were let go in OnHolderReleasing, before the holder lock is
+// taken: releasing a base waits for its threads, best done holding nothing.
+void Stack::UnclaimForHolder(uint64_t) {}
+
+void Stack::OnHolderRegistered() { StartDelivering(); }
+
+void Stack::OnHolderReleasing() {
+  ReleaseBases();
+  StopDelivering();  // after what the bases reported has been told
+}
+
+void Stack::ReleaseBases() {
+  for (size_t i = 0; i < bases_.size(); ++i)
+    if (!links_[i]->going()) bases_[i].dev->ReleaseHolder(links_[i].get());
+}
+
+void Stack::OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags) {
+  std::vector<ByteRange> up;
+  if (flags != dax::kFailurePreRemove) up = MapUp(base, off, len);
+  std::lock_guard<std::mutex> g(pending_mu_);
+  // Without one of its devices the stack as a whole is going away.
+  if (flags == dax::kFailurePreRemove) kill_ = true;
+  pending_.insert(pending_.end(), up.begin(), up.end());
+  pending_cv_.notify_all();
+}
+
+void Stack::StartDelivering() {
+  std::thread old;
+  {
+    std::lock_guard<std::mutex> g(pending_mu_);
+    old = std::move(notifier_);
+  }
+  if (old.joinable()) old.join();  // one that stopped itself (below)
+  std::lock_guard<std::mutex> g(pending_mu_);
+  stop_ = false;
+  notifier_ = std::thread([this] { DeliverLoop(); });
+}
+
+void Stack::StopDelivering() {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> g(pending_mu_);
+    stop_ = true;
+    // Kill() on the delivery thread lets the holder go, which leads here:
+    // that thread ends by itself once Kill returns, and is joined later.
+    if (notifier_.joinable() && notifier_.get_id() != std::this_thread::get_id()) t = std::move(notifier_);
+  }
+  pending_cv_.notify_all();
+  if (t.joinable()) t.join();
+}
+
+void Stack::DeliverLoop() {
+  std::unique_lock<std::mutex> g(pending_mu_);
+  for (;;) {
+    pending_cv_.wait(g, [this] { return stop_ || kill_ || !pending_.empty(); });
+    std::vector<ByteRange> batch = std::exchange(pending_, {});
+    bool kill = std::exchange(kill_, false);
+    g.unlock();
+    size_t told = 0;
+    while (told < batch.size() && NotifyHolder(batch[told].off, batch[told].len, dax::kFailureMedia)) ++told;
+    if (kill) Kill();
+    g.lock();
+    // Whatever nobody could be told of waits for the next holder.
+    pending_.insert(pending_.begin(), batch.begin() + static_cast<ptrdiff_t>(told), batch.end());
+    if (told < batch.size() || (stop_ && pending_.empty())) return;
+  }
+}
+
+}  // namespace daxguard::dm

@@ -1,0 +1,25 @@
+// The stack file: a magic and version line, then the table, one segment a
+// line in dmsetup's syntax. Blank lines and lines starting with '#' are
+// skipped. DEV paths that are relative are relative to the file's directory,
+// so a directory of devices and stacks can move as a whole.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "dm/table.h"
+
+namespace daxguard::dm {
+
+inline constexpr std::string_view kStackMagic = "daxguard-stack 1";
+
+// Whether `path` starts like a stack file (it may still be malformed).
+bool LooksLikeStackFile(const std::string& path);
+// Reads and checks the table (syntax and layout; not the devices).
+Result<std::vector<TableLine>> ReadStackFile(const std::string& path);
+// Writes a new stack file; fails if `path` exists.
+Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table);
+
+}  // namespace daxguard::dm

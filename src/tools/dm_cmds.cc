@@ -1,0 +1,90 @@
+// `daxguard dm create|table|status`: remapping devices in dmsetup's terms.
+// A stack lives in a small text file (dm/stack_file.h); every command that
+// takes a device takes a stack file too.
+#include <cstdio>
+
+#include "dm/open.h"
+#include "dm/stack.h"
+#include "dm/stack_file.h"
+#include "tools/cli_util.h"
+
+namespace daxguard::tools {
+namespace {
+
+struct CreateArgs {
+  std::string stack;
+  std::vector<std::string> lines;
+};
+
+int RunCreate(const CreateArgs& a) {
+  const char* cmd = "dm create";
+  std::vector<dm::TableLine> table;
+  for (const std::string& text : a.lines) {
+    auto line = dm::ParseTableLine(text);
+    if (!line.ok()) return Fail(cmd, line.status());
+    table.push_back(std::move(line).value());
+  }
+  Status s = dm::CreateStackFile(a.stack, table);
+  return s.ok() ? 0 : Fail(cmd, s);
+}
+
+// Only reads the file, so that a stack whose devices are gone still shows.
+int RunTable(const std::string& path) {
+  auto table = dm::ReadStackFile(path);
+  if (!table.ok()) return Fail("dm table", table.status());
+  for (const dm::TableLine& l : *table) std::printf("%s\n", dm::FormatTableLine(l).c_str());
+  return 0;
+}
+
+std::string Joined(const std::vector<std::string>& words) {
+  std::string s;
+  for (const std::string& w : words) s += (s.empty() ? "" : ",") + w;
+  return s.empty() ? "-" : s;
+}
+
+// One line per segment: "START LEN TARGET devices=A,B recovery=yes|no
+// badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none.
+int RunStatus(const std::string& path) {
+  const char* cmd = "dm status";
+  auto dev = dm::OpenDaxDevice(path);
+  if (!dev.ok()) return Fail(cmd, dev.status());
+  auto* stack = dynamic_cast<dm::Stack*>(dev->get());
+  if (!stack) return Fail(cmd, path + " is a device, not a stack");
+  for (const dm::SegmentStatus& st : stack->SegmentStatuses()) {
+    std::vector<std::string> bad;
+    for (const media::BadBlock& b : st.bad) bad.push_back(std::to_string(b.sector) + "+" + std::to_string(b.count));
+    std::printf("%llu %llu %s devices=%s recovery=%s badblocks=%s\n", static_cast<unsigned long long>(st.line.start),
+                static_cast<unsigned long long>(st.line.len), st.line.target.c_str(), Joined(st.devices).c_str(),
+                st.can_recover ? "yes" : "no", Joined(bad).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddDmCommands(CLI::App& app, int* rc) {
+  auto* dm = app.add_subcommand("dm", "remapping devices (device-mapper style stacks)");
+  dm->require_subcommand(1);
+
+  auto ca = std::make_shared<CreateArgs>();
+  auto* c = dm->add_subcommand("create", "check a table and write it as a new stack file");
+  c->add_option("STACK", ca->stack, "stack file to create")->required();
+  c->add_option("--table", ca->lines,
+                "segment \"START LEN TARGET ARGS\" in 512-byte sectors (repeatable, in order): "
+                "linear DEV OFFSET | striped N CHUNK DEV OFFSET... | error; "
+                "relative DEV paths are relative to the stack file's directory")
+      ->required();
+  c->callback([ca, rc] { *rc = RunCreate(*ca); });
+
+  auto table_path = std::make_shared<std::string>();
+  auto* t = dm->add_subcommand("table", "print a stack's table");
+  t->add_option("STACK", *table_path, "stack file")->required();
+  t->callback([table_path, rc] { *rc = RunTable(*table_path); });
+
+  auto status_path = std::make_shared<std::string>();
+  auto* s = dm->add_subcommand("status", "per segment: devices, recovery, known bad blocks (stack sectors)");
+  s->add_option("STACK", *status_path, "stack file")->required();
+  s->callback([status_path, rc] { *rc = RunStatus(*status_path); });
+}
+
+}  // namespace daxguard::tools

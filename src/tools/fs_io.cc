@@ -1,0 +1,221 @@
+#include "tools/fs_io.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "common/units.h"
+#include "tools/cli_util.h"
+
+namespace daxguard::tools {
+namespace {
+
+constexpr uint64_t kChunk = 64 * 1024;
+
+Status ParseNumbers(const std::string& name, const std::vector<std::string>& args, size_t i, size_t want,
+                    std::vector<uint64_t>* out) {
+  if (args.size() - i != want)
+    return Status::Invalid(name + ": expected " + std::to_string(want) + " numeric arguments");
+  for (; i < args.size(); ++i) {
+    auto v = ParseSizeArg("number", args[i]);
+    if (!v.ok()) return Status::Invalid(name + ": " + v.status().message());
+    out->push_back(*v);
+  }
+  return Status::Ok();
+}
+
+std::string Reason(const Status& s) { return s.err() == EIO ? std::strerror(EIO) : s.message(); }
+
+void Rate(std::ostream& out, const char* verb, uint64_t done, uint64_t len, uint64_t off, uint64_t ops,
+          std::chrono::steady_clock::time_point t0) {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double s = secs > 0 ? secs : 1e-9;
+  out << fmt::format("{} {}/{} bytes at offset {}\n", verb, done, len, off);
+  out << fmt::format("{}, {} ops; {:.4f} sec ({}/sec and {:.4f} ops/sec)\n", HumanBytes(done), ops, secs,
+                     HumanBytes(done / s), ops / s);
+}
+
+Status DoPwrite(fs::File& f, const FileCommand& c, std::ostream& out) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<uint8_t> buf(std::min(kChunk, std::max<uint64_t>(c.length, 1)), c.pattern);
+  uint64_t done = 0, ops = 0;
+  Status why;
+  while (done < c.length) {
+    uint64_t n = std::min<uint64_t>(buf.size(), c.length - done);
+    auto w = f.Write(c.offset + done, buf.data(), n);
+    ++ops;
+    if (!w.ok()) {
+      why = w.status();
+      break;
+    }
+    done += *w;
+    if (*w < n) {
+      why = Status::Io("short write");
+      break;
+    }
+  }
+  if (done || why.ok()) Rate(out, "wrote", done, c.length, c.offset, ops, t0);
+  return why;
+}
+
+Status DoPread(fs::File& f, const FileCommand& c, std::ostream& out) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<uint8_t> buf(std::min(kChunk, std::max<uint64_t>(c.length, 1)));
+  uint64_t done = 0, ops = 0;
+  Status why;
+  while (done < c.length) {
+    uint64_t n = std::min<uint64_t>(buf.size(), c.length - done);
+    auto r = f.Read(c.offset + done, buf.data(), n);
+    ++ops;
+    if (!r.ok()) {
+      why = r.status();
+      break;
+    }
+    if (c.verbose)
+      for (size_t i = 0; i < *r; i += 16) {
+        std::string hex, text;
+        for (size_t j = i; j < std::min<size_t>(*r, i + 16); ++j) {
+          hex += fmt::format("{:02x} ", buf[j]);
+          text += (buf[j] >= 0x20 && buf[j] < 0x7f) ? static_cast<char>(buf[j]) : '.';
+        }
+        out << fmt::format("{:08x}:  {:<48} {}\n", c.offset + done + i, hex, text);
+      }
+    done += *r;
+    if (*r < n) break;  // end of file, or damage (reported by the next read)
+  }
+  if (why.ok() && done < c.length) {
+    // Short because of damage rather than end of file?
+    uint8_t b;
+    auto probe = f.Read(c.offset + done, &b, 1);
+    if (!probe.ok()) why = probe.status();
+  }
+  if (done || why.ok()) Rate(out, "read", done, c.length, c.offset, ops, t0);
+  return why;
+}
+
+void DoFiemap(fs::File& f, const std::string& path, bool verbose, std::ostream& out) {
+  auto m = f.Fiemap();
+  out << path << ":\n";
+  if (verbose) out << " EXT: FILE-OFFSET      BLOCK-RANGE      TOTAL FLAGS\n";
+  uint64_t pos = 0;
+  int n = 0;
+  auto line = [&](uint64_t lo, uint64_t hi, const std::string& where, uint64_t total, unsigned flags) {
+    std::string range = fmt::format("[{}..{}]:", lo / 512, hi / 512 - 1);
+    if (verbose)
+      out << fmt::format("{:4}: {:<16} {:<16} {:>5}{}\n", n++, range, where, total / 512,
+                         flags == ~0u ? "" : fmt::format(" 0x{:x}", flags));
+    else
+      out << fmt::format("{:>2}: {} {}\n", n++, range, where);
+  };
+  for (const fs::FiemapExtent& e : *m) {
+    if (e.logical > pos) line(pos, e.logical, "hole", e.logical - pos, ~0u);
+    unsigned flags = (e.last ? 0x1 : 0) | (e.unwritten ? 0x800 : 0) | (e.shared ? 0x2000 : 0);
+    std::string where = fmt::format("{}..{}", e.physical / 512, (e.physical + e.length) / 512 - 1);
+    if (e.damaged) where += " (damaged)";
+    line(e.logical, e.logical + e.length, where, e.length, flags);
+    pos = e.logical + e.length;
+  }
+}
+
+void DoStat(fs::File& f, const std::string& path, std::ostream& out) {
+  auto st = f.Stat();
+  out << "fd.path = \"" << path << "\"\n";
+  out << "stat.ino = " << st->ino << "\n";
+  out << "stat.type = " << (S_ISDIR(st->attr.mode) ? "directory" : "regular file") << "\n";
+  out << "stat.size = " << st->attr.size << "\n";
+  out << "stat.blocks = " << st->blocks * 8 << "\n";
+  out << fmt::format("stat.mode = 0{:o}\n", st->attr.mode & 07777);
+  out << "stat.nlink = " << st->attr.nlink << "\n";
+}
+
+Status RunOne(fs::Filesystem& fs, fs::File& f, const std::string& path, const FileCommand& c,
+              std::ostream& out) {
+  const std::string& n = c.name;
+  if (n == "pwrite") return DoPwrite(f, c, out);
+  if (n == "pread") return DoPread(f, c, out);
+  if (n == "fzero") return f.Fallocate(fs::kFallocZeroRange | (c.keep_size ? fs::kFallocKeepSize : 0), c.offset, c.length);
+  if (n == "fpunch") return f.Fallocate(fs::kFallocPunchHole | fs::kFallocKeepSize, c.offset, c.length);
+  if (n == "falloc") return f.Fallocate(c.keep_size ? fs::kFallocKeepSize : 0, c.offset, c.length);
+  if (n == "truncate") return f.Truncate(c.offset);
+  if (n == "fsync") return f.Fsync();
+  if (n == "stat") return DoStat(f, path, out), Status::Ok();
+  if (n == "fiemap") return DoFiemap(f, path, c.verbose, out), Status::Ok();
+  if (n == "reflink") {
+    auto t0 = std::chrono::steady_clock::now();
+    auto src = fs.Open(c.source);
+    if (!src.ok()) return src.status();
+    uint64_t before = f.Stat()->attr.size;
+    DG_RETURN_IF_ERROR(f.CloneFrom(**src, c.offset, c.dest, c.length));
+    uint64_t len = c.length ? c.length : (*src)->Stat()->attr.size - c.offset;
+    (void)before;
+    Rate(out, "linked", len, len, c.dest, 1, t0);
+    return Status::Ok();
+  }
+  return Status::Invalid("unknown command " + n);
+}
+
+}  // namespace
+
+Result<FileCommand> ParseFileCommand(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> args;
+  for (std::string w; in >> w;) args.push_back(w);
+  if (args.empty()) return Status::Invalid("empty command");
+  FileCommand c;
+  c.name = args[0];
+  size_t i = 1;
+  auto flag = [&](const char* f) { return i < args.size() && args[i] == f ? (++i, true) : false; };
+  std::vector<uint64_t> nums;
+  if (c.name == "pread" || c.name == "fiemap") {
+    while (flag("-v")) c.verbose = true;
+  } else if (c.name == "pwrite" && flag("-S")) {
+    auto p = i < args.size() ? ParseSize(args[i]) : std::nullopt;
+    if (!p || *p > 0xff) return Status::Invalid("pwrite: -S needs a byte value (0..0xff)");
+    c.pattern = static_cast<uint8_t>(*p);
+    ++i;
+  } else if (c.name == "falloc" || c.name == "fzero") {
+    while (flag("-k")) c.keep_size = true;
+  }
+  static const std::set<std::string> kOffLen = {"pwrite", "pread", "fzero", "fpunch", "falloc"};
+  if (kOffLen.count(c.name)) {
+    DG_RETURN_IF_ERROR(ParseNumbers(c.name, args, i, 2, &nums));
+    c.offset = nums[0], c.length = nums[1];
+  } else if (c.name == "truncate") {
+    DG_RETURN_IF_ERROR(ParseNumbers(c.name, args, i, 1, &nums));
+    c.offset = nums[0];
+  } else if (c.name == "fsync" || c.name == "stat" || c.name == "fiemap") {
+    if (i != args.size()) return Status::Invalid(c.name + ": unexpected argument '" + args[i] + "'");
+  } else if (c.name == "reflink") {
+    if (i >= args.size()) return Status::Invalid("reflink: expected SRC [SOFF DOFF LEN]");
+    c.source = args[i++];
+    if (auto colon = c.source.find(":/"); colon != std::string::npos) c.source = c.source.substr(colon + 1);
+    if (i < args.size()) {
+      DG_RETURN_IF_ERROR(ParseNumbers(c.name, args, i, 3, &nums));
+      c.offset = nums[0], c.dest = nums[1], c.length = nums[2];
+    }
+  } else {
+    return Status::Invalid("unknown command '" + c.name +
+                           "' (known: pwrite, pread, fzero, fpunch, falloc, fiemap, reflink, truncate, fsync, stat)");
+  }
+  return c;
+}
+
+int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
+                    const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err) {
+  int failed = 0;
+  for (const FileCommand& c : cmds) {
+    Status s = RunOne(fs, file, path, c, out);
+    if (s.ok()) continue;
+    ++failed;
+    out.flush();
+    err << c.name << ": " << Reason(s) << "\n";
+    err.flush();
+  }
+  return failed;
+}
+
+}  // namespace daxguard::tools

@@ -1,0 +1,30 @@
+// xfs_io's file commands on a daxfs file: `daxguard io [-f] DEV:/path -c ...`.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "fs/filesystem.h"
+
+namespace daxguard::tools {
+
+struct FileCommand {
+  std::string name;                // pwrite, pread, fzero, fpunch, falloc, fiemap, reflink, truncate, fsync, stat
+  bool verbose = false;            // pread -v, fiemap -v
+  bool keep_size = false;          // falloc -k, fzero -k
+  uint8_t pattern = 0xcd;          // pwrite -S
+  uint64_t offset = 0, length = 0;
+  std::string source;              // reflink: the source file's path
+  uint64_t dest = 0;               // reflink: destination offset
+};
+
+Result<FileCommand> ParseFileCommand(const std::string& text);
+
+// Runs the commands on `file` (named `path` in messages); returns how many failed.
+int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
+                    const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err);
+
+}  // namespace daxguard::tools

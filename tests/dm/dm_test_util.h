@@ -1,0 +1,194 @@
+// Shared by the dm tests: temporary directories of device and stack files,
+// and a holder that records what it is told.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dax/dax_device.h"
+#include "dax/pmem_dax.h"
+#include "dm/open.h"
+#include "dm/stack.h"
+#include "media/pmem_device.h"
+
+namespace daxguard::dm::testing {
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/dg_dm_test.XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    EXPECT_NE(p, nullptr);
+    path_ = p ? p : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline void MakeDevice(const std::string& path, uint64_t size) {
+  media::CreateOptions opt;
+  opt.size = size;
+  auto d = media::PmemDevice::Create(path, opt);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+}
+
+// Parses the lines and writes a stack file at `path`.
+inline Status MakeStack(const std::string& path, const std::vector<std::string>& lines) {
+  std::vector<TableLine> table;
+  for (const std::string& text : lines) {
+    auto l = ParseTableLine(text);
+    if (!l.ok()) return l.status();
+    table.push_back(std::move(l).value());
+  }
+  return CreateStackFile(path, table);
+}
+
+inline std::unique_ptr<dax::Device> OpenOrDie(const std::string& path) {
+  auto d = OpenDaxDevice(path);
+  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  return d.ok() ? std::move(d).value() : nullptr;
+}
+
+// Polls `pred` until it holds or the deadline passes.
+inline bool Eventually(const std::function<bool()>& pred,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+struct Call {
+  uint64_t offset, len;
+  int flags;
+  bool operator==(const Call&) const = default;
+};
+inline void PrintTo(const Call& c, std::ostream* os) {
+  *os << "{" << c.offset << "+" << c.len << " flags " << c.flags << "}";
+}
+
+// Records every notification; safe to call from any thread.
+class RecordingHolder : public dax::Holder {
+ public:
+  ~RecordingHolder() override {
+    if (device_) device_->ReleaseHolder(this);
+  }
+  // Registers with `d` until destroyed, so that a failed assertion cannot
+  // leave a device calling a holder that is gone.
+  Status RegisterWith(dax::Device& d) {
+    Status s = d.RegisterHolder(this);
+    if (s.ok()) device_ = &d;
+    return s;
+  }
+  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
+    std::lock_guard<std::mutex> g(mu_);
+    calls_.push_back({offset, len, flags});
+    cv_.notify_all();
+  }
+  std::vector<Call> Calls() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return calls_;
+  }
+  // Waits until `pred` holds for the calls so far, or the deadline passes.
+  bool WaitFor(const std::function<bool(const std::vector<Call>&)>& pred,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10)) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::unique_lock<std::mutex> g(mu_);
+    while (!pred(calls_)) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      cv_.wait_for(g, std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+  bool WaitForCount(size_t n) const {
+    return WaitFor([n](const std::vector<Call>& v) { return v.size() >= n; });
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<Call> calls_;
+  dax::Device* device_ = nullptr;
+};
+
+// A forked child running `body`, which reports through its exit code only
+// (it must not touch gtest). Should the test fail before waiting for it, the
+// destructor kills and reaps it, so no child outlives its test.
+class Child {
+ public:
+  explicit Child(const std::function<int()>& body) : pid_(fork()) {
+    if (pid_ == 0) _exit(body());
+    EXPECT_GT(pid_, 0);
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  // The child's exit code, or -1 if it did not exit normally.
+  int Wait() {
+    int status = 0;
+    pid_t p = pid_;
+    pid_ = -1;
+    if (p <= 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+  }
+
+ private:
+  pid_t pid_;
+};
+
+// One-byte messages from parent to child; the child closes the write end,
+// so it sees EOF, not a hang, if the parent dies first.
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() { EXPECT_EQ(pipe(fd), 0); }
+  ~Pipe() {
+    close(fd[0]);
+    CloseWrite();
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  void CloseWrite() {
+    if (fd[1] >= 0) close(fd[1]);
+    fd[1] = -1;
+  }
+  void Send() const { (void)!write(fd[1], "x", 1); }
+  bool Receive() const {
+    char c;
+    return read(fd[0], &c, 1) == 1;
+  }
+};
+
+}  // namespace daxguard::dm::testing

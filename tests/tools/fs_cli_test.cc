@@ -1,0 +1,127 @@
+// The filesystem commands end to end: mkfs, io on DEV:/path, fs, who,
+// health and fsck, with poison injected through the device tools.
+#include "tools/cli_harness.h"
+
+namespace daxguard::testing {
+namespace {
+
+class FsCli : public CliHarness {
+ protected:
+  void SetUp() override {
+    CliHarness::SetUp();
+    dev_ = Path("pmem0");
+    ASSERT_EQ(Dg({"create-device", dev_, "--size", "128m"}).rc, 0);
+    CliRun r = Dg({"mkfs", dev_});
+    ASSERT_EQ(r.rc, 0) << r.err;
+  }
+  std::string F(const std::string& p) { return dev_ + ":" + p; }
+  // The device sector holding file offset `off` of `path`, from fiemap -v.
+  uint64_t SectorOf(const std::string& path, uint64_t off) {
+    CliRun r = Dg({"io", F(path), "-c", "fiemap -v"});
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      unsigned long long lo, hi, plo, phi;
+      if (std::sscanf(line.c_str(), " %*d: [%llu..%llu]: %llu..%llu", &lo, &hi, &plo, &phi) == 4 &&
+          off / 512 >= lo && off / 512 <= hi)
+        return plo + (off / 512 - lo);
+    }
+    ADD_FAILURE() << "no extent for " << path << " offset " << off << "\n" << r.out;
+    return 0;
+  }
+  std::string dev_;
+};
+
+TEST_F(FsCli, MkfsRefusesToOverwriteWithoutForce) {
+  CliRun r = Dg({"mkfs", dev_});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("already holds a daxfs"), std::string::npos) << r.err;
+  EXPECT_EQ(Dg({"mkfs", "-f", dev_}).rc, 0);
+}
+
+TEST_F(FsCli, IoOnFilesPrintsLikeXfsIo) {
+  CliRun r = Dg({"io", "-f", F("/f"), "-c", "pwrite -S 0x61 0 8k", "-c", "pread -v 4096 16", "-c", "truncate 6000",
+                 "-c", "stat"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote 8192/8192 bytes at offset 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("00001000:  61 61"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stat.size = 6000"), std::string::npos) << r.out;
+  EXPECT_NE(Dg({"io", F("/missing"), "-c", "stat"}).rc, 0) << "without -f nothing is created";
+}
+
+TEST_F(FsCli, NamespaceAndHostCopies) {
+  ASSERT_EQ(Dg({"fs", "mkdir", F("/d")}).rc, 0);
+  {
+    std::ofstream out(Path("host.txt"));
+    out << "persistent memory\n";
+  }
+  ASSERT_EQ(Dg({"fs", "put", Path("host.txt"), F("/d/x")}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "mv", F("/d/x"), "/d/y"}).rc, 0);
+  CliRun ls = Dg({"fs", "ls", F("/d")});
+  EXPECT_EQ(ls.out, "y\n");
+  ASSERT_EQ(Dg({"fs", "get", F("/d/y"), Path("back.txt")}).rc, 0);
+  EXPECT_EQ(Slurp(Path("back.txt")), "persistent memory\n");
+  EXPECT_NE(Dg({"fs", "rm", F("/d")}).rc, 0) << "not empty";
+  EXPECT_EQ(Dg({"fs", "rm", "-r", F("/d")}).rc, 0);
+  EXPECT_EQ(Dg({"fs", "ls", F("/")}).out, "");
+}
+
+TEST_F(FsCli, InjectedPoisonNamesEveryReflinkOwner) {
+  ASSERT_EQ(Dg({"io", "-f", F("/a"), "-c", "pwrite 0 64k"}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/b"), "-c", "reflink " + F("/a")}).rc, 0);
+  uint64_t sector = SectorOf("/a", 8192);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(sector)}).rc, 0);
+  auto who = DgJson({"who", dev_, "--offset", std::to_string(sector * 512), "--length", "512"});
+  ASSERT_EQ(who.size(), 2u);
+  EXPECT_EQ(who[0]["path"], "/a");
+  EXPECT_EQ(who[1]["path"], "/b");
+  EXPECT_EQ(who[0]["file_offset"], 8192);
+  auto h = DgJson({"health", dev_});
+  ASSERT_EQ(h["damaged_files"].size(), 2u);
+  EXPECT_EQ(h["damaged_files"][0]["damaged"][0]["offset"], 8192);
+  CliRun r = Dg({"io", F("/b"), "-c", "pread 8192 512"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.err, "pread: Input/output error\n");
+  // b repairs its copy with a whole-page write; a still reports damage.
+  ASSERT_EQ(Dg({"io", F("/b"), "-c", "pwrite 8192 4096"}).rc, 0);
+  h = DgJson({"health", dev_});
+  ASSERT_EQ(h["damaged_files"].size(), 1u);
+  EXPECT_EQ(h["damaged_files"][0]["path"], "/a");
+  EXPECT_EQ(Dg({"io", F("/a"), "-c", "fzero 8192 4096"}).rc, 0);
+  EXPECT_TRUE(DgJson({"health", dev_})["damaged_files"].empty());
+  CliRun ck = Dg({"fsck", dev_});
+  EXPECT_EQ(ck.rc, 0) << ck.out << ck.err;
+}
+
+TEST_F(FsCli, FsckFindsAndRepairsADamagedLogCopy) {
+  ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite 0 4k"}).rc, 0);
+  // Scribble over copy B of the first live log block: no poison, just wrong bytes.
+  CliRun who = Dg({"who", dev_, "--offset", "0", "--length", "1"});
+  ASSERT_EQ(who.rc, 0);
+  auto geo_b = DgJson({"who", dev_, "--offset", std::to_string(64ull << 20 | 4096), "--length", "1"});
+  ASSERT_EQ(geo_b[0]["owner"], "metadata") << geo_b.dump();
+  ASSERT_EQ(Dg({"io", dev_, "-c", "pwrite -S 0x5a " + std::to_string((64ull << 20) + 4096) + " 512"}).rc, 0);
+  CliRun bad = Dg({"fsck", dev_});
+  EXPECT_EQ(bad.rc, 1) << bad.out;
+  EXPECT_NE(bad.out.find("differ between the two copies"), std::string::npos) << bad.out;
+  CliRun fix = Dg({"fsck", "--repair", dev_});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
+}
+
+TEST_F(FsCli, BadInputIsRefusedWithOneLine) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"io", F("/nope"), "-c", "pread 0 1"},
+                                            {"io", "-f", F("/n"), "-c", "bogus"},
+                                            {"fs", "ls", "nodev"},
+                                            {"fs", "ls", Path("missing") + ":/"},
+                                            {"who", dev_, "--offset", "999999999999"},
+                                            {"mkfs", Path("missing")}}) {
+    CliRun r = Dg(args);
+    EXPECT_NE(r.rc, 0) << args[0];
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  EXPECT_NE(Dg({"fs", "ls", F("/n")}).rc, 0) << "the malformed io created nothing";
+}
+
+}  // namespace
+}  // namespace daxguard::testing
