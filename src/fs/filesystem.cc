@@ -9,8 +9,10 @@ namespace daxguard::fs {
 namespace {
 
 int64_t NowNs() {
+  // Coarse, as Linux's inode timestamps are (current_time()): a few ns
+  // instead of ~30 on every write, at the kernel tick's resolution.
   timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -227,11 +229,10 @@ Status Filesystem::Unlink(const std::string& path) {
   Attr a = in->attr;
   a.nlink--;
   a.ctime_ns = NowNs();
-  std::vector<Op> ops = {Op::Unlink(parent->ino, name), Op::SetInode(in->ino, a)};
-  if (a.nlink == 0 && !open_inodes_.count(in->ino)) {
-    for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops.push_back(std::move(op));
-    ops.push_back(Op::FreeInode(in->ino));
-  }
+  DG_RETURN_IF_ERROR(Commit({Op::Unlink(parent->ino, name), Op::SetInode(in->ino, a)}));
+  // A crash before the blocks are freed leaves an orphan, freed at mount.
+  std::vector<Op> ops;
+  DropIfUnused(in, &ops);
   return Commit(std::move(ops));
 }
 
@@ -296,10 +297,6 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
     Attr va = victim->attr;
     va.nlink = victim->is_dir() ? 0 : va.nlink - 1;
     ops.push_back(Op::SetInode(victim->ino, va));
-    if (va.nlink == 0 && !open_inodes_.count(victim->ino)) {
-      for (Op& op : FreeBlocksOps(victim, 0, UINT64_MAX / 2)) ops.push_back(std::move(op));
-      ops.push_back(Op::FreeInode(victim->ino));
-    }
   }
   ops.push_back(Op::Unlink(fp->ino, fname));
   ops.push_back(Op::Link(tp->ino, tname, in->ino));
@@ -310,6 +307,10 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
     ops.push_back(Op::SetInode(fp->ino, a));
     ops.push_back(Op::SetInode(tp->ino, b));
   }
+  uint64_t victim = target != tp->entries.end() ? target->second : 0;
+  DG_RETURN_IF_ERROR(Commit(std::move(ops)));
+  ops.clear();
+  if (Inode* v = victim ? state_.Find(victim) : nullptr) DropIfUnused(v, &ops);
   return Commit(std::move(ops));
 }
 
@@ -336,22 +337,7 @@ Result<FileStat> Filesystem::Stat(const std::string& path) {
   return FileStat{(*in)->ino, (*in)->attr, BlocksOf(**in)};
 }
 
-// One path to `ino`, by walking the tree (used by who/health, not hot).
-std::string Filesystem::PathOf(uint64_t ino) {
-  if (ino == kRootIno) return "/";
-  std::vector<std::pair<uint64_t, std::string>> todo = {{kRootIno, ""}};
-  while (!todo.empty()) {
-    auto [dir, prefix] = todo.back();
-    todo.pop_back();
-    const Inode* d = state_.Find(dir);
-    if (!d) continue;
-    for (const auto& [name, child] : d->entries) {
-      if (child == ino) return prefix + "/" + name;
-      const Inode* c = state_.Find(child);
-      if (c && c->is_dir()) todo.push_back({child, prefix + "/" + name});
-    }
-  }
-  return "";
-}
+// One path to `ino` (used by who/health).
+std::string Filesystem::PathOf(uint64_t ino) { return state_.PathOf(ino); }
 
 }  // namespace daxguard::fs

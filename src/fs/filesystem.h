@@ -9,6 +9,7 @@
 // (quarantined until cleared).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -135,6 +136,9 @@ class Filesystem : public dax::Holder {
   std::mutex mu_;
   std::mutex failures_mu_;
   std::vector<Failure> failures_;
+  // Whether failures_ may be non-empty: lets every operation's guard skip
+  // failures_mu_ when nothing was reported (the usual case).
+  std::atomic<bool> failures_pending_{false};
   std::multiset<uint64_t> open_inodes_;
   std::set<File*> open_files_;
   std::vector<std::function<void()>> callbacks_;  // damage notices, run after unlocking

@@ -16,17 +16,23 @@ void Filesystem::NotifyFailure(uint64_t offset, uint64_t len, int flags) {
   {
     std::lock_guard<std::mutex> g(failures_mu_);
     failures_.push_back({offset, len, flags});
+    failures_pending_.store(true);
   }
   if (in_op_ == this) return;  // the running operation handles it before it ends
   OpGuard g(this);             // handled as the guard is let go
 }
 
+// A failure reported by this thread was flagged before this runs; one
+// reported by another thread after the flag was read is handled by that
+// thread, which takes the guard itself (see NotifyFailure).
 void Filesystem::ProcessFailures() {
   for (;;) {
+    if (!failures_pending_.load()) return;
     std::vector<Failure> batch;
     {
       std::lock_guard<std::mutex> g(failures_mu_);
       batch.swap(failures_);
+      failures_pending_.store(false);
     }
     if (batch.empty()) return;
     for (const Failure& f : batch) HandleFailure(f);

@@ -112,13 +112,18 @@ size_t SpaceMap::RefCount(uint64_t pblk) const {
   return runs.empty() ? 0 : runs[0].owners.size();
 }
 
+// On every in-place write: walks the runs without copying them.
 bool SpaceMap::Exclusive(uint64_t pblk, uint64_t len) const {
-  uint64_t covered = 0;
-  for (const OwnedRun& r : Lookup(pblk, len)) {
-    if (r.owners.size() != 1) return false;
-    covered += r.len;
+  uint64_t pos = pblk, end = pblk + len;  // [pblk, pos) is known to be exclusive
+  auto it = runs_.upper_bound(pblk);
+  if (it != runs_.begin()) --it;
+  for (; pos < end && it != runs_.end(); ++it) {
+    const OwnedRun& r = it->second;
+    if (r.pblk + r.len <= pos) continue;  // ends before the range
+    if (r.pblk > pos || r.owners.size() != 1) return false;  // unowned gap, or shared
+    pos = r.pblk + r.len;
   }
-  return covered == len;
+  return pos >= end;
 }
 
 void SpaceMap::SetQuarantine(uint64_t pblk, uint64_t len, bool on) {

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 namespace daxguard::fs {
 
 bool Inode::is_dir() const { return S_ISDIR(attr.mode); }
@@ -97,16 +99,21 @@ Status State::Apply(const Op& op) {
     case OpType::kFreeInode:
       DG_RETURN_IF_ERROR(need());
       Unmap(in, 0, UINT64_MAX / 2);
+      for (const auto& [name, child] : in->entries) RemoveParent(child, op.ino, name);
       inodes_.erase(op.ino);
       return Status::Ok();
     case OpType::kLink:
     case OpType::kUnlink: {
       Inode* dir = Find(op.parent);
       if (!dir || !dir->is_dir()) return Status::Corrupt("link in missing directory " + std::to_string(op.parent));
-      if (op.type == OpType::kLink)
+      auto old = dir->entries.find(op.name);
+      if (old != dir->entries.end()) RemoveParent(old->second, op.parent, op.name);
+      if (op.type == OpType::kLink) {
         dir->entries[op.name] = op.ino;
-      else
-        dir->entries.erase(op.name);
+        AddParent(op.ino, op.parent, op.name);
+      } else if (old != dir->entries.end()) {
+        dir->entries.erase(old);
+      }
       return Status::Ok();
     }
     case OpType::kMap:
@@ -133,6 +140,48 @@ Status State::Apply(const Op& op) {
       return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
+}
+
+void State::AddParent(uint64_t child, uint64_t dir, const std::string& name) {
+  auto& links = parents_[child];
+  std::pair<uint64_t, std::string> link{dir, name};
+  links.insert(std::lower_bound(links.begin(), links.end(), link), std::move(link));
+}
+
+void State::RemoveParent(uint64_t child, uint64_t dir, const std::string& name) {
+  auto it = parents_.find(child);
+  if (it == parents_.end()) return;
+  auto& links = it->second;
+  auto at = std::find_if(links.begin(), links.end(), [&](const auto& l) { return l.first == dir && l.second == name; });
+  if (at != links.end()) links.erase(at);
+  if (links.empty()) parents_.erase(it);
+}
+
+std::string State::PathOf(uint64_t ino) const {
+  if (ino == kRootIno) return "/";
+  auto it = parents_.find(ino);
+  if (it == parents_.end()) return "";
+  for (const auto& [dir, name] : it->second) {
+    std::vector<const std::string*> names = {&name};
+    uint64_t cur = dir;
+    // Up to the root (entries live only in existing inodes, so it exists);
+    // a directory is named by one entry. Stops, and tries the next link, on
+    // a directory nothing names or on a loop.
+    bool ok = true;
+    while (cur != kRootIno) {
+      const Inode* d = Find(cur);
+      auto p = parents_.find(cur);
+      ok = d && d->is_dir() && p != parents_.end() && names.size() <= parents_.size();
+      if (!ok) break;
+      names.push_back(&p->second.front().second);
+      cur = p->second.front().first;
+    }
+    if (!ok) continue;
+    std::string path;
+    for (auto n = names.rbegin(); n != names.rend(); ++n) path += "/" + **n;
+    return path;
+  }
+  return "";
 }
 
 Status State::ApplyAll(const std::vector<Op>& ops) {

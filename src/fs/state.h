@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "fs/format.h"
@@ -51,14 +53,24 @@ class State {
   const Geometry& geometry() const { return geo_; }
   uint64_t NextIno() const { return next_ino_; }
   const std::vector<std::string>& lost() const { return lost_; }
+  // One path from the root to `ino` ("/" for the root, "" if no directory
+  // reachable from the root names it), found by walking up the directory
+  // entries that name it: as cheap as the tree is deep. With several
+  // links, the first that reaches the root in (parent, name) order.
+  std::string PathOf(uint64_t ino) const;
 
  private:
   Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten);
   void Unmap(Inode* in, uint64_t fblk, uint64_t len);
+  void AddParent(uint64_t child, uint64_t dir, const std::string& name);
+  void RemoveParent(uint64_t child, uint64_t dir, const std::string& name);
 
   Geometry geo_;
   SpaceMap space_;
   std::map<uint64_t, std::unique_ptr<Inode>> inodes_;
+  // Every directory entry, by the inode it names: (directory, name), sorted.
+  // Kept in step with the directories' entries (only Apply changes them).
+  std::unordered_map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> parents_;
   uint64_t next_ino_ = kRootIno + 1;
   std::vector<std::string> lost_;  // metadata lost in both copies
 };

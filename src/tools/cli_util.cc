@@ -1,5 +1,7 @@
 #include "tools/cli_util.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -23,5 +25,23 @@ void PrintJson(const Json& j) { std::cout << j.dump(2) << std::endl; }
 
 const char* KindName(media::Kind k) { return k == media::Kind::kCxl ? "cxl" : "pmem"; }
 const char* ModeName(media::Mode m) { return m == media::Mode::kDevdax ? "devdax" : "fsdax"; }
+
+// xfs_io's closing line: "4 KiB, 1 ops; 0.0000 sec (39.062 MiB/sec and 10000.0000 ops/sec)".
+void PrintRate(std::ostream& out, uint64_t bytes, uint64_t ops, double secs) {
+  double s = secs > 0 ? secs : 1e-9;
+  out << fmt::format("{}, {} ops; {:.4f} sec ({}/sec and {:.4f} ops/sec)\n", HumanBytes(bytes), ops,
+                     secs, HumanBytes(bytes / s), ops / s);
+}
+
+void HexDump(std::ostream& out, uint64_t offset, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    std::string hex, text;
+    for (size_t j = i; j < std::min(n, i + 16); ++j) {
+      hex += fmt::format("{:02x} ", p[j]);
+      text += (p[j] >= 0x20 && p[j] < 0x7f) ? static_cast<char>(p[j]) : '.';
+    }
+    out << fmt::format("{:08x}:  {:<48} {}\n", offset + i, hex, text);
+  }
+}
 
 }  // namespace daxguard::tools

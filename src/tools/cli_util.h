@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <ostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -22,6 +23,11 @@ int Fail(const std::string& cmd, const std::string& message);
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
 
 void PrintJson(const Json& j);
+
+// xfs_io's output: the closing line of a transfer ("4 KiB, 1 ops; ..."), and
+// pread -v's hex dump.
+void PrintRate(std::ostream& out, uint64_t bytes, uint64_t ops, double secs);
+void HexDump(std::ostream& out, uint64_t offset, const uint8_t* p, size_t n);
 
 const char* KindName(media::Kind k);
 const char* ModeName(media::Mode m);

@@ -33,10 +33,8 @@ std::string Reason(const Status& s) { return s.err() == EIO ? std::strerror(EIO)
 void Rate(std::ostream& out, const char* verb, uint64_t done, uint64_t len, uint64_t off, uint64_t ops,
           std::chrono::steady_clock::time_point t0) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double s = secs > 0 ? secs : 1e-9;
   out << fmt::format("{} {}/{} bytes at offset {}\n", verb, done, len, off);
-  out << fmt::format("{}, {} ops; {:.4f} sec ({}/sec and {:.4f} ops/sec)\n", HumanBytes(done), ops, secs,
-                     HumanBytes(done / s), ops / s);
+  PrintRate(out, done, ops, secs);
 }
 
 Status DoPwrite(fs::File& f, const FileCommand& c, std::ostream& out) {
@@ -75,15 +73,7 @@ Status DoPread(fs::File& f, const FileCommand& c, std::ostream& out) {
       why = r.status();
       break;
     }
-    if (c.verbose)
-      for (size_t i = 0; i < *r; i += 16) {
-        std::string hex, text;
-        for (size_t j = i; j < std::min<size_t>(*r, i + 16); ++j) {
-          hex += fmt::format("{:02x} ", buf[j]);
-          text += (buf[j] >= 0x20 && buf[j] < 0x7f) ? static_cast<char>(buf[j]) : '.';
-        }
-        out << fmt::format("{:08x}:  {:<48} {}\n", c.offset + done + i, hex, text);
-      }
+    if (c.verbose) HexDump(out, c.offset + done, buf.data(), *r);
     done += *r;
     if (*r < n) break;  // end of file, or damage (reported by the next read)
   }

@@ -1,50 +1,21 @@
 // Drives the daxguard binary as a user would and checks what it prints, its
 // exit codes, and that bad input leaves the device untouched.
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
-#include <string>
-#include <vector>
+#include "tools/cli_harness.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+using CmdResult = daxguard::testing::CliRun;
+using daxguard::testing::CliHarness;
 
-struct CmdResult {
-  int rc;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Cli : public ::testing::Test {
+class Cli : public CliHarness {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/daxguard-cli-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    dev_ = (dir_ / "pmem0").string();
+    CliHarness::SetUp();
+    dev_ = Path("pmem0");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
-  CmdResult Dg(const std::vector<std::string>& args) {
-    std::string cmd = DAXGUARD_BIN;
-    for (const std::string& a : args) cmd += " '" + a + "'";
-    cmd += " >" + (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(dir_ / "out"), Slurp(dir_ / "err")};
-  }
   Json List() {
     CmdResult r = Dg({"list", dev_, "--media-errors"});
     EXPECT_EQ(r.rc, 0) << r.err;
@@ -74,7 +45,6 @@ class Cli : public ::testing::Test {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   }
 
-  fs::path dir_;
   std::string dev_;
 };
 

@@ -2,42 +2,21 @@
 // would: a three-level stack (striped over linear over two device files,
 // with an error segment at the end), listed, injected, read and written in
 // the stack's own sectors.
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
-#include <string>
-#include <vector>
+#include "tools/cli_harness.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+using CmdResult = daxguard::testing::CliRun;
+using daxguard::testing::CliHarness;
 
-struct CmdResult {
-  int rc;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class DmCli : public ::testing::Test {
+class DmCli : public CliHarness {
  protected:
   // top: sectors 0..32767 in chunks of 16, even chunks on l0, odd on l1;
   // then 8192 sectors of error target.  l0 = d0 from sector 8192, l1 = d1.
   void SetUp() override {
-    char tmpl[] = "/tmp/daxguard-dm-cli-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    CliHarness::SetUp();
     for (const char* d : {"d0", "d1"}) ASSERT_EQ(Dg({"create-device", P(d), "--size", "16m"}).rc, 0);
     ASSERT_EQ(Dg({"dm", "create", P("l0"), "--table", "0 16384 linear d0 8192"}).rc, 0);
     ASSERT_EQ(Dg({"dm", "create", P("l1"), "--table", "0 16384 linear d1 0"}).rc, 0);
@@ -46,16 +25,8 @@ class DmCli : public ::testing::Test {
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_TRUE(r.out.empty() && r.err.empty()) << r.out << r.err;
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string P(const std::string& name) const { return (dir_ / name).string(); }
-  CmdResult Dg(const std::vector<std::string>& args) {
-    std::string cmd = DAXGUARD_BIN;
-    for (const std::string& a : args) cmd += " '" + a + "'";
-    cmd += " >" + (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(dir_ / "out"), Slurp(dir_ / "err")};
-  }
   Json List(const std::string& name) {
     CmdResult r = Dg({"list", P(name), "-M"});
     EXPECT_EQ(r.rc, 0) << r.err;
@@ -81,7 +52,6 @@ class DmCli : public ::testing::Test {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   }
 
-  fs::path dir_;
 };
 
 TEST_F(DmCli, CreateTableAndStatus) {
