@@ -1,5 +1,6 @@
 #include "fs/meta_log.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <random>
@@ -132,10 +133,10 @@ Status MetaLog::ChooseSuper() {
     bool ok = dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb &&
               CheckSuperBlock(sb, dev_.size()).ok();
     if (ok && (!found || sb.generation > sb_.generation)) {
-      stale |= found;
+      stale |= found;  // the copy read before is older
       sb_ = sb;
       found = true;
-    } else {
+    } else if (!ok || std::memcmp(&sb, &sb_, sizeof sb) != 0) {
       stale = true;
     }
   }
@@ -263,10 +264,13 @@ Status MetaLog::Repair(uint64_t blk, bool* lost) {
 Status MetaLog::Scrub(ReplayReport* report) {
   int slot = static_cast<int>(sb_.active_slot);
   for (uint64_t idx = 0; idx * kBlockSize < tail_; ++idx) {
+    // Only the live bytes count: past the tail, a write torn by a crash may
+    // have reached one copy and not the other.
+    uint64_t live = std::min(kBlockSize, tail_ - idx * kBlockSize);
     uint8_t a[kBlockSize], b[kBlockSize];
-    bool same = dev_.ReadMcSafe(SlotAddr(0, slot, idx * kBlockSize), a, kBlockSize) == kBlockSize &&
-                dev_.ReadMcSafe(SlotAddr(1, slot, idx * kBlockSize), b, kBlockSize) == kBlockSize &&
-                std::memcmp(a, b, kBlockSize) == 0;
+    bool same = dev_.ReadMcSafe(SlotAddr(0, slot, idx * kBlockSize), a, live) == live &&
+                dev_.ReadMcSafe(SlotAddr(1, slot, idx * kBlockSize), b, live) == live &&
+                std::memcmp(a, b, live) == 0;
     if (same) continue;
     auto r = RebuildBlock(slot, idx);
     if (!r.ok()) return r.status();
