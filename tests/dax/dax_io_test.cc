@@ -1,4 +1,5 @@
 #include "dax/dax_io.h"
+#include "common/test_util.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "dax/pmem_dax.h"
 
 namespace daxguard::dax {
+using daxguard::testing::TempDir;
 namespace {
 
 using media::BadBlock;
@@ -23,23 +25,6 @@ using media::PmemDevice;
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t P = kPageSize;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/dg_dax_io_test.XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // The same device without the ability to clear poison, as a device whose
 // firmware cannot clear (or a remapping target that cannot pass it on).

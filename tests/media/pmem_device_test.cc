@@ -1,4 +1,5 @@
 #include "media/pmem_device.h"
+#include "common/test_util.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -23,6 +24,9 @@
 #include "common/units.h"
 
 namespace daxguard::media {
+using daxguard::testing::TempDir;
+using daxguard::testing::Child;
+using daxguard::testing::Pipe;
 
 // Readable failure messages (found by argument-dependent lookup).
 void PrintTo(const BadBlock& b, std::ostream* os) {
@@ -40,23 +44,6 @@ namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/dg_device_test.XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 class DeviceTest : public ::testing::Test {
  protected:
@@ -706,55 +693,7 @@ TEST_F(DeviceTest, HugeSparseDevice) {
 
 // --- sharing between processes
 
-// A forked child running `body`, which reports through its exit code only
-// (it must not touch gtest). Should the test fail before waiting for it, the
-// destructor kills and reaps it, so no child outlives its test.
-class Child {
- public:
-  explicit Child(const std::function<int()>& body) : pid_(fork()) {
-    if (pid_ == 0) _exit(body());
-    EXPECT_GT(pid_, 0);
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // The child's exit code, or -1 if it did not exit normally.
-  int Wait() {
-    int status = 0;
-    pid_t p = pid_;
-    pid_ = -1;
-    if (p <= 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status)) return -1;
-    return WEXITSTATUS(status);
-  }
 
- private:
-  pid_t pid_;
-};
-
-// One-byte messages between parent and child. Each side closes the write
-// end of the pipes it only reads, so a reader sees EOF, not a hang, if the
-// other side dies first.
-struct Pipe {
-  int fd[2] = {-1, -1};
-  Pipe() { EXPECT_EQ(pipe(fd), 0); }
-  ~Pipe() {
-    close(fd[0]);
-    CloseWrite();
-  }
-  void CloseWrite() {
-    if (fd[1] >= 0) close(fd[1]);
-    fd[1] = -1;
-  }
-  void Send() const { (void)!write(fd[1], "x", 1); }
-  bool Receive() const {
-    char c;
-    return read(fd[0], &c, 1) == 1;
-  }
-};
 
 TEST_F(DeviceTest, TwoProcessesSeeEachOthersInjections) {
   auto dev = Make();
