@@ -194,4 +194,28 @@ inline void InitBenchmark(int* argc, char** argv, std::vector<std::string> defau
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) std::exit(1);
 }
 
+// Registers a benchmark that runs `fn(offset)` over `offs` (a power-of-two
+// count) round robin, `n` bytes each; fn is inlined into the loop.
+template <typename F>
+void RegisterIo(const std::string& name, F fn, const std::vector<uint64_t>* offs, uint64_t n, int reps,
+                double min_time) {
+  benchmark::RegisterBenchmark(name.c_str(), [fn, offs, n](benchmark::State& s) {
+    const uint64_t* o = offs->data();
+    const size_t mask = offs->size() - 1;  // a power of two
+    size_t i = 0;
+    for (auto _ : s) {
+      if (!fn(o[i++ & mask])) {
+        s.SkipWithError("short or failed I/O");
+        break;
+      }
+      benchmark::ClobberMemory();
+    }
+    s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * n));
+  })
+      ->Repetitions(reps)
+      ->MinTime(min_time)
+      ->ReportAggregatesOnly(true)
+      ->Unit(benchmark::kNanosecond);
+}
+
 }  // namespace daxguard::bench

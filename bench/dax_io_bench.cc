@@ -79,25 +79,7 @@ void Register(State& st, uint8_t* dst, uint8_t* src, int reps, double min_time) 
   dax::Device* base = dev;  // calls through the dax::Device interface
   uint8_t* data = dev->media().data();
   auto add = [&](const std::string& name, auto fn, const Case& c) {
-    const std::vector<uint64_t>* offs = &Offsets(c.spread);
-    uint64_t n = c.len;
-    benchmark::RegisterBenchmark(name.c_str(), [fn, offs, n](benchmark::State& s) {
-      const uint64_t* o = offs->data();
-      const size_t mask = offs->size() - 1;  // a power of two
-      size_t i = 0;
-      for (auto _ : s) {
-        if (!fn(o[i++ & mask])) {
-          s.SkipWithError("short or failed I/O");
-          break;
-        }
-        benchmark::ClobberMemory();
-      }
-      s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * n));
-    })
-        ->Repetitions(reps)
-        ->MinTime(min_time)
-        ->ReportAggregatesOnly(true)
-        ->Unit(benchmark::kNanosecond);
+    RegisterIo(name, fn, &Offsets(c.spread), c.len, reps, min_time);
   };
   for (const Case& c : kCases) {
     uint64_t n = c.len;

@@ -117,28 +117,6 @@ class PhysMap {
 };
 
 // `fn(off)` is one timed I/O at offset `off`: true if it moved every byte.
-// Inlined into the loop (no std::function), as in dax_io_bench.
-template <typename F>
-void RegisterIo(const std::string& name, F fn, const std::vector<uint64_t>* offs, uint64_t n, int reps,
-                double min_time) {
-  benchmark::RegisterBenchmark(name.c_str(), [fn, offs, n](benchmark::State& s) {
-    const uint64_t* o = offs->data();
-    const size_t mask = offs->size() - 1;  // a power of two
-    size_t i = 0;
-    for (auto _ : s) {
-      if (!fn(o[i++ & mask])) {
-        s.SkipWithError("short or failed I/O");
-        break;
-      }
-      benchmark::ClobberMemory();
-    }
-    s.SetBytesProcessed(static_cast<int64_t>(s.iterations() * n));
-  })
-      ->Repetitions(reps)
-      ->MinTime(min_time)
-      ->ReportAggregatesOnly(true)
-      ->Unit(benchmark::kNanosecond);
-}
 
 // Times each call on its own with the TSC; nanoseconds, timer overhead removed.
 struct TscClock {

@@ -147,6 +147,15 @@ Status Filesystem::ResolveParent(const std::string& path, Inode** parent, std::s
   return Status::Ok();
 }
 
+Result<Inode*> Filesystem::ResolveEntry(const std::string& path, Inode** parent, std::string* name) {
+  DG_RETURN_IF_ERROR(ResolveParent(path, parent, name));
+  auto it = (*parent)->entries.find(*name);
+  if (it == (*parent)->entries.end()) return Status::Error(ENOENT, path + ": no such file or directory");
+  Inode* in = state_.Find(it->second);
+  if (!in) return Status::Corrupt(path + ": dangling directory entry");
+  return in;
+}
+
 Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flags, uint32_t mode) {
   OpGuard g(this);
   Inode* parent = nullptr;
@@ -221,10 +230,9 @@ Status Filesystem::Unlink(const std::string& path) {
   OpGuard g(this);
   Inode* parent;
   std::string name;
-  DG_RETURN_IF_ERROR(ResolveParent(path, &parent, &name));
-  auto it = parent->entries.find(name);
-  if (it == parent->entries.end()) return Status::Error(ENOENT, path + ": no such file or directory");
-  Inode* in = state_.Find(it->second);
+  auto found = ResolveEntry(path, &parent, &name);
+  if (!found.ok()) return found.status();
+  Inode* in = *found;
   if (in->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
   Attr a = in->attr;
   a.nlink--;
@@ -240,10 +248,9 @@ Status Filesystem::Rmdir(const std::string& path) {
   OpGuard g(this);
   Inode* parent;
   std::string name;
-  DG_RETURN_IF_ERROR(ResolveParent(path, &parent, &name));
-  auto it = parent->entries.find(name);
-  if (it == parent->entries.end()) return Status::Error(ENOENT, path + ": no such file or directory");
-  Inode* in = state_.Find(it->second);
+  auto found = ResolveEntry(path, &parent, &name);
+  if (!found.ok()) return found.status();
+  Inode* in = *found;
   if (!in->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
   if (!in->entries.empty()) return Status::Error(ENOTEMPTY, path + ": directory not empty");
   Attr pa = parent->attr;
@@ -270,11 +277,10 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
   OpGuard g(this);
   Inode *fp, *tp;
   std::string fname, tname;
-  DG_RETURN_IF_ERROR(ResolveParent(from, &fp, &fname));
+  auto found = ResolveEntry(from, &fp, &fname);
+  if (!found.ok()) return found.status();
+  Inode* in = *found;
   DG_RETURN_IF_ERROR(ResolveParent(to, &tp, &tname));
-  auto it = fp->entries.find(fname);
-  if (it == fp->entries.end()) return Status::Error(ENOENT, from + ": no such file or directory");
-  Inode* in = state_.Find(it->second);
   // A directory may not move under itself: none of to's parents may be it.
   if (in->is_dir()) {
     std::vector<std::string> parts = SplitPath(to);

@@ -120,6 +120,8 @@ class Filesystem : public dax::Holder {
   Status Writable() const;
   Result<Inode*> Resolve(const std::string& path);
   Status ResolveParent(const std::string& path, Inode** parent, std::string* name);
+  // The entry `path` names: its parent directory, its name, and its inode.
+  Result<Inode*> ResolveEntry(const std::string& path, Inode** parent, std::string* name);
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);
