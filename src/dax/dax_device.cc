@@ -51,6 +51,10 @@ void Device::Kill() {
   if (h) ReleaseHolder(h);
 }
 
+Status Device::MapInto(MappedRegion&, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return Status::Error(ENOTSUP, "this device cannot be mapped");
+}
+
 bool Device::NotifyHolder(uint64_t offset, uint64_t len, int flags) {
   // Held across the call so a holder is never called after ReleaseHolder.
   std::lock_guard<std::recursive_mutex> g(holder_mu_);

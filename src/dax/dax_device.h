@@ -15,6 +15,7 @@
 
 #include "common/status.h"
 #include "common/units.h"
+#include "dax/mapping.h"
 #include "media/pmem_device.h"
 
 namespace daxguard::dax {
@@ -73,6 +74,10 @@ class Device {
   // Whether poison in [off, off+len) can be cleared (recovery write,
   // zeroing). A remapping device answers per range, from what lies below.
   virtual bool CanRecover(uint64_t /*off*/, uint64_t /*len*/) const { return caps().recovery; }
+  // Places [off, off+len) of this device at offset `at` of `region` (see
+  // dax/mapping.h), faults there reporting `label_off` onward. A remapping
+  // device translates and passes each run down; the media places its pages.
+  virtual Status MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off);
 
   // --- holder
   Status RegisterHolder(Holder* holder);

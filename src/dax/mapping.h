@@ -1,0 +1,82 @@
+// dax::MappedRegion: device memory mapped straight into this process, so
+// that loads and stores reach the device (what mmap of a DAX file or of a
+// device-dax node gives a Linux program).
+//
+// A region is a reserved span of address space; a device (or a filesystem,
+// extent by extent) places device ranges into it. Each device translates
+// the range to the one below (Device::MapInto) until a media file places
+// its own pages. Pages that hold poison — known or latent — are trapped: any
+// load or store there raises SIGBUS in the accessing thread with si_code
+// BUS_MCEERR_AR, si_addr the faulting address and si_addr_lsb the size of
+// the unit taken out (a page, or a device-dax fault unit), as Linux does
+// after a machine check. A load of latent poison makes the error known, as
+// consumption does on the data path. When poison appears or becomes known
+// later, every region mapping the page loses it at once and its OnPoison
+// callback is told (the BUS_MCEERR_AO of Linux). Pages a filesystem takes
+// back (truncate, hole punch) trap with BUS_ADRERR.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace daxguard::dax {
+
+enum class TrapKind : uint8_t { kPoison, kGone };
+
+// What a trapped access hit, in the terms the region was made for.
+struct FaultReport {
+  const char* name = nullptr;  // the device or file path given at Reserve
+  uint64_t ino = 0;            // file regions: the inode; 0 for devices
+  uint64_t offset = 0;         // device or file offset of the faulting byte
+  uint64_t unit_offset = 0;    // the trapped unit that holds it (same terms)
+  uint64_t unit_length = 0;
+  TrapKind kind = TrapKind::kPoison;
+};
+
+class MappedRegion {
+ public:
+  // Reserves `length` bytes (a page multiple) of address space that traps
+  // (kGone) until ranges are placed in it. `name`/`ino` are what faults
+  // report.
+  static Result<std::unique_ptr<MappedRegion>> Reserve(uint64_t length, bool writable, std::string name,
+                                                        uint64_t ino = 0);
+  ~MappedRegion();
+  MappedRegion(const MappedRegion&) = delete;
+  MappedRegion& operator=(const MappedRegion&) = delete;
+
+  uint8_t* addr() const;
+  uint64_t length() const;
+  bool writable() const;
+
+  // Media drivers only: places [media_off, media_off+len) of the emulated
+  // media file `media_path` at region offset `at`; faults there report
+  // `label_off` plus the distance into the range. `fault_unit` is the unit
+  // poison takes out (4 KiB, or a device-dax alignment).
+  Status PlaceMedia(const std::string& media_path, uint64_t at, uint64_t media_off, uint64_t len,
+                    uint64_t label_off, uint64_t fault_unit);
+  // Read-only zero pages (a file's holes).
+  Status PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off);
+  // Traps [at, at+len) whatever the media says (a filesystem's damage
+  // records, or blocks it took back); Untrap lifts only such traps.
+  Status Trap(uint64_t at, uint64_t len, TrapKind kind);
+  Status Untrap(uint64_t at, uint64_t len);
+  // Called, from a library thread, with the region range that poison has
+  // just taken out.
+  void OnPoison(std::function<void(uint64_t at, uint64_t len)> cb);
+
+ private:
+  struct Impl;
+  explicit MappedRegion(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Async-signal-safe: if `addr` lies in a trapped unit of a live region,
+// fills `out` and returns true. For a SIGBUS handler that wants to say what
+// was lost (siginfo's si_addr).
+bool DescribeFault(const void* addr, FaultReport* out);
+
+}  // namespace daxguard::dax
