@@ -24,6 +24,9 @@
 #include "common/status.h"
 
 namespace daxguard::dax {
+namespace internal {
+struct RegionState;  // dax/mapping.cc
+}
 
 enum class TrapKind : uint8_t { kPoison, kGone };
 
@@ -69,9 +72,8 @@ class MappedRegion {
   void OnPoison(std::function<void(uint64_t at, uint64_t len)> cb);
 
  private:
-  struct Impl;
-  explicit MappedRegion(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit MappedRegion(std::unique_ptr<internal::RegionState> impl);
+  std::unique_ptr<internal::RegionState> impl_;
 };
 
 // Async-signal-safe: if `addr` lies in a trapped unit of a live region,

@@ -70,6 +70,18 @@ Status PmemDax::Write(uint64_t off, const void* src, size_t len) {
   return Status::Ok();
 }
 
+Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  const media::Geometry& geo = media_->geometry();
+  bool devdax = geo.mode == media::Mode::kDevdax;
+  uint64_t unit = devdax ? geo.align : kPageSize;
+  if (len == 0 || !IsAligned(off, unit) || !IsAligned(len, unit))
+    return Status::Invalid(media_->path() + ": " + (devdax ? "device-dax" : "fsdax") + " mappings must start and end on " +
+                           HumanBytes(double(unit)) + " boundaries (offset " + std::to_string(off) + ", length " +
+                           std::to_string(len) + ")");
+  return region.PlaceMedia(media_->path(), at, off, len, label_off, unit);
+}
+
 void PmemDax::Drain() {
   pending_.store(true);
   // One thread delivers at a time; the others leave their request pending,

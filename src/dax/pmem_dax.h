@@ -32,6 +32,9 @@ class PmemDax final : public Device {
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
   std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
+  // Fault unit: a page, or for device-dax its alignment, which the range
+  // must then start and end on (a fixed fault size, as device-dax has).
+  Status MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;
 
  protected:
   Status ClaimForHolder(uint64_t token) override;

@@ -200,6 +200,17 @@ Status Stack::Write(uint64_t off, const void* src, size_t len) {
   return s;
 }
 
+Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  Status s;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    s = bases_[e.base].dev->MapInto(region, at + (pos - off), e.offset, e.len, label_off + (pos - off));
+    return s.ok();
+  });
+  return s;
+}
+
 std::vector<media::BadBlock> Stack::BadBlocks() const {
   std::vector<media::BadBlock> all;
   for (size_t i = 0; i < bases_.size(); ++i)

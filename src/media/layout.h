@@ -47,6 +47,11 @@ struct LiveState {
   uint64_t holder_token;
   uint64_t scrub_count;     // completed scrubs
   uint64_t scrub_progress;  // bytes scanned by the running scrub
+  // Futex word: bumped whenever the media poison changes (inject, clear,
+  // uninject), known or latent, so mappings can trap or free pages. Files
+  // made before it existed hold zero here, which is a valid start.
+  uint32_t poison_events;
+  uint32_t reserved1;
 };
 
 struct Header {

@@ -190,11 +190,14 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
   if (!IsAligned(off, geo_.clear_unit) || !IsAligned(len, geo_.clear_unit))
     return Status::Error(ENXIO, "misaligned clear: offset and length must be multiples of the " +
                                     std::to_string(geo_.clear_unit) + "-byte clear unit");
-  WriteLock lock(this);
-  // Zero first, then drop the poison: a reader racing us fails rather than
-  // seeing the old bytes as good.
-  ZeroData(off, len);
-  poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
+  {
+    WriteLock lock(this);
+    // Zero first, then drop the poison: a reader racing us fails rather than
+    // seeing the old bytes as good.
+    ZeroData(off, len);
+    poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
+  }
+  SignalPoisonChange();
   return Status::Ok();
 }
 
@@ -247,6 +250,7 @@ Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& 
     DG_RETURN_IF_ERROR(poison_.Add(ranges, static_cast<uint8_t>(opt.source), nullptr));
     if (opt.notify) DG_RETURN_IF_ERROR(MarkKnownLocked({{sector, count, kUnacked}}, &any_new));
   }
+  SignalPoisonChange();
   if (any_new) AnnounceErrors();
   return Status::Ok();
 }
@@ -254,9 +258,12 @@ Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& 
 Status PmemDevice::Uninject(uint64_t sector, uint64_t count) {
   if (sector > geo_.size / kSectorSize || count > geo_.size / kSectorSize - sector)
     return Status::Range("blocks are beyond the device end");
-  WriteLock lock(this);
-  poison_.Remove(sector * kLinesPerSector, count * kLinesPerSector,
-                 static_cast<uint8_t>(Source::kInjected), nullptr);
+  {
+    WriteLock lock(this);
+    poison_.Remove(sector * kLinesPerSector, count * kLinesPerSector,
+                   static_cast<uint8_t>(Source::kInjected), nullptr);
+  }
+  SignalPoisonChange();
   return Status::Ok();
 }
 
@@ -264,6 +271,16 @@ std::vector<MediaError> PmemDevice::MediaErrors() const {
   std::vector<MediaError> out;
   for (const Range& r : poison_.All())
     out.push_back({r.start * kLineSize, r.len * kLineSize, static_cast<Source>(r.flags)});
+  return out;
+}
+
+std::vector<MediaError> PmemDevice::MediaErrorsIn(uint64_t off, uint64_t len) const {
+  std::vector<MediaError> out;
+  if (len == 0) return out;
+  for (const Range& r : poison_.Overlapping(off / kLineSize, LineSpan(off, len))) {
+    uint64_t lo = std::max(r.start * kLineSize, off), hi = std::min(r.end() * kLineSize, off + len);
+    out.push_back({lo, hi - lo, static_cast<Source>(r.flags)});
+  }
   return out;
 }
 
@@ -337,6 +354,17 @@ void PmemDevice::WakeErrorWaiters() const { FutexWake(&header()->live.error_even
 
 void PmemDevice::WaitForErrors(uint32_t seen, int timeout_ms) const {
   if (ErrorEvents() == seen) FutexWait(&header()->live.error_events, seen, timeout_ms);
+}
+
+uint32_t PmemDevice::PoisonEvents() const { return Live(header()->live.poison_events).load(); }
+
+void PmemDevice::WaitForPoisonChange(uint32_t seen, int timeout_ms) const {
+  if (PoisonEvents() == seen) FutexWait(&header()->live.poison_events, seen, timeout_ms);
+}
+
+void PmemDevice::SignalPoisonChange() const {
+  Live(header()->live.poison_events).fetch_add(1);
+  FutexWake(&header()->live.poison_events);
 }
 
 Status PmemDevice::BeginScrub(uint32_t pid) {

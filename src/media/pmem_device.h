@@ -73,6 +73,7 @@ class PmemDevice {
   PmemDevice& operator=(const PmemDevice&) = delete;
 
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }  // the device file, to map its data area
   const Geometry& geometry() const { return geo_; }
   uint64_t size() const { return geo_.size; }
   uint32_t clear_unit() const { return geo_.clear_unit; }
@@ -106,6 +107,8 @@ class PmemDevice {
   Status Inject(uint64_t sector, uint64_t count, const InjectOptions& opt);
   Status Uninject(uint64_t sector, uint64_t count);
   std::vector<MediaError> MediaErrors() const;
+  // The poisoned byte runs that meet [off, off+len), clipped to it.
+  std::vector<MediaError> MediaErrorsIn(uint64_t off, uint64_t len) const;
 
   // --- known errors
   // The first known-bad sector in [off, off+len), from the exact sector
@@ -140,6 +143,12 @@ class PmemDevice {
   void WaitForErrors(uint32_t seen, int timeout_ms) const;
   // Wakes every WaitForErrors sleeper (in any process) to look again.
   void WakeErrorWaiters() const;
+  // The same for poison changes, known or latent (what mappings trap).
+  uint32_t PoisonEvents() const;
+  void WaitForPoisonChange(uint32_t seen, int timeout_ms) const;
+  // Bumps PoisonEvents and wakes its sleepers in every process; also a way
+  // to make them look again. Async-signal-safe (an atomic add and a futex).
+  void SignalPoisonChange() const;
 
   // --- the one holder, across all processes
   Status ClaimHolder(uint64_t token);

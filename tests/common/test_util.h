@@ -61,6 +61,14 @@ class Child {
     if (p <= 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status)) return -1;
     return WEXITSTATUS(status);
   }
+  // The signal that killed the child, or 0 if it exited (or could not be reaped).
+  int WaitKilledBy() {
+    int status = 0;
+    pid_t p = pid_;
+    pid_ = -1;
+    if (p <= 0 || waitpid(p, &status, 0) != p || !WIFSIGNALED(status)) return 0;
+    return WTERMSIG(status);
+  }
 
  private:
   pid_t pid_;

@@ -1,0 +1,169 @@
+#include "dax/fault_table.h"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace daxguard::dax::internal {
+namespace {
+
+struct FaultTable {
+  std::vector<FaultSpan> spans;  // sorted by address, disjoint
+};
+
+std::atomic<FaultTable*> g_table{nullptr};
+std::atomic<uint32_t> g_readers{0};  // handlers (or DescribeFault) inside a table
+std::vector<std::shared_ptr<void>> g_retired;  // guarded by the registry lock
+struct sigaction g_previous;
+std::once_flag g_install_once;
+
+// Marks a handler inside the published table, so it is not freed under it.
+class ReadGuard {
+ public:
+  ReadGuard() { g_readers.fetch_add(1); }
+  ~ReadGuard() { g_readers.fetch_sub(1); }
+  const FaultSpan* Find(uintptr_t addr) const {
+    const FaultTable* t = g_table.load();
+    if (!t) return nullptr;
+    auto it = std::upper_bound(t->spans.begin(), t->spans.end(), addr,
+                               [](uintptr_t a, const FaultSpan& s) { return a < s.lo; });
+    if (it == t->spans.begin() || addr >= (--it)->hi) return nullptr;
+    return &*it;
+  }
+};
+
+void Describe(const FaultSpan& f, uintptr_t addr, FaultReport* out) {
+  uint64_t x = addr - f.region;
+  out->name = f.name;
+  out->ino = f.ino;
+  out->offset = f.span.Label(x);
+  out->unit_offset = f.span.Label(f.span.UnitStart(x));
+  out->unit_length = f.span.unit;
+  out->kind = IsGone(f.span.kind) ? TrapKind::kGone : TrapKind::kPoison;
+}
+
+// Whether the access that faulted was a store (x86-64 page-fault error code).
+bool IsWrite(const void* uc) {
+#if defined(__x86_64__)
+  return static_cast<const ucontext_t*>(uc)->uc_mcontext.gregs[REG_ERR] & 2;
+#else
+  (void)uc;
+  return true;  // unknown: a fault we cannot explain goes to the previous handler
+#endif
+}
+
+// As the kernel forces a machine-check SIGBUS: a blocked or ignored SIGBUS
+// would leave the access faulting forever, so it gets its default action.
+void MakeBusDeliverable() {
+  struct sigaction cur {};
+  sigaction(SIGBUS, nullptr, &cur);
+  sigset_t blocked;
+  sigprocmask(SIG_BLOCK, nullptr, &blocked);
+  bool is_blocked = sigismember(&blocked, SIGBUS);
+  if (!is_blocked && !(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN)) return;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGBUS, &dfl, nullptr);
+  sigset_t bus;
+  sigemptyset(&bus);
+  sigaddset(&bus, SIGBUS);
+  sigprocmask(SIG_UNBLOCK, &bus, nullptr);
+}
+
+void RaiseBus(void* addr, const FaultReport& r) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = SIGBUS;
+  info.si_code = r.kind == TrapKind::kPoison ? BUS_MCEERR_AR : BUS_ADRERR;
+  info.si_addr = addr;
+  info.si_addr_lsb = static_cast<short>(__builtin_ctzll(r.unit_length));
+  MakeBusDeliverable();
+  syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &info);
+}
+
+void ChainToPrevious(int sig, siginfo_t* si, void* uc) {
+  if (g_previous.sa_flags & SA_SIGINFO) return g_previous.sa_sigaction(sig, si, uc);
+  if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) return g_previous.sa_handler(sig);
+  // Default action: a fault recurs on return and kills; a sent signal is re-sent.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, nullptr);
+  if (si->si_code <= 0) raise(sig);
+}
+
+enum class Verdict { kTrap, kRetry, kNotOurs };
+
+// A fault in an accessible span means the trap was lifted after the access
+// faulted (protection changes before the table): the access may retry.
+Verdict Classify(void* addr, const void* uc, FaultReport* r) {
+  ReadGuard g;
+  const FaultSpan* f = g.Find(reinterpret_cast<uintptr_t>(addr));
+  if (!f) return Verdict::kNotOurs;
+  if (IsTrap(f->span.kind)) {
+    Describe(*f, reinterpret_cast<uintptr_t>(addr), r);
+    if (f->span.kind == SpanKind::kPoison) {
+      uint64_t unit = f->span.UnitStart(reinterpret_cast<uintptr_t>(addr) - f->region);
+      (void)PostConsumption(f->span.file, f->span.Media(unit), f->span.unit);
+    }
+    return Verdict::kTrap;
+  }
+  bool allowed = f->span.kind == SpanKind::kMedia ? (f->writable || !IsWrite(uc)) : !IsWrite(uc);
+  return allowed ? Verdict::kRetry : Verdict::kNotOurs;
+}
+
+void OnSegv(int sig, siginfo_t* si, void* uc) {
+  int saved_errno = errno;
+  FaultReport r;
+  Verdict v = si->si_code > 0 ? Classify(si->si_addr, uc, &r) : Verdict::kNotOurs;
+  if (v == Verdict::kTrap) RaiseBus(si->si_addr, r);
+  if (v == Verdict::kNotOurs) ChainToPrevious(sig, si, uc);
+  errno = saved_errno;
+}
+
+void Install() {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnSegv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_previous);
+}
+
+void FreeRetiredIfQuiet() {
+  if (g_readers.load() == 0) g_retired.clear();
+}
+
+}  // namespace
+
+void PublishFaultSpans(std::vector<FaultSpan> spans) {
+  std::call_once(g_install_once, Install);
+  auto* t = new FaultTable{std::move(spans)};
+  if (FaultTable* old = g_table.exchange(t))
+    g_retired.emplace_back(old, [](void* p) { delete static_cast<FaultTable*>(p); });
+  FreeRetiredIfQuiet();
+}
+
+void RetireAfterPublish(std::shared_ptr<void> obj) {
+  g_retired.push_back(std::move(obj));
+  FreeRetiredIfQuiet();
+}
+
+}  // namespace daxguard::dax::internal
+
+namespace daxguard::dax {
+
+bool DescribeFault(const void* addr, FaultReport* out) {
+  internal::ReadGuard g;
+  const internal::FaultSpan* f = g.Find(reinterpret_cast<uintptr_t>(addr));
+  if (!f || !internal::IsTrap(f->span.kind)) return false;
+  internal::Describe(*f, reinterpret_cast<uintptr_t>(addr), out);
+  return true;
+}
+
+}  // namespace daxguard::dax

@@ -1,0 +1,410 @@
+#include "dax/mapping.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/units.h"
+#include "dax/fault_table.h"
+#include "dax/mapping_spans.h"
+#include "media/pmem_device.h"
+
+namespace daxguard::dax {
+namespace {
+constexpr size_t kConsumeSlots = 32;
+constexpr int kWatchTimeoutMs = 100;
+enum SlotState : uint32_t { kFree, kFilling, kReady };
+}  // namespace
+
+namespace internal {
+
+struct ConsumeSlot {
+  std::atomic<uint32_t> state{kFree};
+  uint64_t off = 0, len = 0;  // written between kFilling and kReady
+};
+
+// One media file this process maps. Its own device handle keeps the pages
+// and the poison list reachable whatever happens to the dax::Device that
+// placed them; its thread watches the poison and consumes what faults post.
+struct MediaFile {
+  dev_t st_dev = 0;
+  ino_t st_ino = 0;
+  std::unique_ptr<media::PmemDevice> dev;
+  int users = 0;  // regions that placed its pages; guarded by the registry lock
+  std::atomic<bool> stop{false};
+  std::thread watcher;
+  std::array<ConsumeSlot, kConsumeSlots> slots;
+
+  void ConsumePosted() {
+    for (ConsumeSlot& s : slots) {
+      if (s.state.load(std::memory_order_acquire) != kReady) continue;
+      uint64_t off = s.off, len = s.len;
+      s.state.store(kFree, std::memory_order_release);
+      Consume(off, len);
+    }
+  }
+  // Reads the unit machine-check-safely, line past poisoned line: each
+  // poisoned line read is consumed, so it becomes known.
+  void Consume(uint64_t off, uint64_t len) {
+    uint8_t buf[kPageSize];
+    for (uint64_t pos = off; pos < off + len;) {
+      size_t n = std::min<uint64_t>(kPageSize, off + len - pos);
+      size_t got = dev->ReadMcSafe(pos, buf, n);
+      pos = got == n ? pos + n : AlignDown(pos + got, kLineSize) + kLineSize;
+    }
+  }
+};
+
+bool PostConsumption(MediaFile* file, uint64_t off, uint64_t len) {
+  for (ConsumeSlot& s : file->slots) {
+    uint32_t expected = kFree;
+    if (!s.state.compare_exchange_strong(expected, kFilling)) continue;
+    s.off = off;
+    s.len = len;
+    s.state.store(kReady, std::memory_order_release);
+    file->dev->SignalPoisonChange();  // wakes the watcher (and, harmlessly, other processes')
+    return true;
+  }
+  return false;
+}
+
+}  // namespace internal
+
+using internal::MediaFile;
+using internal::Span;
+using internal::SpanKind;
+using internal::Spans;
+
+namespace internal {
+
+// The owner's OnPoison callback; outlives the region while a call is running.
+struct PoisonCallback {
+  std::recursive_mutex mu;  // a callback may destroy its own region
+  std::function<void(uint64_t, uint64_t)> fn;
+  bool alive = true;
+  void Call(uint64_t at, uint64_t len) {
+    std::lock_guard<std::recursive_mutex> g(mu);
+    if (alive && fn) fn(at, len);
+  }
+};
+
+struct RegionState {
+  uint8_t* base = nullptr;
+  uint64_t length = 0;
+  bool writable = false;
+  std::string name;
+  uint64_t ino = 0;
+  // All guarded by the registry lock.
+  Spans placed;  // kMedia, kZero, kGone: what was placed where
+  Spans held;    // kNone, kHeldPoison, kHeldGone: the owner's traps
+  Spans spans;   // in force: the page protections match these
+  std::vector<std::shared_ptr<MediaFile>> files;
+  std::shared_ptr<PoisonCallback> on_poison = std::make_shared<PoisonCallback>();
+
+  bool Uses(const MediaFile* f) const {
+    return std::any_of(files.begin(), files.end(), [f](const auto& p) { return p.get() == f; });
+  }
+};
+}  // namespace internal
+
+using internal::PoisonCallback;
+using internal::RegionState;
+
+namespace {
+
+// Every live region and media file of the process. One lock: changes are
+// rare next to accesses, which never take it.
+class Registry {
+ public:
+  static Registry& Get() {
+    static Registry* r = new Registry;  // never destroyed: watcher threads may outlive main
+    return *r;
+  }
+  std::mutex mu;
+
+  void Add(RegionState* r) {
+    std::lock_guard<std::mutex> g(mu);
+    regions_[reinterpret_cast<uintptr_t>(r->base)] = r;
+    PublishLocked();
+  }
+  void Remove(RegionState* r);
+  Result<MediaFile*> UseLocked(RegionState& r, const std::string& path);
+  Status CommitLocked(RegionState& r, const Spans& kernel);
+  void PublishLocked();
+  void Refresh(MediaFile* f);
+
+ private:
+  std::map<uintptr_t, RegionState*> regions_;
+  std::vector<std::shared_ptr<MediaFile>> files_;
+};
+
+// What the region should look like now: placements, their poison units,
+// then the owner's traps.
+Spans Build(const RegionState& r) {
+  Spans want = r.placed;
+  for (const Span& s : r.placed) {
+    if (s.kind != SpanKind::kMedia) continue;
+    for (const media::MediaError& e : s.file->dev->MediaErrorsIn(s.Media(s.at), s.len)) {
+      uint64_t x0 = s.base_at + (e.offset - s.media_base), x1 = x0 + e.length;
+      uint64_t lo = std::max(s.at, s.UnitStart(x0)), hi = std::min(s.end(), s.UnitStart(x1 - 1) + s.unit);
+      want = internal::Mark(want, lo, hi - lo, SpanKind::kPoison, 0);
+    }
+  }
+  for (const Span& h : r.held)
+    if (h.kind != SpanKind::kNone) want = internal::Mark(want, h.at, h.len, h.kind, kPageSize);
+  return want;
+}
+
+// Changes page protections from `kernel` to `want`. A run that cannot be
+// changed is left trapped in `want` (ADRERR), never shown as accessible while
+// its pages are not.
+Status Protect(const RegionState& r, const Spans& kernel, Spans* want) {
+  struct Run {
+    uint64_t lo, hi;
+    int prot;
+  };
+  std::vector<Run> runs;
+  internal::ForEachPair(kernel, *want, [&](uint64_t lo, uint64_t hi, const Span& a, const Span& b) {
+    int prot = internal::Protection(b.kind, r.writable);
+    if (internal::Protection(a.kind, r.writable) == prot) return;
+    if (!runs.empty() && runs.back().hi == lo && runs.back().prot == prot)
+      runs.back().hi = hi;
+    else
+      runs.push_back({lo, hi, prot});
+  });
+  Status s;
+  for (const Run& run : runs) {
+    if (mprotect(r.base + run.lo, run.hi - run.lo, run.prot) == 0) continue;
+    if (s.ok()) s = Status::FromErrno(errno, "cannot change the protection of " + r.name);
+    *want = internal::Mark(*want, run.lo, run.hi - run.lo, SpanKind::kGone, 0);
+  }
+  return s;
+}
+
+// Region ranges that poison has just taken out of accessible media.
+std::vector<std::pair<uint64_t, uint64_t>> NewlyPoisoned(const Spans& before, const Spans& after) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  internal::ForEachPair(before, after, [&](uint64_t lo, uint64_t hi, const Span& a, const Span& b) {
+    if (a.kind != SpanKind::kMedia || b.kind != SpanKind::kPoison) return;
+    if (!out.empty() && out.back().first + out.back().second == lo)
+      out.back().second += hi - lo;
+    else
+      out.emplace_back(lo, hi - lo);
+  });
+  return out;
+}
+
+void Watch(const std::shared_ptr<MediaFile>& f, uint32_t seen) {
+  while (!f->stop.load()) {
+    f->dev->WaitForPoisonChange(seen, kWatchTimeoutMs);
+    uint32_t now = f->dev->PoisonEvents();
+    f->ConsumePosted();
+    if (now != seen && !f->stop.load()) {
+      seen = now;
+      Registry::Get().Refresh(f.get());
+    }
+  }
+}
+
+Result<MediaFile*> Registry::UseLocked(RegionState& r, const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
+  auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) {
+    return f->st_dev == st.st_dev && f->st_ino == st.st_ino;
+  });
+  if (it == files_.end()) {
+    auto dev = media::PmemDevice::Open(path);
+    if (!dev.ok()) return dev.status();
+    auto f = std::make_shared<MediaFile>();
+    f->st_dev = st.st_dev;
+    f->st_ino = st.st_ino;
+    f->dev = std::move(dev).value();
+    // Read before any region reads the poison, so no change goes unseen.
+    uint32_t seen = f->dev->PoisonEvents();
+    f->watcher = std::thread([f, seen] { Watch(f, seen); });
+    it = files_.insert(files_.end(), std::move(f));
+  }
+  if (!r.Uses(it->get())) {
+    r.files.push_back(*it);
+    ++(*it)->users;
+  }
+  return it->get();
+}
+
+Status Registry::CommitLocked(RegionState& r, const Spans& kernel) {
+  Spans want = Build(r);
+  Status s = Protect(r, kernel, &want);
+  r.spans = std::move(want);
+  return s;
+}
+
+void Registry::PublishLocked() {
+  std::vector<internal::FaultSpan> out;
+  for (const auto& [addr, r] : regions_)
+    for (const Span& s : r->spans)
+      out.push_back({addr + s.at, addr + s.end(), s, addr, r->writable, r->name.c_str(), r->ino});
+  internal::PublishFaultSpans(std::move(out));
+}
+
+void Registry::Refresh(MediaFile* f) {
+  std::vector<std::pair<std::shared_ptr<PoisonCallback>, std::pair<uint64_t, uint64_t>>> tell;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& [addr, r] : regions_) {
+      if (!r->Uses(f)) continue;
+      Spans before = r->spans;
+      (void)CommitLocked(*r, before);  // nobody to report to: a failed run stays trapped
+      for (const auto& range : NewlyPoisoned(before, r->spans)) tell.emplace_back(r->on_poison, range);
+    }
+    PublishLocked();
+  }
+  for (auto& [cb, range] : tell) cb->Call(range.first, range.second);
+}
+
+void Registry::Remove(RegionState* r) {
+  std::vector<std::shared_ptr<MediaFile>> unused;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    regions_.erase(reinterpret_cast<uintptr_t>(r->base));
+    for (const auto& f : r->files) {
+      if (--f->users > 0) continue;
+      f->stop.store(true);
+      files_.erase(std::find(files_.begin(), files_.end(), f));
+      unused.push_back(f);
+    }
+    r->files.clear();
+    PublishLocked();
+  }
+  munmap(r->base, r->length);
+  for (const auto& f : unused) {
+    f->dev->SignalPoisonChange();  // so the watcher sees `stop` now
+    // A callback on the watcher may destroy the last region: the thread
+    // holds its own reference and ends by itself.
+    if (f->watcher.get_id() == std::this_thread::get_id())
+      f->watcher.detach();
+    else
+      f->watcher.join();
+  }
+  std::lock_guard<std::mutex> g(mu);
+  for (auto& f : unused) internal::RetireAfterPublish(std::move(f));
+}
+
+Status CheckPlacement(const RegionState& r, uint64_t at, uint64_t len) {
+  if (len == 0 || !IsAligned(at, kPageSize) || !IsAligned(len, kPageSize) || at > r.length ||
+      len > r.length - at)
+    return Status::Invalid(r.name + ": region range " + std::to_string(at) + "+" + std::to_string(len) +
+                           " is not whole pages within the " + std::to_string(r.length) + "-byte region");
+  return Status::Ok();
+}
+
+}  // namespace
+
+MappedRegion::MappedRegion(std::unique_ptr<RegionState> impl) : impl_(std::move(impl)) {}
+
+MappedRegion::~MappedRegion() {
+  {
+    std::lock_guard<std::recursive_mutex> g(impl_->on_poison->mu);
+    impl_->on_poison->alive = false;
+  }
+  Registry::Get().Remove(impl_.get());
+}
+
+Result<std::unique_ptr<MappedRegion>> MappedRegion::Reserve(uint64_t length, bool writable, std::string name,
+                                                            uint64_t ino) {
+  if (length == 0 || !IsAligned(length, kPageSize))
+    return Status::Invalid(name + ": mapping length must be a non-zero multiple of 4096 bytes");
+  void* p = mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return Status::FromErrno(errno, "cannot reserve address space for " + name);
+  auto impl = std::make_unique<RegionState>();
+  impl->base = static_cast<uint8_t*>(p);
+  impl->length = length;
+  impl->writable = writable;
+  impl->name = std::move(name);
+  impl->ino = ino;
+  Span all;
+  all.len = length;
+  impl->placed = impl->spans = {all};
+  all.kind = SpanKind::kNone;
+  impl->held = {all};
+  Registry::Get().Add(impl.get());
+  return std::unique_ptr<MappedRegion>(new MappedRegion(std::move(impl)));
+}
+
+uint8_t* MappedRegion::addr() const { return impl_->base; }
+uint64_t MappedRegion::length() const { return impl_->length; }
+bool MappedRegion::writable() const { return impl_->writable; }
+
+Status MappedRegion::PlaceMedia(const std::string& media_path, uint64_t at, uint64_t media_off, uint64_t len,
+                                uint64_t label_off, uint64_t fault_unit) {
+  DG_RETURN_IF_ERROR(CheckPlacement(*impl_, at, len));
+  if (!IsPowerOfTwo(fault_unit) || fault_unit < kPageSize || !IsAligned(media_off, fault_unit) ||
+      !IsAligned(len, fault_unit))
+    return Status::Invalid(media_path + ": media range must be whole " + std::to_string(fault_unit) +
+                           "-byte fault units");
+  Registry& reg = Registry::Get();
+  std::lock_guard<std::mutex> g(reg.mu);
+  auto file = reg.UseLocked(*impl_, media_path);
+  if (!file.ok()) return file.status();
+  const media::PmemDevice& dev = *(*file)->dev;
+  if (media_off > dev.size() || len > dev.size() - media_off)
+    return Status::Range(media_path + ": media range is beyond the device end");
+  // Mapped inaccessible first; Commit opens what holds no poison.
+  if (mmap(impl_->base + at, len, PROT_NONE, MAP_SHARED | MAP_FIXED, dev.fd(),
+           static_cast<off_t>(dev.geometry().data_off + media_off)) == MAP_FAILED)
+    return Status::FromErrno(errno, "cannot map " + media_path);
+  Spans kernel = internal::Mark(impl_->spans, at, len, SpanKind::kGone, 0);
+  impl_->placed = internal::Carve(impl_->placed, {at, len, SpanKind::kMedia, fault_unit, at, label_off, media_off, *file});
+  Status s = reg.CommitLocked(*impl_, kernel);
+  reg.PublishLocked();
+  return s;
+}
+
+Status MappedRegion::PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off) {
+  DG_RETURN_IF_ERROR(CheckPlacement(*impl_, at, len));
+  Registry& reg = Registry::Get();
+  std::lock_guard<std::mutex> g(reg.mu);
+  if (mmap(impl_->base + at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+      MAP_FAILED)
+    return Status::FromErrno(errno, "cannot map zeroes into " + impl_->name);
+  Spans kernel = internal::Mark(impl_->spans, at, len, SpanKind::kGone, 0);
+  impl_->placed = internal::Carve(impl_->placed, {at, len, SpanKind::kZero, kPageSize, at, label_off, 0, nullptr});
+  Status s = reg.CommitLocked(*impl_, kernel);
+  reg.PublishLocked();
+  return s;
+}
+
+Status MappedRegion::Trap(uint64_t at, uint64_t len, TrapKind kind) {
+  DG_RETURN_IF_ERROR(CheckPlacement(*impl_, at, len));
+  Registry& reg = Registry::Get();
+  std::lock_guard<std::mutex> g(reg.mu);
+  SpanKind k = kind == TrapKind::kPoison ? SpanKind::kHeldPoison : SpanKind::kHeldGone;
+  impl_->held = internal::Carve(impl_->held, {at, len, k});
+  Status s = reg.CommitLocked(*impl_, impl_->spans);
+  reg.PublishLocked();
+  return s;
+}
+
+Status MappedRegion::Untrap(uint64_t at, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckPlacement(*impl_, at, len));
+  Registry& reg = Registry::Get();
+  std::lock_guard<std::mutex> g(reg.mu);
+  impl_->held = internal::Carve(impl_->held, {at, len, SpanKind::kNone});
+  Status s = reg.CommitLocked(*impl_, impl_->spans);
+  reg.PublishLocked();
+  return s;
+}
+
+void MappedRegion::OnPoison(std::function<void(uint64_t at, uint64_t len)> cb) {
+  std::lock_guard<std::recursive_mutex> g(impl_->on_poison->mu);
+  impl_->on_poison->fn = std::move(cb);
+}
+
+}  // namespace daxguard::dax
