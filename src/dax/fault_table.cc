@@ -59,32 +59,31 @@ bool IsWrite(const void* uc) {
 #endif
 }
 
-// As the kernel forces a machine-check SIGBUS: a blocked or ignored SIGBUS
-// would leave the access faulting forever, so it gets its default action.
-void MakeBusDeliverable() {
+// As the kernel forces a machine-check SIGBUS: one blocked (in the context
+// that faulted) or ignored would leave the access faulting forever, so it
+// gets its default action. `uc` is what the return from the handler restores.
+void MakeBusDeliverable(void* uc) {
+  sigset_t* mask = &static_cast<ucontext_t*>(uc)->uc_sigmask;
   struct sigaction cur {};
   sigaction(SIGBUS, nullptr, &cur);
-  sigset_t blocked;
-  sigprocmask(SIG_BLOCK, nullptr, &blocked);
-  bool is_blocked = sigismember(&blocked, SIGBUS);
-  if (!is_blocked && !(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN)) return;
+  bool ignored = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
+  if (!sigismember(mask, SIGBUS) && !ignored) return;
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGBUS, &dfl, nullptr);
-  sigset_t bus;
-  sigemptyset(&bus);
-  sigaddset(&bus, SIGBUS);
-  sigprocmask(SIG_UNBLOCK, &bus, nullptr);
+  sigdelset(mask, SIGBUS);
 }
 
-void RaiseBus(void* addr, const FaultReport& r) {
+// Queued while SIGBUS is blocked (our handler's mask), so it is delivered
+// as the handler returns, on the context that faulted.
+void RaiseBus(void* addr, const FaultReport& r, void* uc) {
   siginfo_t info;
   std::memset(&info, 0, sizeof info);
   info.si_signo = SIGBUS;
   info.si_code = r.kind == TrapKind::kPoison ? BUS_MCEERR_AR : BUS_ADRERR;
   info.si_addr = addr;
   info.si_addr_lsb = static_cast<short>(__builtin_ctzll(r.unit_length));
-  MakeBusDeliverable();
+  MakeBusDeliverable(uc);
   syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &info);
 }
 
@@ -122,7 +121,7 @@ void OnSegv(int sig, siginfo_t* si, void* uc) {
   int saved_errno = errno;
   FaultReport r;
   Verdict v = si->si_code > 0 ? Classify(si->si_addr, uc, &r) : Verdict::kNotOurs;
-  if (v == Verdict::kTrap) RaiseBus(si->si_addr, r);
+  if (v == Verdict::kTrap) RaiseBus(si->si_addr, r, uc);
   if (v == Verdict::kNotOurs) ChainToPrevious(sig, si, uc);
   errno = saved_errno;
 }
@@ -132,6 +131,7 @@ void Install() {
   sa.sa_sigaction = OnSegv;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGBUS);
   sigaction(SIGSEGV, &sa, &g_previous);
 }
 

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -116,6 +119,55 @@ TEST_F(MappingTest, ChildTouchingPoisonGetsMachineCheckSigbus) {
   EXPECT_EQ(unhandled.WaitKilledBy(), SIGBUS);
 }
 
+TEST_F(MappingTest, BlockedSigbusStillKillsAsAMachineCheckWould) {
+  auto dev = MakeFsdax();
+  ASSERT_TRUE(dev->media().Inject(0, 1, {}).ok());
+  auto region = MapAll(*dev);
+  ASSERT_TRUE(region);
+  static volatile uint8_t* poisoned;
+  poisoned = region->addr();
+  Child blocked([] {
+    sigset_t bus;
+    sigemptyset(&bus);
+    sigaddset(&bus, SIGBUS);
+    sigprocmask(SIG_BLOCK, &bus, nullptr);
+    (void)*poisoned;
+    return 2;
+  });
+  EXPECT_EQ(blocked.WaitKilledBy(), SIGBUS);
+}
+
+// Faults that are not traps go to whoever handled SIGSEGV before (here the
+// default action, or a sanitizer's report).
+TEST_F(MappingTest, OtherFaultsGoToThePreviousHandler) {
+  auto dev = MakeFsdax();
+  auto region = MapAll(*dev);
+  ASSERT_TRUE(region);
+  ASSERT_TRUE(region->PlaceZeroes(0, P, 0).ok());
+  static volatile uint8_t* zero_page;
+  zero_page = region->addr();
+  void* elsewhere = mmap(nullptr, P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(elsewhere, MAP_FAILED);
+  static volatile uint8_t* unmapped;
+  unmapped = static_cast<uint8_t*>(elsewhere);
+  for (volatile uint8_t* target : {zero_page, unmapped}) {
+    static volatile uint8_t* where;
+    where = target;
+    Child child([] {
+      signal(SIGBUS, [](int) { _exit(3); });
+      dup2(open("/dev/null", O_WRONLY), 2);  // the sanitizer's report is expected
+      *where = 1;  // a store to a read-only page / to no region at all
+      return 2;
+    });
+#if defined(__SANITIZE_ADDRESS__)
+    EXPECT_EQ(child.Wait(), 1);  // AddressSanitizer's SEGV report
+#else
+    EXPECT_EQ(child.WaitKilledBy(), SIGSEGV);
+#endif
+  }
+  munmap(elsewhere, P);
+}
+
 TEST_F(MappingTest, DescribeFaultNamesDeviceOffsetAndUnit) {
   auto dev = MakeFsdax();
   ASSERT_TRUE(dev->media().Inject((9 * P + 512) / kSectorSize, 1, {}).ok());
@@ -137,6 +189,9 @@ TEST_F(MappingTest, DescribeFaultNamesDeviceOffsetAndUnit) {
   EXPECT_TRUE(f.hit);
   EXPECT_EQ(f.addr, region.addr() + 5 * P + 300);
   EXPECT_FALSE(Probe(region.addr() + 6 * P).hit);
+  uint8_t* gone = region.addr() + 5 * P;
+  r->reset();
+  EXPECT_FALSE(DescribeFault(gone, &rep));
 }
 
 TEST_F(MappingTest, LatentPoisonLoadFaultsAndBecomesKnown) {
