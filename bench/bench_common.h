@@ -65,6 +65,9 @@ class ScratchDir {
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
 
+  // Where a file named `name` goes; removed with the directory.
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
   std::unique_ptr<media::PmemDevice> Create(const std::string& name, uint64_t size) {
     std::string path = dir_ + "/" + name;
     media::CreateOptions opt;
