@@ -10,10 +10,21 @@
 // BUS_MCEERR_AR, si_addr the faulting address and si_addr_lsb the size of
 // the unit taken out (a page, or a device-dax fault unit), as Linux does
 // after a machine check. A load of latent poison makes the error known, as
-// consumption does on the data path. When poison appears or becomes known
-// later, every region mapping the page loses it at once and its OnPoison
-// callback is told (the BUS_MCEERR_AO of Linux). Pages a filesystem takes
-// back (truncate, hole punch) trap with BUS_ADRERR.
+// consumption does on the data path. When poison appears later (in this
+// process or another), every region mapping the page loses it within
+// moments and its OnPoison callback is told (the BUS_MCEERR_AO of Linux);
+// poison that merely becomes known (scrub, consumption) was trapped all
+// along. When poison is cleared the page comes back.
+// Pages a filesystem takes back (truncate, hole punch) trap with BUS_ADRERR.
+//
+// How: trapped units are PROT_NONE, and a process-wide SIGSEGV handler
+// (installed at the first Reserve, passing faults that are not traps to the
+// handler that was there before) turns an access to one into that SIGBUS,
+// queued to the faulting thread. A blocked or ignored SIGBUS is reset to
+// its default action first, as the kernel does for a machine check. Each
+// media file a region maps is opened again by the region registry, with one
+// thread per file watching its poison, so regions do not depend on the
+// dax::Device that placed them.
 #pragma once
 
 #include <cstdint>
@@ -68,7 +79,8 @@ class MappedRegion {
   Status Trap(uint64_t at, uint64_t len, TrapKind kind);
   Status Untrap(uint64_t at, uint64_t len);
   // Called, from a library thread, with the region range that poison has
-  // just taken out.
+  // just taken out of accessible media. Poison already there when a range
+  // is placed traps it from the start, without a call.
   void OnPoison(std::function<void(uint64_t at, uint64_t len)> cb);
 
  private:

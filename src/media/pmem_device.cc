@@ -250,8 +250,8 @@ Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& 
     DG_RETURN_IF_ERROR(poison_.Add(ranges, static_cast<uint8_t>(opt.source), nullptr));
     if (opt.notify) DG_RETURN_IF_ERROR(MarkKnownLocked({{sector, count, kUnacked}}, &any_new));
   }
+  if (any_new) AnnounceErrors();  // first: the holder hears at once, on this thread
   SignalPoisonChange();
-  if (any_new) AnnounceErrors();
   return Status::Ok();
 }
 
