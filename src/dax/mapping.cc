@@ -76,15 +76,6 @@ bool PostConsumption(MediaFile* file, uint64_t off, uint64_t len) {
   return false;
 }
 
-}  // namespace internal
-
-using internal::MediaFile;
-using internal::Span;
-using internal::SpanKind;
-using internal::Spans;
-
-namespace internal {
-
 // The owner's OnPoison callback; outlives the region while a call is running.
 struct PoisonCallback {
   std::recursive_mutex mu;  // a callback may destroy its own region
@@ -115,8 +106,12 @@ struct RegionState {
 };
 }  // namespace internal
 
+using internal::MediaFile;
 using internal::PoisonCallback;
 using internal::RegionState;
+using internal::Span;
+using internal::SpanKind;
+using internal::Spans;
 
 namespace {
 

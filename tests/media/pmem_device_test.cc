@@ -843,5 +843,44 @@ TEST_F(DeviceTest, DeadScrubbersClaimIsDropped) {
   ASSERT_TRUE(dev->RunScrub().ok());
 }
 
+// Mappings trap poison whether known or not, so every change to the media
+// poison, in any process, moves the poison counter; known-ness alone does not.
+TEST_F(DeviceTest, PoisonChangesMoveThePoisonCounter) {
+  auto dev = Make();
+  auto other = PmemDevice::Open(dir_.File("dev"));
+  ASSERT_TRUE(other.ok());
+  uint32_t seen = (*other)->PoisonEvents();
+  InjectOptions latent;
+  latent.notify = false;
+  ASSERT_TRUE(dev->Inject(8, 2, latent).ok());
+  EXPECT_NE((*other)->PoisonEvents(), seen);
+  seen = (*other)->PoisonEvents();
+  ASSERT_TRUE(dev->BeginScrub(1).ok());
+  ASSERT_TRUE(dev->RunScrub().ok());
+  EXPECT_EQ((*other)->PoisonEvents(), seen);  // now known, but no new poison
+  ASSERT_TRUE(dev->ClearPoison(8 * 512, 256).ok());
+  EXPECT_NE((*other)->PoisonEvents(), seen);
+  seen = (*other)->PoisonEvents();
+  ASSERT_TRUE(dev->Uninject(9, 1).ok());
+  EXPECT_NE((*other)->PoisonEvents(), seen);
+  (*other)->WaitForPoisonChange(seen, 0);  // changed: returns at once
+}
+
+TEST_F(DeviceTest, MediaErrorsInClipsToTheWindow) {
+  auto dev = Make();
+  InjectOptions opt;
+  opt.saturate = true;
+  ASSERT_TRUE(dev->Inject(10, 4, opt).ok());  // bytes 5120..7167
+  ASSERT_TRUE(dev->Inject(40, 1, opt).ok());  // bytes 20480..20991
+  auto in = dev->MediaErrorsIn(6000, 20700 - 6000);
+  ASSERT_EQ(in.size(), 2u);
+  EXPECT_EQ(in[0].offset, 6000u);
+  EXPECT_EQ(in[0].length, 7168u - 6000u);
+  EXPECT_EQ(in[1].offset, 20480u);
+  EXPECT_EQ(in[1].length, 20700u - 20480u);
+  EXPECT_TRUE(dev->MediaErrorsIn(8192, 4096).empty());
+  EXPECT_TRUE(dev->MediaErrorsIn(0, 0).empty());
+}
+
 }  // namespace
 }  // namespace daxguard::media
