@@ -99,9 +99,9 @@ void ChainToPrevious(int sig, siginfo_t* si, void* uc) {
 
 enum class Verdict { kTrap, kRetry, kNotOurs };
 
-// A fault in an accessible span means the trap was lifted after the access
-// faulted (protection changes before the table): the access may retry.
-Verdict Classify(void* addr, const void* uc, FaultReport* r) {
+// A protection fault in an accessible span means the trap was lifted after
+// the access faulted (protection changes before the table): it may retry.
+Verdict Classify(void* addr, int code, const void* uc, FaultReport* r) {
   ReadGuard g;
   const FaultSpan* f = g.Find(reinterpret_cast<uintptr_t>(addr));
   if (!f) return Verdict::kNotOurs;
@@ -114,13 +114,13 @@ Verdict Classify(void* addr, const void* uc, FaultReport* r) {
     return Verdict::kTrap;
   }
   bool allowed = f->span.kind == SpanKind::kMedia ? (f->writable || !IsWrite(uc)) : !IsWrite(uc);
-  return allowed ? Verdict::kRetry : Verdict::kNotOurs;
+  return allowed && code == SEGV_ACCERR ? Verdict::kRetry : Verdict::kNotOurs;
 }
 
 void OnSegv(int sig, siginfo_t* si, void* uc) {
   int saved_errno = errno;
   FaultReport r;
-  Verdict v = si->si_code > 0 ? Classify(si->si_addr, uc, &r) : Verdict::kNotOurs;
+  Verdict v = si->si_code > 0 ? Classify(si->si_addr, si->si_code, uc, &r) : Verdict::kNotOurs;
   if (v == Verdict::kTrap) RaiseBus(si->si_addr, r, uc);
   if (v == Verdict::kNotOurs) ChainToPrevious(sig, si, uc);
   errno = saved_errno;
