@@ -79,6 +79,7 @@ void Stack::Finish() {
 }
 
 size_t Stack::SegmentAt(uint64_t off) const {
+  if (segments_.size() == 1) return 0;  // the usual table: nothing to search
   auto it = std::upper_bound(segments_.begin(), segments_.end(), off,
                              [](uint64_t o, const Segment& s) { return o < s.start; });
   return static_cast<size_t>(it - segments_.begin()) - 1;
