@@ -226,18 +226,14 @@ Result<dm::ByteRange> ClearRange(const ClearArgs& a, dax::Device& dev) {
   auto count = ParseSizeArg("count", a.count.empty() ? "1" : a.count);
   if (!count.ok()) return count.status();
   if (*count == 0) return Status::Invalid("count must be at least 1");
-  uint64_t first = *block;
-  if (a.region) {
-    uint64_t shift = RegionSectorShift(dynamic_cast<dax::PmemDax&>(dev).media().geometry());
-    if (first < shift)
-      return Status::Range("region sector " + a.block + " is before the device's data (region sector " +
-                           std::to_string(shift) + ")");
-    first -= shift;
-  }
+  uint64_t shift = a.region ? RegionSectorShift(dynamic_cast<dax::PmemDax&>(dev).media().geometry()) : 0;
+  if (*block < shift)
+    return Status::Range("region sector " + a.block + " is before the device's data (region sector " +
+                         std::to_string(shift) + ")");
+  uint64_t first = *block - shift;
   if (first > sectors || *count > sectors - first)
-    return Status::Range("blocks " + a.block + "+" + std::to_string(*count) + " are beyond the end (" +
-                         std::to_string(sectors) + " blocks" + (a.region ? " from region sector " +
-                         std::to_string(*block - first) : "") + ")");
+    return Status::Range("blocks " + a.block + "+" + std::to_string(*count) + " reach past the device's last block (" +
+                         std::to_string(shift + sectors - 1) + ")");
   return dm::ByteRange{first, *count};
 }
 

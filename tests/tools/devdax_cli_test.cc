@@ -131,7 +131,9 @@ TEST_F(DevdaxCli, OptionsOfTheOtherModeAreRefused) {
   ExpectOneLineError(Dg({"clear-errors", dev_, "--region"}), "need -B");
   ExpectOneLineError(Dg({"clear-errors", dev_, "-n", "4"}), "need -B");
   ExpectOneLineError(Dg({"clear-errors", dev_, "--region", "-B", "8"}), "is before the device's data (region sector 4096)");
-  ExpectOneLineError(Dg({"clear-errors", dev_, "-B", "131072"}), "beyond the end");
+  ExpectOneLineError(Dg({"clear-errors", dev_, "-B", "131072"}), "reach past the device's last block (131071)");
+  ExpectOneLineError(Dg({"clear-errors", dev_, "--region", "-B", "135160", "-n", "16"}),
+                     "reach past the device's last block (135167)");
   ExpectOneLineError(Dg({"clear-errors", dev_, "-B", "8", "-n", "0"}), "count must be at least 1");
   EXPECT_EQ(Snapshot() + Dg({"list", Path("pmem0"), "-M"}).out, before);
 }
