@@ -69,13 +69,21 @@ class ScratchDir {
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
   std::unique_ptr<media::PmemDevice> Create(const std::string& name, uint64_t size) {
-    std::string path = dir_ + "/" + name;
+    std::string path = Path(name);
     media::CreateOptions opt;
     opt.size = size;
     auto dev = Must(media::PmemDevice::Create(path, opt), "create " + path);
     ::unlink(path.c_str());
     return dev;
   }
+  // A device file left in place, for stack files to name; it goes with the directory.
+  std::string CreateNamed(const std::string& name, uint64_t size) {
+    media::CreateOptions opt;
+    opt.size = size;
+    Must(media::PmemDevice::Create(Path(name), opt), "create " + Path(name));
+    return Path(name);
+  }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
  private:
   std::string dir_;

@@ -2,7 +2,7 @@
 # Builds the benchmarks in Release (in build-bench/) and runs all five,
 # each ending with its summary of ratios. Device files live in a private
 # directory under ${DAXGUARD_BENCH_DIR:-/tmp} and are removed at exit.
-# Extra arguments go to dax_io_bench, badblocks_bench and fs_bench (Google
+# Extra arguments go to dax_io_bench, badblocks_bench, fs_bench and dm_bench (Google
 # Benchmark flags, e.g. --benchmark_filter=read). fs_bench runs only some of
 # its parts with DAXGUARD_FS_BENCH_PARTS=io,who,mount.
 set -euo pipefail
@@ -10,9 +10,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build-bench"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDAXGUARD_TESTS=OFF >/dev/null
-ninja -C "$build" -j2 dax_io_bench badblocks_bench scrub_bench map_bench fs_bench
+ninja -C "$build" -j2 dax_io_bench badblocks_bench scrub_bench map_bench dm_bench fs_bench
 
-for b in dax_io_bench badblocks_bench scrub_bench map_bench fs_bench; do
+for b in dax_io_bench badblocks_bench scrub_bench map_bench dm_bench fs_bench; do
   echo
   echo "################ $b ################"
   start=$(date +%s.%N)

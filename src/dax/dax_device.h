@@ -25,11 +25,19 @@ enum class AccessMode {
   kRecoveryWrite,  // maps anyway, so a recovery write can repair it
 };
 
+class Device;
+
 // What direct access hands out: the address of the first page and how many
-// pages from it may be used in the requested mode.
+// pages from it may be used in the requested mode; and the device whose
+// memory it is (a remapping device hands out its base's) with the page's
+// offset there. Copies of the mapped bytes go straight to that device, as
+// Linux copies from the address dax_direct_access returned without passing
+// through device-mapper again.
 struct Mapping {
   uint8_t* addr = nullptr;
   uint64_t pages = 0;
+  Device* source = nullptr;
+  uint64_t source_off = 0;  // bytes, of addr on `source`
 };
 
 struct Capabilities {

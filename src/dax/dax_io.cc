@@ -40,7 +40,7 @@ Result<size_t> ReadAt(Device& dev, uint64_t off, void* dst, size_t len) {
     auto map = dev.DirectAccess(pos / kPageSize, PagesSpanning(pos, len - done), AccessMode::kAccess);
     if (!map.ok()) return ShortOr(done, map.status());
     size_t chunk = std::min<uint64_t>(len - done, map->pages * kPageSize - pos % kPageSize);
-    size_t copied = dev.ReadMcSafe(pos, out + done, chunk);
+    size_t copied = map->source->ReadMcSafe(map->source_off + pos % kPageSize, out + done, chunk);
     done += copied;
     if (copied < chunk) return ShortOr(done, Status::Io("media error at offset " + std::to_string(pos + copied)));
   }
@@ -56,7 +56,7 @@ Result<size_t> WriteAt(Device& dev, uint64_t off, const void* src, size_t len) {
     auto map = dev.DirectAccess(pos / kPageSize, PagesSpanning(pos, len - done), AccessMode::kAccess);
     if (map.ok()) {
       size_t chunk = std::min<uint64_t>(len - done, map->pages * kPageSize - pos % kPageSize);
-      DG_RETURN_IF_ERROR(dev.Write(pos, in + done, chunk));
+      DG_RETURN_IF_ERROR(map->source->Write(map->source_off + pos % kPageSize, in + done, chunk));
       done += chunk;
       continue;
     }

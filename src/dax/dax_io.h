@@ -1,6 +1,7 @@
 // Byte-granular reads and writes over any dax::Device, the way fs/dax.c
-// drives dax_operations: direct access page runs, machine-check-safe copies,
-// and the recovery path when a write lands on known poison. The tool's raw
+// drives dax_operations: direct access page runs, machine-check-safe copies
+// from (and flushing copies to) the device that direct access says the run
+// lives on, and the recovery path when a write lands on known poison. The tool's raw
 // device I/O uses it today; the filesystem uses it per extent.
 #pragma once
 

@@ -24,7 +24,7 @@ Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path) {
 
 Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
-  Mapping m{media_->data() + pgoff * kPageSize, nr_pages};
+  Mapping m{media_->data() + pgoff * kPageSize, nr_pages, this, pgoff * kPageSize};
   auto bad = media_->FirstKnownSector(pgoff * kPageSize, nr_pages * kPageSize);
   if (!bad) [[likely]] return m;
   uint64_t bad_page = *bad * kSectorSize / kPageSize;

@@ -31,7 +31,14 @@ class FileOpener final : public BaseOpener {
  public:
   FileOpener(fs::path dir, Chain chain) : dir_(std::move(dir)), chain_(std::move(chain)) {}
   Result<std::string> Identify(const std::string& dev) override { return Identity(Resolve(dev)); }
-  Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) override { return OpenAny(Resolve(dev), chain_); }
+  Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) override {
+    auto d = OpenAny(Resolve(dev), chain_);
+    // Like Linux device-dax, which has no block device for dm to stack on.
+    auto* pmem = d.ok() ? dynamic_cast<dax::PmemDax*>(d->get()) : nullptr;
+    if (pmem && pmem->media().geometry().mode == media::Mode::kDevdax)
+      return Status::Invalid(dev + " is a devdax device (used whole, by mapping only): it cannot be a stack's base");
+    return d;
+  }
 
  private:
   std::string Resolve(const std::string& dev) const {

@@ -79,6 +79,7 @@ void Stack::Finish() {
 }
 
 size_t Stack::SegmentAt(uint64_t off) const {
+  if (segments_.size() == 1) return 0;  // the usual table: nothing to search
   auto it = std::upper_bound(segments_.begin(), segments_.end(), off,
                              [](uint64_t o, const Segment& s) { return o < s.start; });
   return static_cast<size_t>(it - segments_.begin()) - 1;
@@ -274,7 +275,18 @@ Status Stack::ClaimForHolder(uint64_t) {
 // taken: releasing a base waits for its threads, best done holding nothing.
 void Stack::UnclaimForHolder(uint64_t) {}
 
-void Stack::OnHolderRegistered() { StartDelivering(); }
+// As a device file does, tell the new holder of the errors known before it
+// came (the bases reported them as the stack claimed them) before its
+// registration returns: a filesystem's mount then knows them all.
+void Stack::OnHolderRegistered() {
+  StartDelivering();
+  WaitUntilTold();
+}
+
+void Stack::WaitUntilTold() {
+  std::unique_lock<std::mutex> g(pending_mu_);
+  pending_cv_.wait(g, [this] { return !delivering_ || (pending_.empty() && !telling_); });
+}
 
 void Stack::OnHolderReleasing() {
   ReleaseBases();
@@ -305,6 +317,7 @@ void Stack::StartDelivering() {
   if (old.joinable()) old.join();  // one that stopped itself (below)
   std::lock_guard<std::mutex> g(pending_mu_);
   stop_ = false;
+  delivering_ = true;
   notifier_ = std::thread([this] { DeliverLoop(); });
 }
 
@@ -327,6 +340,7 @@ void Stack::DeliverLoop() {
     pending_cv_.wait(g, [this] { return stop_ || kill_ || !pending_.empty(); });
     std::vector<ByteRange> batch = std::exchange(pending_, {});
     bool kill = std::exchange(kill_, false);
+    telling_ = true;
     g.unlock();
     size_t told = 0;
     while (told < batch.size() && NotifyHolder(batch[told].off, batch[told].len, dax::kFailureMedia)) ++told;
@@ -334,7 +348,11 @@ void Stack::DeliverLoop() {
     g.lock();
     // Whatever nobody could be told of waits for the next holder.
     pending_.insert(pending_.begin(), batch.begin() + static_cast<ptrdiff_t>(told), batch.end());
-    if (told < batch.size() || (stop_ && pending_.empty())) return;
+    telling_ = false;
+    bool done = told < batch.size() || (stop_ && pending_.empty());
+    delivering_ = !done;
+    pending_cv_.notify_all();  // WaitUntilTold
+    if (done) return;
   }
 }
 

@@ -115,6 +115,9 @@ class Stack final : public dax::Device {
   void StartDelivering();
   void StopDelivering();
   void DeliverLoop();
+  // Waits until what the bases reported so far has been told (or the
+  // delivery thread has ended).
+  void WaitUntilTold();
   void ReleaseBases();
 
   std::string name_;
@@ -136,6 +139,8 @@ class Stack final : public dax::Device {
   std::vector<ByteRange> pending_;  // guarded by pending_mu_
   bool kill_ = false;               // a base is going away; guarded by pending_mu_
   bool stop_ = false;               // guarded by pending_mu_
+  bool telling_ = false;            // a batch is being told; guarded by pending_mu_
+  bool delivering_ = false;         // the delivery loop runs; guarded by pending_mu_
   std::thread notifier_;
 };
 

@@ -14,16 +14,30 @@ struct Stripe {
   uint64_t offset;  // bytes into the base
 };
 
+// Division by a fixed divisor, by shift and mask when it is a power of two
+// (chunk sizes and stripe counts usually are): Map runs on every access,
+// twice per level of a stack, and a 64-bit divide costs tens of cycles.
+class Divisor {
+ public:
+  explicit Divisor(uint64_t d) : d_(d), shift_(IsPowerOfTwo(d) ? __builtin_ctzll(d) : -1) {}
+  uint64_t Div(uint64_t v) const { return shift_ >= 0 ? v >> shift_ : v / d_; }
+  uint64_t Mod(uint64_t v) const { return shift_ >= 0 ? v & (d_ - 1) : v % d_; }
+
+ private:
+  uint64_t d_;
+  int shift_;
+};
+
 class StripedTarget final : public Target {
  public:
   StripedTarget(std::vector<Stripe> stripes, uint64_t chunk, uint64_t len)
-      : stripes_(std::move(stripes)), chunk_(chunk), stripe_len_(len / stripes_.size()) {}
+      : stripes_(std::move(stripes)), chunk_(chunk), per_chunk_(chunk), per_stripe_(stripes_.size()),
+        stripe_len_(len / stripes_.size()) {}
 
   Extent Map(uint64_t off, uint64_t len) const override {
-    uint64_t n = stripes_.size();
-    uint64_t chunk_no = off / chunk_, within = off % chunk_;
-    const Stripe& s = stripes_[chunk_no % n];
-    return {s.base, s.offset + chunk_no / n * chunk_ + within, std::min(len, chunk_ - within)};
+    uint64_t chunk_no = per_chunk_.Div(off), within = per_chunk_.Mod(off);
+    const Stripe& s = stripes_[per_stripe_.Mod(chunk_no)];
+    return {s.base, s.offset + per_stripe_.Div(chunk_no) * chunk_ + within, std::min(len, chunk_ - within)};
   }
 
   void Unmap(size_t base, uint64_t off, uint64_t len, std::vector<ByteRange>* out) const override {
@@ -51,6 +65,8 @@ class StripedTarget final : public Target {
  private:
   std::vector<Stripe> stripes_;
   uint64_t chunk_;       // bytes
+  Divisor per_chunk_;    // by chunk_
+  Divisor per_stripe_;   // by the number of stripes
   uint64_t stripe_len_;  // bytes each stripe takes from its device
 };
 

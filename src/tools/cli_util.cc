@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/units.h"
+#include "dax/pmem_dax.h"
 
 namespace daxguard::tools {
 
@@ -22,6 +23,16 @@ Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text) 
 }
 
 void PrintJson(const Json& j) { std::cout << j.dump(2) << std::endl; }
+
+bool IsDevdax(dax::Device& dev) {
+  auto* pmem = dynamic_cast<dax::PmemDax*>(&dev);
+  return pmem && pmem->media().geometry().mode == media::Mode::kDevdax;
+}
+
+Status CheckNotDevdax(dax::Device& dev, const std::string& name, const std::string& instead) {
+  if (!IsDevdax(dev)) return Status::Ok();
+  return Status::Invalid(name + " is a devdax device (used whole, by mapping only): " + instead);
+}
 
 const char* KindName(media::Kind k) { return k == media::Kind::kCxl ? "cxl" : "pmem"; }
 const char* ModeName(media::Mode m) { return m == media::Mode::kDevdax ? "devdax" : "fsdax"; }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "dax/dax_device.h"
 #include "media/pmem_device.h"
 
 namespace daxguard::tools {
@@ -28,6 +29,11 @@ void PrintJson(const Json& j);
 // pread -v's hex dump.
 void PrintRate(std::ostream& out, uint64_t bytes, uint64_t ops, double secs);
 void HexDump(std::ostream& out, uint64_t offset, const uint8_t* p, size_t n);
+
+// A devdax device is used whole and by mapping only: commands that need
+// byte I/O or a filesystem refuse it ("NAME is a devdax device ...: INSTEAD").
+bool IsDevdax(dax::Device& dev);
+Status CheckNotDevdax(dax::Device& dev, const std::string& name, const std::string& instead);
 
 const char* KindName(media::Kind k);
 const char* ModeName(media::Mode m);

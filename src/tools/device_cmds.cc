@@ -13,7 +13,7 @@ namespace daxguard::tools {
 namespace {
 
 struct CreateArgs {
-  std::string dev, size, clear_unit, kind = "pmem", mode = "fsdax", align = "2m";
+  std::string dev, size, clear_unit, kind = "pmem", mode = "fsdax", align;
 };
 
 int RunCreate(const CreateArgs& a) {
@@ -28,8 +28,10 @@ int RunCreate(const CreateArgs& a) {
   if (opt.kind == media::Kind::kCxl && *unit != kLineSize)
     return Fail(cmd, "cxl devices clear in 64-byte units; --clear-unit must be 64");
   opt.clear_unit = static_cast<uint32_t>(std::min<uint64_t>(*unit, UINT32_MAX));
+  if (a.mode != "devdax" && !a.align.empty())
+    return Fail(cmd, "--align is the fault size of a devdax device; it does not apply to --mode " + a.mode);
   if (a.mode == "devdax") {
-    auto align = ParseSizeArg("alignment", a.align);
+    auto align = ParseSizeArg("alignment", a.align.empty() ? "2m" : a.align);
     if (!align.ok()) return Fail(cmd, align.status());
     if (*align != 4096 && *align != (2u << 20) && *align != (1u << 30))
       return Fail(cmd, "alignment must be 4k, 2m or 1g");
@@ -41,31 +43,47 @@ int RunCreate(const CreateArgs& a) {
   return 0;
 }
 
+Json BadBlocksJson(const std::vector<media::BadBlock>& bbs, uint64_t shift = 0) {
+  Json list = Json::array();
+  for (const media::BadBlock& b : bbs) list.push_back({{"offset", b.sector + shift}, {"length", b.count}});
+  return list;
+}
+
+// Like ndctl, the count is of bad 512-byte blocks, not of list entries.
+uint64_t SectorCount(const std::vector<media::BadBlock>& bbs) {
+  uint64_t sectors = 0;
+  for (const media::BadBlock& b : bbs) sectors += b.count;
+  return sectors;
+}
+
+// The region is the whole device file; a namespace's data begins at
+// data_off, so region sector = device sector + data_off / 512 (as ndctl's
+// region and namespace badblocks differ by the namespace's offset).
+uint64_t RegionSectorShift(const media::Geometry& g) { return g.data_off / kSectorSize; }
+
 Json DeviceJson(media::PmemDevice& d, bool media_errors) {
   const media::Geometry& g = d.geometry();
   media::ScrubStatus scrub = d.GetScrubStatus();
+  bool devdax = g.mode == media::Mode::kDevdax;
   Json j;
   j["dev"] = d.path();
   j["kind"] = KindName(g.kind);
   j["mode"] = ModeName(g.mode);
   j["size"] = g.size;
-  if (g.mode == media::Mode::kDevdax) j["align"] = g.align;
+  if (devdax) {
+    j["align"] = g.align;
+    j["region_offset"] = g.data_off;
+  }
   j["clear_unit"] = g.clear_unit;
   j["scrub_state"] = scrub.active ? "active" : "idle";
   j["scrub_count"] = scrub.count;
   if (scrub.active) j["scrub_progress"] = scrub.progress;
   std::vector<media::BadBlock> bbs = d.BadBlocks();
-  j["badblock_count"] = 0;
-  uint64_t sectors = 0;
-  Json list = Json::array();
-  for (const media::BadBlock& b : bbs) {
-    sectors += b.count;
-    if (media_errors) list.push_back({{"offset", b.sector}, {"length", b.count}});
-  }
-  // Like ndctl, the count is of bad 512-byte blocks, not of list entries.
-  j["badblock_count"] = sectors;
+  j["badblock_count"] = SectorCount(bbs);
   if (media_errors) {
-    j["badblocks"] = list;
+    j["badblocks"] = BadBlocksJson(bbs);
+    // devdax keeps a badblocks list (Linux's does not), in both terms.
+    if (devdax) j["region_badblocks"] = BadBlocksJson(bbs, RegionSectorShift(g));
     if (g.kind == media::Kind::kCxl) {
       Json me = Json::array();
       for (const media::MediaError& e : d.MediaErrors())
@@ -82,19 +100,22 @@ struct ListArgs {
   bool media_errors = false;
 };
 
-// A stack lists in its own sectors, translated up from every device below.
+// A stack lists in its own sectors, translated up from every device below;
+// with -M each device below also lists its own errors in its own sectors.
 Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
-  Json devices = Json::array();
-  for (dax::PmemDax* d : dm::BottomDevices(stack)) devices.push_back(d->media().path());
-  Json j{{"dev", path}, {"kind", "dm"}, {"size", stack.size()}, {"devices", devices}};
-  uint64_t sectors = 0;
-  Json list = Json::array();
-  for (const media::BadBlock& b : stack.BadBlocks()) {
-    sectors += b.count;
-    list.push_back({{"offset", b.sector}, {"length", b.count}});
+  Json devices = Json::array(), below = Json::array();
+  for (dax::PmemDax* d : dm::BottomDevices(stack)) {
+    devices.push_back(d->media().path());
+    std::vector<media::BadBlock> bbs = d->BadBlocks();
+    below.push_back({{"dev", d->media().path()}, {"badblock_count", SectorCount(bbs)}, {"badblocks", BadBlocksJson(bbs)}});
   }
-  j["badblock_count"] = sectors;
-  if (media_errors) j["badblocks"] = list;
+  Json j{{"dev", path}, {"kind", "dm"}, {"size", stack.size()}, {"devices", devices}};
+  std::vector<media::BadBlock> bbs = stack.BadBlocks();
+  j["badblock_count"] = SectorCount(bbs);
+  if (media_errors) {
+    j["badblocks"] = BadBlocksJson(bbs);
+    j["device_badblocks"] = below;
+  }
   return j;
 }
 
@@ -176,8 +197,8 @@ int RunInject(const InjectArgs& a) {
 }
 
 struct ClearArgs {
-  std::string dev;
-  bool scrub = false;
+  std::string dev, block, count;
+  bool scrub = false, region = false;
 };
 
 Status ClearOnMedia(const dm::MediaExtent& e) {
@@ -189,10 +210,39 @@ Status ClearOnMedia(const dm::MediaExtent& e) {
   return m.ForgetKnown(lo, hi - lo);
 }
 
+// The sectors of `dev` to clear: all of it, or -B/-n, which --region reads
+// as region sectors of a devdax device (what `list -M` shows as
+// region_badblocks, and what ndctl's region badblocks would say).
+Result<dm::ByteRange> ClearRange(const ClearArgs& a, dax::Device& dev) {
+  uint64_t sectors = dev.size() / kSectorSize;
+  if (a.region && !IsDevdax(dev))
+    return Status::Invalid("--region reads -B as a region sector of a devdax device; " + a.dev + " is not one");
+  if (a.block.empty()) {
+    if (!a.count.empty() || a.region) return Status::Invalid("-n and --region need -B");
+    return dm::ByteRange{0, sectors};
+  }
+  auto block = ParseSizeArg("block", a.block);
+  if (!block.ok()) return block.status();
+  auto count = ParseSizeArg("count", a.count.empty() ? "1" : a.count);
+  if (!count.ok()) return count.status();
+  if (*count == 0) return Status::Invalid("count must be at least 1");
+  uint64_t shift = a.region ? RegionSectorShift(dynamic_cast<dax::PmemDax&>(dev).media().geometry()) : 0;
+  if (*block < shift)
+    return Status::Range("region sector " + a.block + " is before the device's data (region sector " +
+                         std::to_string(shift) + ")");
+  uint64_t first = *block - shift;
+  if (first > sectors || *count > sectors - first)
+    return Status::Range("blocks " + a.block + "+" + std::to_string(*count) + " reach past the device's last block (" +
+                         std::to_string(shift + sectors - 1) + ")");
+  return dm::ByteRange{first, *count};
+}
+
 int RunClear(const ClearArgs& a) {
   const char* cmd = "clear-errors";
   auto d = dm::OpenDaxDevice(a.dev);
   if (!d.ok()) return Fail(cmd, d.status());
+  auto range = ClearRange(a, **d);  // checked before anything changes
+  if (!range.ok()) return Fail(cmd, range.status());
   if (a.scrub) {
     for (dax::PmemDax* bottom : dm::BottomDevices(**d)) {
       Status s = bottom->media().BeginScrub(static_cast<uint32_t>(getpid()));
@@ -202,14 +252,16 @@ int RunClear(const ClearArgs& a) {
   }
   uint64_t ranges = 0, sectors = 0;
   for (const media::BadBlock& b : (*d)->BadBlocks()) {
+    uint64_t lo = std::max(b.sector, range->off), hi = std::min(b.sector + b.count, range->off + range->len);
+    if (lo >= hi) continue;
     // A stack's known errors are cleared on the devices below it.
-    auto extents = dm::MapToMedia(**d, b.sector * kSectorSize, b.count * kSectorSize);
+    auto extents = dm::MapToMedia(**d, lo * kSectorSize, (hi - lo) * kSectorSize);
     Status s = extents.status();
     for (size_t i = 0; s.ok() && i < extents->size(); ++i) s = ClearOnMedia((*extents)[i]);
-    if (!s.ok()) return Fail(cmd, "clearing sectors " + std::to_string(b.sector) + "+" +
-                                      std::to_string(b.count) + " failed: " + s.message());
+    if (!s.ok()) return Fail(cmd, "clearing sectors " + std::to_string(lo) + "+" +
+                                      std::to_string(hi - lo) + " failed: " + s.message());
     ++ranges;
-    sectors += b.count;
+    sectors += hi - lo;
   }
   std::printf("cleared %llu bad blocks in %llu ranges on %s (their data now reads as zeroes)\n",
               static_cast<unsigned long long>(sectors), static_cast<unsigned long long>(ranges),
@@ -227,7 +279,7 @@ void AddDeviceCommands(CLI::App& app, int* rc) {
   c->add_option("--clear-unit", ca->clear_unit, "firmware clear unit in bytes (power of two, 64..4096; default 256, cxl 64)");
   c->add_option("--kind", ca->kind, "pmem or cxl")->check(CLI::IsMember({"pmem", "cxl"}));
   c->add_option("--mode", ca->mode, "fsdax or devdax")->check(CLI::IsMember({"fsdax", "devdax"}));
-  c->add_option("--align", ca->align, "device-dax fault size: 4k, 2m or 1g");
+  c->add_option("--align", ca->align, "devdax fault size: 4k, 2m (default) or 1g; devdax only");
   c->callback([ca, rc] { *rc = RunCreate(*ca); });
 
   auto la = std::make_shared<ListArgs>();
@@ -249,9 +301,12 @@ void AddDeviceCommands(CLI::App& app, int* rc) {
   i->callback([ia, rc] { *rc = RunInject(*ia); });
 
   auto cla = std::make_shared<ClearArgs>();
-  auto* cl = app.add_subcommand("clear-errors", "clear every known error (its data is lost)");
+  auto* cl = app.add_subcommand("clear-errors", "clear the known errors, all or those in -B/-n (their data is lost)");
   cl->add_option("DEV", cla->dev, "device or stack file")->required();
   cl->add_flag("--scrub", cla->scrub, "scrub first so latent errors are cleared too");
+  cl->add_option("-B,--block", cla->block, "clear only the known errors from this 512-byte block");
+  cl->add_option("-n,--count", cla->count, "number of blocks from -B (default 1)");
+  cl->add_flag("--region", cla->region, "devdax: -B is a region sector (list -M's region_badblocks)");
   cl->callback([cla, rc] { *rc = RunClear(*cla); });
 }
 

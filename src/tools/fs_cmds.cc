@@ -23,6 +23,7 @@ struct Mounted {
 Result<Mounted> MountDev(const std::string& dev) {
   auto d = dm::OpenDaxDevice(dev);
   if (!d.ok()) return d.status();
+  DG_RETURN_IF_ERROR(CheckNotDevdax(**d, dev, "it holds no filesystem"));
   auto f = fs::Filesystem::Mount(**d);
   if (!f.ok()) return Status::Error(f.status().err(), dev + ": " + f.status().message());
   return Mounted{std::move(d).value(), std::move(f).value()};
@@ -46,6 +47,8 @@ Result<std::pair<std::string, std::string>> Target(const std::string& t) {
 int RunMkfs(const std::string& dev, bool force) {
   auto d = dm::OpenDaxDevice(dev);
   if (!d.ok()) return Fail("mkfs", d.status());
+  Status fsdax = CheckNotDevdax(**d, dev, "daxfs needs an fsdax device");
+  if (!fsdax.ok()) return Fail("mkfs", fsdax);
   if (!force && fs::Filesystem::Mount(**d).ok())
     return Fail("mkfs", dev + " already holds a daxfs filesystem (use -f to overwrite it)");
   Status s = fs::Filesystem::Mkfs(**d);
@@ -224,6 +227,8 @@ int RunHealth(const std::string& dev) {
 int RunFsck(const std::string& dev, bool repair) {
   auto d = dm::OpenDaxDevice(dev);
   if (!d.ok()) return Fail("fsck", d.status());
+  Status fsdax = CheckNotDevdax(**d, dev, "it holds no filesystem");
+  if (!fsdax.ok()) return Fail("fsck", fsdax);
   auto report = fs::Fsck(**d, repair);
   if (!report.ok()) return Fail("fsck", report.status());
   for (const std::string& p : report->problems) std::printf("%s\n", p.c_str());

@@ -151,6 +151,8 @@ int RunIo(const IoArgs& a) {
   for (const std::string& text : a.cmds) {
     auto c = ParseIoCommand(text);
     if (!c.ok()) return Fail(cmd, c.status());
+    Status byte_io = CheckNotDevdax(**dev, a.dev, "'" + text + "' is byte I/O; use mmap, mread and mwrite");
+    if (!byte_io.ok()) return Fail(cmd, byte_io);
     if (c->offset > (*dev)->size() || c->length > (*dev)->size() - c->offset)
       return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
     cmds.push_back(*c);

@@ -85,9 +85,16 @@ TEST_F(DmCli, ListShowsBadBlocksInEachObjectsOwnSectors) {
   EXPECT_EQ(List("l0")["badblocks"], Blocks({{8, 2}}));
   EXPECT_EQ(List("d0")["badblocks"], Blocks({{100, 1}, {8200, 2}}));
   EXPECT_EQ(List("d1")["badblocks"], Blocks({{20, 1}}));
+  // With -M a stack also shows each device below in that device's own sectors.
+  EXPECT_EQ(j["device_badblocks"],
+            Json::array({{{"dev", P("d0")}, {"badblock_count", 3}, {"badblocks", Blocks({{100, 1}, {8200, 2}})}},
+                         {{"dev", P("d1")}, {"badblock_count", 1}, {"badblocks", Blocks({{20, 1}})}}}));
+  EXPECT_EQ(List("l0")["device_badblocks"],
+            Json::array({{{"dev", P("d0")}, {"badblock_count", 3}, {"badblocks", Blocks({{100, 1}, {8200, 2}})}}}));
   Json plain = Json::parse(Dg({"list", P("top")}).out);
   EXPECT_EQ(plain["badblock_count"], 3);
   EXPECT_FALSE(plain.contains("badblocks"));
+  EXPECT_FALSE(plain.contains("device_badblocks"));
 }
 
 TEST_F(DmCli, InjectErrorTakesStackSectors) {
