@@ -32,12 +32,7 @@ File::~File() {
   if (!fs_) return;  // the filesystem went first
   Filesystem::OpGuard g(fs_);
   fs_->open_files_.erase(this);
-  auto it = fs_->open_inodes_.find(ino_);
-  if (it != fs_->open_inodes_.end()) fs_->open_inodes_.erase(it);
-  Inode* in = fs_->state_.Find(ino_);
-  std::vector<Op> ops;
-  if (in && fs_->Writable().ok()) fs_->DropIfUnused(in, &ops);
-  if (!ops.empty()) (void)fs_->Commit(std::move(ops));
+  fs_->CloseInode(ino_);
 }
 
 Result<Inode*> File::Me() {
@@ -359,7 +354,10 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
     a.mtime_ns = a.ctime_ns = Now();
     ops.push_back(Op::SetInode(ino_, a));
   }
-  return fs_->Commit(std::move(ops));
+  DG_RETURN_IF_ERROR(fs_->Commit(std::move(ops)));
+  // Shared now: writable mappings of either side must not store into the other.
+  DG_RETURN_IF_ERROR(UnshareMapped(dst, db, db + nblk));
+  return src.UnshareMapped(s, sb, sb + nblk);
 }
 
 Status File::Fsync() {

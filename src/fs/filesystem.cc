@@ -59,6 +59,11 @@ Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
   std::lock_guard<std::mutex> g(mu_);
   for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
+  // Mappings left behind lose their pages: the device is no longer ours to hand out.
+  for (auto& [ino, m] : mappings_) {
+    (void)m->region_->Trap(0, m->length(), dax::TrapKind::kGone);
+    m->fs_ = nullptr;
+  }
 }
 
 Status Filesystem::Mkfs(dax::Device& dev) {
@@ -117,6 +122,7 @@ Status Filesystem::Commit(std::vector<Op> ops) {
     GoReadOnly("in-memory state diverged: " + s.message());
     return s;
   }
+  RefreshMappings(ops);
   return Status::Ok();
 }
 
@@ -220,6 +226,15 @@ std::vector<Op> Filesystem::FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len
 }
 
 // Frees an inode nobody links or holds open.
+void Filesystem::CloseInode(uint64_t ino) {
+  auto it = open_inodes_.find(ino);
+  if (it != open_inodes_.end()) open_inodes_.erase(it);
+  Inode* in = state_.Find(ino);
+  std::vector<Op> ops;
+  if (in && Writable().ok()) DropIfUnused(in, &ops);
+  if (!ops.empty()) (void)Commit(std::move(ops));
+}
+
 void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
   if (in->attr.nlink > 0 || open_inodes_.count(in->ino)) return;
   for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops->push_back(std::move(op));

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "dax/dax_device.h"
+#include "fs/file_map.h"
 #include "fs/meta_log.h"
 #include "fs/state.h"
 
@@ -99,6 +101,7 @@ class Filesystem : public dax::Holder {
 
  private:
   friend class File;
+  friend class FileMapping;
   struct Failure {
     uint64_t offset, len;
     int flags;
@@ -129,6 +132,13 @@ class Filesystem : public dax::Holder {
   void HandleFailure(const Failure& f);
   void DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops);
   void GoReadOnly(const std::string& why);
+  // Drops one open reference (a handle or a mapping) to `ino`, freeing the
+  // file if that was the last and it has no links.
+  void CloseInode(uint64_t ino);
+  // Mappings (file_map.cc): places file blocks [b0, b1) of `m` from the
+  // current state, and keeps every mapping in step with committed ops.
+  void PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1);
+  void RefreshMappings(const std::vector<Op>& ops);
 
   dax::Device& dev_;
   Geometry geo_;
@@ -143,6 +153,7 @@ class Filesystem : public dax::Holder {
   std::atomic<bool> failures_pending_{false};
   std::multiset<uint64_t> open_inodes_;
   std::set<File*> open_files_;
+  std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
   std::vector<std::function<void()>> callbacks_;  // damage notices, run after unlocking
   std::vector<std::string> read_only_why_;
   uint64_t metadata_repairs_ = 0;
@@ -163,6 +174,9 @@ class File {
   Status Fsync();
   Result<FileStat> Stat();
   Result<std::vector<FiemapExtent>> Fiemap();
+  // Maps [off, off+len) of the file into the process (see fs/file_map.h).
+  // off is a multiple of 4096; pages past the end of the file trap.
+  Result<std::unique_ptr<FileMapping>> Map(uint64_t off, uint64_t len, bool writable);
   // Called (with file offset and length) when part of this file is damaged.
   void OnDamage(std::function<void(uint64_t, uint64_t)> cb) { on_damage_ = std::move(cb); }
 
@@ -176,6 +190,13 @@ class File {
                   std::vector<Op>* ops, bool unwritten);
   Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, std::vector<Op>* ops);
   void TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops);
+  // Gives file blocks [b0, b1) written blocks of this file's own (damaged
+  // ones excepted: they trap until repaired), so that stores through a
+  // mapping reach this file alone.
+  Status Unshare(Inode* in, uint64_t b0, uint64_t b1);
+  Status UnshareBlock(Inode* in, uint64_t fblk, std::vector<Op>* ops);
+  // Unshares what writable mappings of this file cover in [b0, b1).
+  Status UnshareMapped(Inode* in, uint64_t b0, uint64_t b1);
 
   Filesystem* fs_;
   uint64_t ino_;

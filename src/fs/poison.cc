@@ -79,7 +79,10 @@ void Filesystem::HandleFailure(const Failure& f) {
   }
   if (ops.empty()) return;
   // Read-only: keep the knowledge in memory, since nothing may be written.
-  if (!Writable().ok() || !Commit(ops).ok()) (void)state_.ApplyAll(ops);
+  if (!Writable().ok() || !Commit(ops).ok()) {
+    (void)state_.ApplyAll(ops);
+    RefreshMappings(ops);
+  }
 }
 
 Result<std::vector<OwnerInfo>> Filesystem::Who(uint64_t offset, uint64_t length) {

@@ -157,6 +157,13 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
   if (args.empty()) return Status::Invalid("empty command");
   FileCommand c;
   c.name = args[0];
+  if (IsMapCommand(text)) {
+    auto m = ParseMapCommand(text);
+    if (!m.ok()) return m.status();
+    c.is_map = true;
+    c.map = *m;
+    return c;
+  }
   size_t i = 1;
   auto flag = [&](const char* f) { return i < args.size() && args[i] == f ? (++i, true) : false; };
   std::vector<uint64_t> nums;
@@ -189,7 +196,8 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
     }
   } else {
     return Status::Invalid("unknown command '" + c.name +
-                           "' (known: pwrite, pread, fzero, fpunch, falloc, fiemap, reflink, truncate, fsync, stat)");
+                           "' (known: pwrite, pread, fzero, fpunch, falloc, fiemap, reflink, truncate, fsync, stat, "
+                           "mmap, mread, mwrite, msync, munmap)");
   }
   return c;
 }
@@ -197,8 +205,14 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
 int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
                     const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err) {
   int failed = 0;
+  MapSession maps([&file](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
+    auto m = file.Map(off, len, writable);
+    if (!m.ok()) return m.status();
+    std::shared_ptr<fs::FileMapping> keep = std::move(m).value();
+    return MapView{keep->addr(), off, len, keep};
+  });
   for (const FileCommand& c : cmds) {
-    Status s = RunOne(fs, file, path, c, out);
+    Status s = c.is_map ? maps.Run(c.map, out) : RunOne(fs, file, path, c, out);
     if (s.ok()) continue;
     ++failed;
     out.flush();

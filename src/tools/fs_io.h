@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "fs/filesystem.h"
+#include "tools/map_cmds.h"
 
 namespace daxguard::tools {
 
@@ -19,6 +20,8 @@ struct FileCommand {
   uint64_t offset = 0, length = 0;
   std::string source;              // reflink: the source file's path
   uint64_t dest = 0;               // reflink: destination offset
+  bool is_map = false;             // mmap, mread, mwrite, msync, munmap
+  MapCommand map;
 };
 
 Result<FileCommand> ParseFileCommand(const std::string& text);

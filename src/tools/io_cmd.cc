@@ -9,6 +9,7 @@
 
 #include "common/units.h"
 #include "dax/dax_io.h"
+#include "dax/mapping.h"
 #include "dm/open.h"
 #include "tools/cli_util.h"
 
@@ -56,6 +57,18 @@ uint64_t Transfer(const IoCommand& c, ChunkFn fn, uint64_t* ops, Status* why) {
   return done;
 }
 
+// mmap of a device range: the device places it, translating down to the media.
+MapSession DeviceMapSession(dax::Device& dev, const std::string& name) {
+  return MapSession([&dev, name](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
+    if (off % kPageSize) return Status::Invalid("mmap: offset must be a multiple of 4096");
+    auto r = dax::MappedRegion::Reserve(AlignUp(len, kPageSize), writable, name);
+    if (!r.ok()) return r.status();
+    std::shared_ptr<dax::MappedRegion> region = std::move(r).value();
+    DG_RETURN_IF_ERROR(dev.MapInto(*region, 0, off, region->length(), off));
+    return MapView{region->addr(), off, len, region};
+  });
+}
+
 bool RunOne(dax::Device& dev, const IoCommand& c, std::ostream& out, std::ostream& err) {
   auto t0 = std::chrono::steady_clock::now();
   uint64_t ops = 0;
@@ -101,6 +114,14 @@ Result<IoCommand> ParseIoCommand(const std::string& text) {
   IoCommand c{};
   const std::string& name = args[0];
   size_t i = 1;
+  if (IsMapCommand(text)) {
+    auto m = ParseMapCommand(text);
+    if (!m.ok()) return m.status();
+    c.op = IoCommand::Op::kMap;
+    c.map = *m;
+    if (m->op == MapCommand::Op::kMmap) c.offset = m->offset, c.length = m->length;  // checked against the device
+    return c;
+  }
   if (name == "pread") {
     c.op = IoCommand::Op::kPread;
     for (; i < args.size() && args[i] == "-v"; ++i) c.verbose = true;
@@ -115,7 +136,7 @@ Result<IoCommand> ParseIoCommand(const std::string& text) {
   } else if (name == "zero") {
     c.op = IoCommand::Op::kZero;
   } else {
-    return Status::Invalid("unknown command '" + name + "' (known: pread, pwrite, zero)");
+    return Status::Invalid("unknown command '" + name + "' (known: pread, pwrite, zero, mmap, mread, mwrite, msync, munmap)");
   }
   if (i < args.size() && args[i].size() > 1 && args[i][0] == '-')
     return Status::Invalid(name + ": unknown option '" + args[i] + "'");
@@ -123,10 +144,22 @@ Result<IoCommand> ParseIoCommand(const std::string& text) {
   return c;
 }
 
-int RunIoCommands(dax::Device& dev, const std::vector<IoCommand>& cmds, std::ostream& out,
-                  std::ostream& err) {
+int RunIoCommands(dax::Device& dev, const std::string& name, const std::vector<IoCommand>& cmds,
+                  std::ostream& out, std::ostream& err) {
   int failed = 0;
-  for (const IoCommand& c : cmds) failed += RunOne(dev, c, out, err) ? 0 : 1;
+  MapSession maps = DeviceMapSession(dev, name);
+  for (const IoCommand& c : cmds) {
+    if (c.op != IoCommand::Op::kMap) {
+      failed += RunOne(dev, c, out, err) ? 0 : 1;
+      continue;
+    }
+    if (Status s = maps.Run(c.map, out); !s.ok()) {
+      ++failed;
+      out.flush();
+      err << c.map.name << ": " << Reason(s) << "\n";
+      err.flush();
+    }
+  }
   return failed;
 }
 
@@ -157,7 +190,7 @@ int RunIo(const IoArgs& a) {
       return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
     cmds.push_back(*c);
   }
-  return RunIoCommands(**dev, cmds, std::cout, std::cerr) ? 1 : 0;
+  return RunIoCommands(**dev, a.dev, cmds, std::cout, std::cerr) ? 1 : 0;
 }
 
 }  // namespace

@@ -123,5 +123,51 @@ TEST_F(FsCli, BadInputIsRefusedWithOneLine) {
   EXPECT_NE(Dg({"fs", "ls", F("/n")}).rc, 0) << "the malformed io created nothing";
 }
 
+TEST_F(FsCli, MappedFileCommandsLoadAndStoreInPlace) {
+  CliRun r = Dg({"io", "-f", F("/m"), "-c", "pwrite -S 0x61 0 8k", "-c", "mmap 0 8k", "-c", "mwrite -S 0x62 4096 4096",
+                 "-c", "mread -v 4096 16", "-c", "msync", "-c", "munmap", "-c", "pread -v 0 16"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("00001000:  62 62"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("00000000:  61 61"), std::string::npos) << r.out;
+  CliRun p = Dg({"io", F("/m"), "-c", "pread -v 4096 16"});
+  EXPECT_NE(p.out.find("00001000:  62 62"), std::string::npos) << "stores reached the file: " << p.out;
+}
+
+TEST_F(FsCli, MappedReadOfPoisonNamesTheFileOffset) {
+  ASSERT_EQ(Dg({"io", "-f", F("/p"), "-c", "pwrite -S 0x61 0 8k"}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(SectorOf("/p", 4096 + 512))}).rc, 0);
+  CliRun r = Dg({"io", F("/p"), "-c", "mmap -r 0 8k", "-c", "mread 0 8k", "-c", "mread 0 4k"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("mread: media error at offset 4096 of /p: 4096 bytes from offset 4096 are lost"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("mread:"), r.err.rfind("mread:")) << "the first page read fine on its own: " << r.err;
+}
+
+TEST_F(FsCli, MappingCommandsRefuseBadInput) {
+  ASSERT_EQ(Dg({"io", "-f", F("/b"), "-c", "pwrite 0 4k"}).rc, 0);
+  CliRun r = Dg({"io", F("/b"), "-c", "mread 0 4k"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("no mapped regions"), std::string::npos) << r.err;
+  r = Dg({"io", F("/b"), "-c", "mmap 100 4k"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("multiple of 4096"), std::string::npos) << r.err;
+  r = Dg({"io", F("/b"), "-c", "mmap 0 4k", "-c", "mread 0 8k"});
+  EXPECT_NE(r.err.find("not within the mapping"), std::string::npos) << r.err;
+  r = Dg({"io", F("/b"), "-c", "mmap"});
+  EXPECT_NE(r.err.find("expected OFFSET LENGTH"), std::string::npos) << r.err;
+}
+
+TEST_F(FsCli, MappedDeviceCommands) {
+  std::string raw = Path("raw0");
+  ASSERT_EQ(Dg({"create-device", raw, "--size", "16m"}).rc, 0);
+  CliRun r = Dg({"io", raw, "-c", "mmap 64k 64k", "-c", "mwrite -S 0x70 64k 4k", "-c", "pread -v 64k 16"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("00010000:  70 70"), std::string::npos) << r.out;
+  ASSERT_EQ(Dg({"inject-error", raw, "-B", std::to_string((64 * 1024 + 8192) / 512)}).rc, 0);
+  r = Dg({"io", raw, "-c", "mmap 64k 64k", "-c", "mread 64k 64k"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("media error at offset 73728 of " + raw), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace daxguard::testing

@@ -1,0 +1,51 @@
+// xfs_io's mapping commands — mmap, mread, mwrite, msync, munmap — shared by
+// `io` on a device and on a daxfs file. Loads and stores go straight to the
+// mapped device memory; an access that poison (or a truncate) has taken
+// away raises SIGBUS, which is caught and reported as the failed command.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "common/status.h"
+
+namespace daxguard::tools {
+
+struct MapCommand {
+  enum class Op { kMmap, kMread, kMwrite, kMsync, kMunmap } op{};
+  std::string name;
+  bool writable = true;     // mmap -r alone: read-only
+  bool verbose = false;     // mread -v: hex dump
+  uint8_t pattern = 'X';    // mwrite -S (xfs_io's default byte)
+  bool whole = true;        // no OFFSET LENGTH: the whole mapping
+  uint64_t offset = 0, length = 0;
+};
+
+bool IsMapCommand(const std::string& text);
+Result<MapCommand> ParseMapCommand(const std::string& text);
+
+// A mapping made by the target: `addr` shows [offset, offset+length) of the
+// device or file; `owner` keeps it alive.
+struct MapView {
+  uint8_t* addr = nullptr;
+  uint64_t offset = 0, length = 0;
+  std::shared_ptr<void> owner;
+};
+using Mapper = std::function<Result<MapView>(uint64_t off, uint64_t len, bool writable)>;
+
+// The current mapping of one `io` run, as xfs_io keeps one.
+class MapSession {
+ public:
+  explicit MapSession(Mapper mapper) : mapper_(std::move(mapper)) {}
+  Status Run(const MapCommand& c, std::ostream& out);
+
+ private:
+  Status Access(const MapCommand& c, std::ostream& out);
+  Mapper mapper_;
+  MapView view_;
+};
+
+}  // namespace daxguard::tools
