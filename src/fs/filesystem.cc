@@ -65,8 +65,10 @@ Status Filesystem::Mkfs(dax::Device& dev) {
   Geometry g = GeometryFor(dev.size());
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small for daxfs (16 MiB at least)");
   if (dev.HasHolder()) return Status::Busy("device is in use (mounted?)");
+  State fresh(g);
+  DG_RETURN_IF_ERROR(fresh.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))));
   MetaLog log(dev, g);
-  return log.Format({Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))});
+  return log.Format(fresh.Snapshot());
 }
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
@@ -82,6 +84,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
     (void)fs->state_.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2)));
   }
   for (const std::string& what : fs->state_.lost()) fs->GoReadOnly(what);
+  if (Status c = fs->CheckAtMount(); !c.ok()) return Status::Corrupt("cannot mount: " + c.message());
   {
     OpGuard g(fs.get());
     // Files unlinked while open when the system stopped are freed now.

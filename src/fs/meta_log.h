@@ -19,6 +19,7 @@ struct ReplayReport {
   uint64_t records = 0;
   uint64_t repaired_blocks = 0;          // rebuilt from the other copy
   std::vector<std::string> lost;         // metadata unreadable in both copies
+  std::vector<std::string> repaired;     // what mount found wrong and put right
 };
 
 class MetaLog {
@@ -57,6 +58,12 @@ class MetaLog {
     return geo_.SlotStart(copy, slot) * kBlockSize + off;
   }
   Read ReadRecord(int copy, uint64_t pos, uint64_t seq, std::string* bytes) const;
+  // Bytes [off, +len) of the active slot, each 64-byte line from whichever
+  // copy reads (zeroes where neither does).
+  void ReadEither(uint64_t off, uint8_t* dst, size_t len) const;
+  // Resync after a hole: the first valid record past `pos` with a seq
+  // above `seq`. Records of an earlier use of the slot have lower seqs.
+  bool FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const;
   Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
   Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
                       uint64_t* end);
