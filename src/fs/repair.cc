@@ -26,7 +26,7 @@ Status Filesystem::CheckAtMount() {
   for (const State::BadExtent& b : state_.bad_extents()) GoReadOnly(state_.Describe(b) + " (run daxguard fsck --repair)");
   // Format 1 stored no reverse map: built from the extents, then upgraded.
   bool old_format = log_.super().version < kFormatVersion;
-  ReverseMapDiff d = state_.CheckReverseMap();
+  ReverseMapDiff d = state_.ReverseMapSuspect() ? state_.CheckReverseMap() : ReverseMapDiff{};
   if (!d.empty()) {
     if (!old_format) mount_report_.repaired.push_back(Summary(d));
     state_.RebuildReverseMap();

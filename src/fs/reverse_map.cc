@@ -54,6 +54,11 @@ std::vector<Mapping> Missing(const Diagonals& a, const Diagonals& b) {
 
 }  // namespace
 
+bool State::ReverseMapSuspect() const {
+  return owner_unbacked_ || stored_owner_blocks_ != stored_extent_blocks_ || !bad_owner_records_.empty() ||
+         meta_owners_ != MetadataRuns(geo_);
+}
+
 ReverseMapDiff State::CheckReverseMap() const {
   std::vector<Mapping> extents, rmap;
   for (const auto& [ino, in] : inodes_)
@@ -92,6 +97,8 @@ void State::RebuildReverseMap() {
   space_ = SpaceFromExtents();
   meta_owners_ = MetadataRuns(geo_);
   bad_owner_records_.clear();
+  stored_extent_blocks_ = stored_owner_blocks_ = 0;
+  owner_unbacked_ = false;
 }
 
 std::string State::Describe(const BadExtent& b) const {

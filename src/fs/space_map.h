@@ -29,8 +29,9 @@ class SpaceMap {
   void AddOwner(uint64_t pblk, uint64_t len, Owner o);
   void RemoveOwner(uint64_t pblk, uint64_t len, Owner o);
   // A run as stored on the device (snapshot): appended in one step when it
-  // follows every run so far over free blocks, else owner by owner.
-  void LoadRun(uint64_t pblk, uint64_t len, std::vector<Owner> owners);
+  // follows every run so far over free blocks (returns true), else added
+  // owner by owner (false: it met runs loaded before).
+  bool LoadRun(uint64_t pblk, uint64_t len, std::vector<Owner> owners);
   // The owned runs meeting [pblk, pblk+len), clipped, owners adjusted.
   std::vector<OwnedRun> Lookup(uint64_t pblk, uint64_t len) const;
   size_t RefCount(uint64_t pblk) const;

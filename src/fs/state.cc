@@ -59,7 +59,10 @@ Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool un
     return Status::Ok();
   }
   Unmap(in, fblk, len, own);
-  if (own) space_.AddOwner(pblk, len, {in->ino, fblk});
+  if (own)
+    space_.AddOwner(pblk, len, {in->ino, fblk});
+  else
+    stored_extent_blocks_ += len;
   // Join with the extent before when it continues on the device.
   auto it = in->extents.lower_bound(fblk);
   if (it != in->extents.begin()) {
@@ -166,7 +169,20 @@ void State::LoadOwners(const Op& op) {
   else if (op.owners.empty())
     bad_owner_records_.push_back(range + " has no owner");
   else
-    space_.LoadRun(op.pblk, op.len, op.owners);
+    LoadRun(op);
+}
+
+void State::LoadRun(const Op& op) {
+  for (const Owner& o : op.owners) {
+    const Inode* in = Find(o.ino);
+    for (uint64_t done = 0; done < op.len && !owner_unbacked_;) {
+      auto e = in ? in->ExtentAt(o.fblk + done) : std::nullopt;
+      owner_unbacked_ = !e || e->pblk != op.pblk + done;
+      done += e ? e->len : 0;
+    }
+  }
+  stored_owner_blocks_ += op.len * op.owners.size();
+  if (!space_.LoadRun(op.pblk, op.len, op.owners)) owner_unbacked_ = true;  // overlapping runs: not as stored
 }
 
 void State::AddParent(uint64_t child, uint64_t dir, const std::string& name) {

@@ -86,6 +86,12 @@ class State {
   // The stored reverse map (the snapshot's, kept current by every change
   // since) against the extents: empty when they agree.
   ReverseMapDiff CheckReverseMap() const;
+  // Whether CheckReverseMap could find anything: changes since a snapshot
+  // move extents and reverse map in step, so they agree unless the stored
+  // records did not, each checked against the extents as it was loaded
+  // (every owner backed by an extent, runs disjoint, block totals equal).
+  // Mount runs the full check only then: it touches every inode.
+  bool ReverseMapSuspect() const;
   // The reverse map, reference counts and free space recomputed from the
   // extents (quarantine kept where no file owns the blocks).
   SpaceMap SpaceFromExtents() const;
@@ -106,6 +112,7 @@ class State {
   Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own);
   void Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own = true);
   void LoadOwners(const Op& op);
+  void LoadRun(const Op& op);
   void AddParent(uint64_t child, uint64_t dir, const std::string& name);
   void RemoveParent(uint64_t child, uint64_t dir, const std::string& name);
 
@@ -120,6 +127,10 @@ class State {
   std::vector<BadExtent> bad_extents_;
   std::vector<MetaRun> meta_owners_;      // as stored (kMetaOwner)
   std::vector<std::string> bad_owner_records_;
+  // Loading stored records (see ReverseMapSuspect).
+  uint64_t stored_extent_blocks_ = 0;
+  uint64_t stored_owner_blocks_ = 0;
+  bool owner_unbacked_ = false;
 };
 
 }  // namespace daxguard::fs

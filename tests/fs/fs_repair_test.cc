@@ -119,6 +119,31 @@ TEST_F(FsRepairTest, MountRebuildsADisagreeingReverseMapFromTheExtents) {
   EXPECT_EQ(Join(Problems()), "") << "the rebuilt map was written at mount";
 }
 
+TEST_F(FsRepairTest, MountFindsASnapshotRunMovedOffItsExtent) {
+  auto a = Create("/a");
+  Fill(*a, 0, 8192, 1);
+  uint64_t pblk = DeviceOffset(*a, 0) / kBlockSize;
+  a.reset(), fs_.reset();
+  uint64_t moved;
+  {
+    LogSurgery s(*dev_);
+    moved = FreeBlock(s);
+    std::vector<Op> snap = s.state().Snapshot();
+    for (Op& op : snap)
+      if (op.type == OpType::kOwners && op.pblk == pblk) op.pblk = moved;  // same owner, same length, elsewhere
+    ASSERT_TRUE(s.log().Compact(snap).ok());
+  }
+  Mount();
+  ASSERT_EQ(fs_->mount_report().repaired.size(), 1u);
+  auto who = fs_->Who(pblk * kBlockSize, 1);
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ((*who)[0].path, "/a");
+  who = fs_->Who(moved * kBlockSize, 1);
+  EXPECT_EQ((*who)[0].kind, OwnerInfo::Kind::kFree);
+  fs_.reset();
+  EXPECT_EQ(Join(Problems()), "");
+}
+
 TEST_F(FsRepairTest, MissingReverseMapRunIsReportedAndRepaired) {
   auto a = Create("/a");
   Fill(*a, 0, 8192, 1);
