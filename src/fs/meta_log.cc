@@ -86,9 +86,12 @@ bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uin
     uint64_t n = std::min(kChunk + kHeader, SlotBytes() - base);
     ReadEither(base, buf.data(), n);
     for (uint64_t i = 0; i < kChunk && i + kHeader <= n; i += 8) {
+      uint32_t magic;
+      std::memcpy(&magic, buf.data() + i, sizeof magic);
+      if (magic != kRecordMagic) continue;
       RecordHeader h;
       std::memcpy(&h, buf.data() + i, kHeader);
-      if (h.magic != kRecordMagic || h.seq <= seq) continue;
+      if (h.seq <= seq) continue;
       for (int c = 0; c < 2; ++c) {
         if (ReadRecord(c, base + i, h.seq, &rec) != Read::kOk) continue;
         *next_pos = base + i;
