@@ -57,6 +57,7 @@ Filesystem::Filesystem(dax::Device& dev)
 
 Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
+  if (Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its scan for records past a hole
   std::lock_guard<std::mutex> g(mu_);
   for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
 }

@@ -75,6 +75,20 @@ struct SuperBlock {
   uint8_t uuid[16];
 };
 
+// Written into each superblock's block, after the superblock, at a clean
+// unmount: where the log ended. A mount whose replay stops right there
+// need not look further for records after a hole; it is cleared before the
+// next append, and a new superblock (compaction) overwrites it.
+struct CleanEnd {
+  uint32_t magic;
+  uint32_t crc;  // CRC32C of this struct with crc = 0
+  uint64_t generation;  // of the superblock it goes with
+  uint64_t tail;        // bytes used in the active slot
+  uint64_t next_seq;
+};
+inline constexpr uint32_t kCleanEndMagic = 0x444e4543;  // "CEND"
+inline constexpr uint64_t kCleanEndOffset = 2048;       // in the superblock's block
+
 uint32_t Crc32c(const void* data, size_t len, uint32_t seed = 0);
 void SealSuperBlock(SuperBlock* sb);
 // EPROTONOSUPPORT for a format version this daxguard does not read.

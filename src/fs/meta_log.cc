@@ -168,6 +168,40 @@ Status MetaLog::WriteSuper() {
   return Status::Ok();
 }
 
+static uint32_t CleanEndCrc(CleanEnd end) {
+  end.crc = 0;
+  return Crc32c(&end, sizeof end);
+}
+
+bool MetaLog::CleanEndAt(uint64_t pos, uint64_t seq) const {
+  for (int c = 0; c < 2; ++c) {
+    CleanEnd end;
+    if (dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end) != sizeof end) continue;
+    if (end.magic == kCleanEndMagic && end.crc == CleanEndCrc(end) && end.generation == sb_.generation &&
+        end.tail == pos && end.next_seq == seq)
+      return true;
+  }
+  return false;
+}
+
+Status MetaLog::WriteCleanEnd(const CleanEnd& end) {
+  if (dry_run_) return Status::Ok();
+  for (int c = 0; c < 2; ++c) {
+    auto w = dax::WriteAt(dev_, geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end);
+    if (!w.ok()) return w.status();
+    if (*w != sizeof end) return Status::Io("short superblock write");
+  }
+  return Status::Ok();
+}
+
+Status MetaLog::MarkCleanEnd() {
+  CleanEnd end{kCleanEndMagic, 0, sb_.generation, tail_, next_seq_};
+  end.crc = CleanEndCrc(end);
+  DG_RETURN_IF_ERROR(WriteCleanEnd(end));
+  clean_end_cleared_ = false;
+  return Status::Ok();
+}
+
 Status MetaLog::ChooseSuper() {
   bool found = false;
   bool stale = false;
@@ -222,6 +256,7 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
         // The end of the log, a write torn by a crash, or a hole: a valid
         // record further on tells a hole, and replay goes on from there.
         uint64_t next_pos, next_seq;
+        if (CleanEndAt(pos, seq)) break;
         if (FindNextRecord(pos, seq, &next_pos, &next_seq)) {
           report->lost.push_back(LostRecords(seq, next_seq) + " unreadable in both copies; replay resumed at record " +
                                  std::to_string(next_seq));
@@ -265,6 +300,10 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
 }
 
 Status MetaLog::Append(const std::vector<Op>& ops) {
+  if (!clean_end_cleared_) {  // the log is about to go past it
+    DG_RETURN_IF_ERROR(WriteCleanEnd(CleanEnd{}));
+    clean_end_cleared_ = true;
+  }
   std::string payload;
   EncodeOps(ops, &payload);
   DG_RETURN_IF_ERROR(WriteRecords(static_cast<int>(sb_.active_slot), tail_, next_seq_, {payload}, &tail_));

@@ -35,6 +35,8 @@ class MetaLog {
   bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
   // Writes `snapshot` into the other slot and switches the superblocks to it.
   Status Compact(const std::vector<Op>& snapshot);
+  // Clean unmount: records where the log ends (see CleanEnd).
+  Status MarkCleanEnd();
 
   // What metadata device block `blk` holds, in words.
   std::string Describe(uint64_t blk) const;
@@ -68,6 +70,9 @@ class MetaLog {
   Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
                       uint64_t* end);
   Status WriteSuper();
+  // Whether a clean unmount recorded the log as ending at (pos, seq).
+  bool CleanEndAt(uint64_t pos, uint64_t seq) const;
+  Status WriteCleanEnd(const CleanEnd& end);
   Status ChooseSuper();
   // Rebuilds block `idx` of `slot` in both copies from whichever copy reads
   // each 64-byte line; returns how many lines neither copy could give.
@@ -79,6 +84,7 @@ class MetaLog {
   uint64_t tail_ = 0;      // bytes used in the active slot
   uint64_t next_seq_ = 0;  // seq of the next record
   bool dry_run_ = false;
+  bool clean_end_cleared_ = false;  // since this mount, before any append
 };
 
 }  // namespace daxguard::fs

@@ -1,6 +1,9 @@
 // The reverse map stored on the device and checked against the extents,
 // log replay resyncing past a record lost in both copies, what fsck reports
 // and what fsck --repair puts right, and format versions.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "fs/fs_fixture.h"
@@ -262,6 +265,38 @@ TEST_F(FsRepairTest, LogResyncsPastPoisonInBothCopies) {
   Mount();
   EXPECT_TRUE(fs_->Stat("/c11").ok());
   EXPECT_FALSE(fs_->read_only());
+}
+
+TEST_F(FsRepairTest, EndRecordedAtCleanUnmountIsClearedBeforeTheNextAppend) {
+  Create("/a");
+  fs_.reset();  // clean unmount: where the log ends is recorded
+  dev_.reset();
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // appends past the recorded end, then dies without unmounting
+    auto dev = dax::PmemDax::Open(path_);
+    if (!dev.ok()) _exit(2);
+    auto fs = Filesystem::Mount(**dev);
+    if (!fs.ok()) _exit(3);
+    for (const char* p : {"/x", "/y"})
+      if (!(*fs)->Open(p, kCreate).ok()) _exit(4);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  OpenDevice();
+  uint64_t lost;
+  {
+    LogSurgery s(*dev_);
+    LogRecord r = s.RecordLinking("x");
+    lost = r.seq;
+    s.Scribble(r.pos, r.span, 0);  // zeroes, right where the recorded end was
+  }
+  Mount();
+  EXPECT_TRUE(fs_->Stat("/y").ok()) << "replay must not stop at the old recorded end";
+  EXPECT_TRUE(Has(fs_->Health().lost_metadata, "metadata log record " + std::to_string(lost) + " unreadable"))
+      << Join(fs_->Health().lost_metadata);
 }
 
 TEST_F(FsRepairTest, TornLastRecordIsTheEndNotALoss) {
