@@ -57,6 +57,7 @@ Filesystem::Filesystem(dax::Device& dev)
 
 Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
+  if (Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its scan for records past a hole
   std::lock_guard<std::mutex> g(mu_);
   for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
   // Mappings left behind lose their pages: the device is no longer ours to hand out.
@@ -70,8 +71,10 @@ Status Filesystem::Mkfs(dax::Device& dev) {
   Geometry g = GeometryFor(dev.size());
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small for daxfs (16 MiB at least)");
   if (dev.HasHolder()) return Status::Busy("device is in use (mounted?)");
+  State fresh(g);
+  DG_RETURN_IF_ERROR(fresh.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))));
   MetaLog log(dev, g);
-  return log.Format({Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))});
+  return log.Format(fresh.Snapshot());
 }
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
@@ -87,6 +90,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
     (void)fs->state_.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2)));
   }
   for (const std::string& what : fs->state_.lost()) fs->GoReadOnly(what);
+  if (Status c = fs->CheckAtMount(); !c.ok()) return Status::Corrupt("cannot mount: " + c.message());
   {
     OpGuard g(fs.get());
     // Files unlinked while open when the system stopped are freed now.

@@ -91,8 +91,11 @@ class Filesystem : public dax::Holder {
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
   bool read_only();
-  // fsck --repair: rebuilds every log block that differs between the
-  // copies and sets link counts to what the directory tree says.
+  // fsck --repair: accepts the losses fsck named (lost log records,
+  // extents outside the device or over metadata), rebuilds the reverse map
+  // and free space from the extents, rebuilds log blocks that differ
+  // between the copies, sets link counts to what the directory tree says,
+  // drops dangling entries, and writes a fresh snapshot.
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
@@ -120,6 +123,8 @@ class Filesystem : public dax::Holder {
   explicit Filesystem(dax::Device& dev);
   static thread_local Filesystem* in_op_;  // the filesystem this thread is operating on
   Status Commit(std::vector<Op> ops);
+  // Mount, after replay: the stored reverse map against the extents.
+  Status CheckAtMount();
   Status Writable() const;
   Result<Inode*> Resolve(const std::string& path);
   Status ResolveParent(const std::string& path, Inode** parent, std::string* name);

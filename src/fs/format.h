@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/units.h"
@@ -21,6 +22,11 @@ inline constexpr uint64_t kBlockSize = kPageSize;
 inline constexpr uint64_t kMinBlocks = 4096;  // 16 MiB
 inline constexpr char kSuperMagic[8] = {'D', 'A', 'X', 'G', 'F', 'S', '0', '1'};
 inline constexpr uint32_t kRecordMagic = 0x52474c44;  // "DLGR"
+// 1: the reverse map was rebuilt from the extents at every mount.
+// 2: snapshots store the reverse map (kOwners, kMetaOwner) apart from the
+//    extents (kExtent). A version 1 filesystem is upgraded at mount.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr size_t kMaxNameLen = 255;
 
@@ -38,7 +44,22 @@ struct Geometry {
       if (b >= SuperBlock(c) && b < AreaStart(c) + meta_blocks) return true;
     return false;
   }
+  // Whether any block of [b, b+len) belongs to metadata.
+  bool OverlapsMeta(uint64_t b, uint64_t len) const {
+    for (int c = 0; c < 2; ++c)
+      if (b < AreaStart(c) + meta_blocks && b + len > SuperBlock(c)) return true;
+    return false;
+  }
 };
+
+// A metadata structure's blocks, as the reverse map names them.
+struct MetaRun {
+  uint64_t pblk = 0, len = 0;
+  std::string what;
+  bool operator==(const MetaRun&) const = default;
+};
+// Every metadata structure of `g`: both superblocks and both log copies.
+std::vector<MetaRun> MetadataRuns(const Geometry& g);
 Geometry GeometryFor(uint64_t device_bytes);
 
 // One copy of the superblock, at the start of its block.
@@ -54,8 +75,23 @@ struct SuperBlock {
   uint8_t uuid[16];
 };
 
+// Written into each superblock's block, after the superblock, at a clean
+// unmount: where the log ended. A mount whose replay stops right there
+// need not look further for records after a hole; it is cleared before the
+// next append, and a new superblock (compaction) overwrites it.
+struct CleanEnd {
+  uint32_t magic;
+  uint32_t crc;  // CRC32C of this struct with crc = 0
+  uint64_t generation;  // of the superblock it goes with
+  uint64_t tail;        // bytes used in the active slot
+  uint64_t next_seq;
+};
+inline constexpr uint32_t kCleanEndMagic = 0x444e4543;  // "CEND"
+inline constexpr uint64_t kCleanEndOffset = 2048;       // in the superblock's block
+
 uint32_t Crc32c(const void* data, size_t len, uint32_t seed = 0);
 void SealSuperBlock(SuperBlock* sb);
+// EPROTONOSUPPORT for a format version this daxguard does not read.
 Status CheckSuperBlock(const SuperBlock& sb, uint64_t device_bytes);
 
 // Every log record starts with this header, 8-byte aligned; the payload

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -61,20 +62,67 @@ void CheckTree(const State& s, FsckReport* r) {
   r->inodes = s.inodes().size();
 }
 
-// The reverse map, reference counts and free space, recomputed from the
-// extents alone, must equal what was kept up to date change by change.
-void CheckSpace(const State& s, FsckReport* r) {
-  SpaceMap fresh(s.geometry());
-  for (const auto& [ino, in] : s.inodes())
-    for (const auto& [fblk, e] : in->extents) fresh.AddOwner(e.pblk, e.len, {ino, fblk});
-  for (const auto& [pblk, len] : s.space().quarantine().intervals()) fresh.SetQuarantine(pblk, len, true);
-  auto flatten = [](const SpaceMap& m) {
-    std::vector<std::tuple<uint64_t, uint64_t, std::vector<Owner>>> v;
-    for (const auto& [p, run] : m.runs()) v.emplace_back(p, run.len, run.owners);
-    return v;
-  };
-  if (flatten(fresh) != flatten(s.space())) r->problems.push_back("reverse map does not match the extents");
-  if (!(fresh.free_space() == s.space().free_space())) r->problems.push_back("free space does not match the extents");
+std::string Blocks(uint64_t pblk, uint64_t len) {
+  return "device blocks " + std::to_string(pblk) + ".." + std::to_string(pblk + len - 1);
+}
+
+std::string FileBlocks(const State& s, const Mapping& m) {
+  std::string path = s.PathOf(m.ino);
+  return "inode " + std::to_string(m.ino) + (path.empty() ? "" : " (" + path + ")") + " file blocks " +
+         std::to_string(m.fblk) + ".." + std::to_string(m.fblk + m.len - 1);
+}
+
+// Reference counts (owners per block) of the stored map against the ones
+// the extents give, over every stretch where they differ.
+void CompareRefCounts(const SpaceMap& stored, const SpaceMap& fresh, FsckReport* r) {
+  std::vector<uint64_t> cuts;
+  for (const SpaceMap* m : {&stored, &fresh})
+    for (const auto& [p, run] : m->runs()) cuts.push_back(p), cuts.push_back(p + run.len);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  struct Diff { uint64_t start, end; size_t have, want; };
+  std::vector<Diff> diffs;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    size_t have = stored.RefCount(cuts[i]), want = fresh.RefCount(cuts[i]);
+    if (have == want) continue;
+    if (!diffs.empty() && diffs.back().end == cuts[i] && diffs.back().have == have && diffs.back().want == want)
+      diffs.back().end = cuts[i + 1];
+    else
+      diffs.push_back({cuts[i], cuts[i + 1], have, want});
+  }
+  for (const Diff& d : diffs)
+    r->problems.push_back(Blocks(d.start, d.end - d.start) + ": reference count " + std::to_string(d.have) +
+                          " in the reverse map, " + std::to_string(d.want) + " from the extents");
+}
+
+// Blocks in `a` and not in `b`.
+IntervalSet Minus(const IntervalSet& a, const IntervalSet& b) {
+  IntervalSet out = a;
+  for (const auto& [s, l] : b.intervals()) out.Remove(s, l);
+  return out;
+}
+
+// The stored reverse map against the extents, the reference counts and the
+// free space: every disagreement, by blocks and owners.
+void CheckSpace(const State& s, bool stored_map, FsckReport* r) {
+  for (const State::BadExtent& b : s.bad_extents()) r->problems.push_back(s.Describe(b));
+  ReverseMapDiff d = s.CheckReverseMap();
+  for (const std::string& b : d.bad_records) r->problems.push_back(b);
+  if (stored_map && d.metadata_differs)
+    r->problems.push_back("reverse map: the metadata owners stored do not match the device layout");
+  for (const Mapping& m : d.only_in_extents)
+    r->problems.push_back("reverse map lacks " + FileBlocks(s, m) + " -> " + Blocks(m.pblk, m.len) + " (an extent maps them)");
+  for (const Mapping& m : d.only_in_reverse_map)
+    r->problems.push_back("reverse map names " + FileBlocks(s, m) + " as owner of " + Blocks(m.pblk, m.len) +
+                          ", but no extent maps them");
+  SpaceMap fresh = s.SpaceFromExtents();
+  CompareRefCounts(s.space(), fresh, r);
+  IntervalSet wrongly_free = Minus(s.space().free_space(), fresh.free_space());
+  IntervalSet leaked = Minus(fresh.free_space(), s.space().free_space());
+  for (const auto& [p, l] : wrongly_free.intervals())
+    r->problems.push_back(Blocks(p, l) + " are free in the free-space map but owned or quarantined");
+  for (const auto& [p, l] : leaked.intervals())
+    r->problems.push_back(Blocks(p, l) + " are not free in the free-space map, but nothing owns them");
   for (const auto& [pblk, len] : s.space().quarantine().intervals())
     if (!s.space().Lookup(pblk, len).empty())
       r->problems.push_back("quarantined block " + std::to_string(pblk) + " is owned by a file");
@@ -105,7 +153,11 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
     return r;
   }
   CheckTree(state, &r);
-  CheckSpace(state, &r);
+  bool stored_map = log.super().version >= kFormatVersion;
+  if (!stored_map)
+    r.problems.push_back("format version " + std::to_string(log.super().version) +
+                         ": the reverse map is not stored on the device (mount or fsck --repair upgrades it)");
+  CheckSpace(state, stored_map, &r);
   return r;
 }
 

@@ -14,6 +14,11 @@ constexpr uint64_t kMaxPayload = 1 << 20;  // snapshots are cut into records of 
 
 const char* CopyName(int c) { return c == 0 ? "A" : "B"; }
 
+std::string LostRecords(uint64_t first, uint64_t next) {
+  if (next == first + 1) return "metadata log record " + std::to_string(first);
+  return "metadata log records " + std::to_string(first) + " to " + std::to_string(next - 1);
+}
+
 // Payloads of at most kMaxPayload bytes (a single op may exceed it).
 std::vector<std::string> SplitPayloads(const std::vector<Op>& ops) {
   std::vector<std::string> out(1);
@@ -58,6 +63,44 @@ MetaLog::Read MetaLog::ReadRecord(int copy, uint64_t pos, uint64_t seq, std::str
   bool ok = Crc32c(bytes->data(), want, SeedOf(sb_)) == crc;
   std::memcpy(bytes->data() + offsetof(RecordHeader, crc), &crc, sizeof crc);
   return ok ? Read::kOk : Read::kEnd;
+}
+
+void MetaLog::ReadEither(uint64_t off, uint8_t* dst, size_t len) const {
+  int slot = static_cast<int>(sb_.active_slot);
+  for (size_t done = 0; done < len;) {
+    done += dev_.ReadMcSafe(SlotAddr(0, slot, off + done), dst + done, len - done);
+    if (done == len) break;
+    size_t line_end = std::min<uint64_t>(AlignDown(off + done, kLineSize) + kLineSize - off, len);
+    size_t n = line_end - done;
+    if (dev_.ReadMcSafe(SlotAddr(1, slot, off + done), dst + done, n) != n) std::memset(dst + done, 0, n);
+    done = line_end;
+  }
+}
+
+bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const {
+  constexpr uint64_t kChunk = 1 << 20;
+  constexpr uint64_t kHeader = sizeof(RecordHeader);
+  std::vector<uint8_t> buf(kChunk + kHeader);
+  std::string rec;
+  for (uint64_t base = pos + 8; base + kHeader <= SlotBytes(); base += kChunk) {
+    uint64_t n = std::min(kChunk + kHeader, SlotBytes() - base);
+    ReadEither(base, buf.data(), n);
+    for (uint64_t i = 0; i < kChunk && i + kHeader <= n; i += 8) {
+      uint32_t magic;
+      std::memcpy(&magic, buf.data() + i, sizeof magic);
+      if (magic != kRecordMagic) continue;
+      RecordHeader h;
+      std::memcpy(&h, buf.data() + i, kHeader);
+      if (h.seq <= seq) continue;
+      for (int c = 0; c < 2; ++c) {
+        if (ReadRecord(c, base + i, h.seq, &rec) != Read::kOk) continue;
+        *next_pos = base + i;
+        *next_seq = h.seq;
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
@@ -125,13 +168,51 @@ Status MetaLog::WriteSuper() {
   return Status::Ok();
 }
 
+static uint32_t CleanEndCrc(CleanEnd end) {
+  end.crc = 0;
+  return Crc32c(&end, sizeof end);
+}
+
+bool MetaLog::CleanEndAt(uint64_t pos, uint64_t seq) const {
+  for (int c = 0; c < 2; ++c) {
+    CleanEnd end;
+    if (dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end) != sizeof end) continue;
+    if (end.magic == kCleanEndMagic && end.crc == CleanEndCrc(end) && end.generation == sb_.generation &&
+        end.tail == pos && end.next_seq == seq)
+      return true;
+  }
+  return false;
+}
+
+Status MetaLog::WriteCleanEnd(const CleanEnd& end) {
+  if (dry_run_) return Status::Ok();
+  for (int c = 0; c < 2; ++c) {
+    auto w = dax::WriteAt(dev_, geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end);
+    if (!w.ok()) return w.status();
+    if (*w != sizeof end) return Status::Io("short superblock write");
+  }
+  return Status::Ok();
+}
+
+Status MetaLog::MarkCleanEnd() {
+  CleanEnd end{kCleanEndMagic, 0, sb_.generation, tail_, next_seq_};
+  end.crc = CleanEndCrc(end);
+  DG_RETURN_IF_ERROR(WriteCleanEnd(end));
+  clean_end_cleared_ = false;
+  return Status::Ok();
+}
+
 Status MetaLog::ChooseSuper() {
   bool found = false;
   bool stale = false;
+  Status why = Status::Corrupt("no valid daxfs superblock (run daxguard mkfs first)");
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
-    bool ok = dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb &&
-              CheckSuperBlock(sb, dev_.size()).ok();
+    bool read = dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb;
+    Status check = read ? CheckSuperBlock(sb, dev_.size()) : Status::Corrupt("superblock unreadable");
+    bool ok = check.ok();
+    // A daxfs superblock refused for its version says so, not "no daxfs".
+    if (check.err() == EPROTONOSUPPORT) why = check;
     if (ok && (!found || sb.generation > sb_.generation)) {
       stale |= found;  // the copy read before is older
       sb_ = sb;
@@ -140,13 +221,13 @@ Status MetaLog::ChooseSuper() {
       stale = true;
     }
   }
-  if (!found) return Status::Corrupt("no valid daxfs superblock (run daxguard mkfs first)");
+  if (!found) return why;
   return stale ? WriteSuper() : Status::Ok();
 }
 
 Status MetaLog::Format(const std::vector<Op>& snapshot) {
   std::memcpy(sb_.magic, kSuperMagic, sizeof kSuperMagic);
-  sb_.version = 1;
+  sb_.version = kFormatVersion;
   sb_.blocks = geo_.blocks;
   sb_.meta_blocks = geo_.meta_blocks;
   sb_.generation = 1;
@@ -172,6 +253,17 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
     if (a != Read::kOk) {
       Read b = ReadRecord(1, pos, seq, &rec);
       if (b != Read::kOk) {
+        // The end of the log, a write torn by a crash, or a hole: a valid
+        // record further on tells a hole, and replay goes on from there.
+        uint64_t next_pos, next_seq;
+        if (CleanEndAt(pos, seq)) break;
+        if (FindNextRecord(pos, seq, &next_pos, &next_seq)) {
+          report->lost.push_back(LostRecords(seq, next_seq) + " unreadable in both copies; replay resumed at record " +
+                                 std::to_string(next_seq));
+          pos = next_pos;
+          seq = next_seq - 1;
+          continue;
+        }
         if (a == Read::kPoison && b == Read::kPoison)
           report->lost.push_back("metadata log record " + std::to_string(seq) +
                                  " unreadable in both copies; changes from it on are missing");
@@ -184,7 +276,12 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
     DG_RETURN_IF_ERROR(DecodeOps(std::string_view(rec).substr(sizeof(RecordHeader),
                                                               reinterpret_cast<RecordHeader*>(rec.data())->len),
                                  &ops));
-    DG_RETURN_IF_ERROR(apply(ops));
+    if (Status applied = apply(ops); !applied.ok()) {
+      // Past a hole a change may build on what was lost: named, not fatal.
+      if (report->lost.empty()) return applied;
+      report->lost.push_back("metadata log record " + std::to_string(seq) + " could not be applied after the loss: " +
+                             applied.message());
+    }
     ++report->records;
     last = pos;
     pos += rec.size();
@@ -203,6 +300,10 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
 }
 
 Status MetaLog::Append(const std::vector<Op>& ops) {
+  if (!clean_end_cleared_) {  // the log is about to go past it
+    DG_RETURN_IF_ERROR(WriteCleanEnd(CleanEnd{}));
+    clean_end_cleared_ = true;
+  }
   std::string payload;
   EncodeOps(ops, &payload);
   DG_RETURN_IF_ERROR(WriteRecords(static_cast<int>(sb_.active_slot), tail_, next_seq_, {payload}, &tail_));
@@ -217,6 +318,7 @@ Status MetaLog::Compact(const std::vector<Op>& snapshot) {
   DG_RETURN_IF_ERROR(WriteRecords(other, 0, next_seq_, payloads, &end));
   SuperBlock old = sb_;
   sb_.generation++;
+  sb_.version = kFormatVersion;  // a fresh snapshot is always in the current format
   sb_.active_slot = other;
   sb_.log_start_seq = next_seq_;
   if (Status s = WriteSuper(); !s.ok()) {

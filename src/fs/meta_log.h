@@ -19,6 +19,7 @@ struct ReplayReport {
   uint64_t records = 0;
   uint64_t repaired_blocks = 0;          // rebuilt from the other copy
   std::vector<std::string> lost;         // metadata unreadable in both copies
+  std::vector<std::string> repaired;     // what mount found wrong and put right
 };
 
 class MetaLog {
@@ -34,6 +35,8 @@ class MetaLog {
   bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
   // Writes `snapshot` into the other slot and switches the superblocks to it.
   Status Compact(const std::vector<Op>& snapshot);
+  // Clean unmount: records where the log ends (see CleanEnd).
+  Status MarkCleanEnd();
 
   // What metadata device block `blk` holds, in words.
   std::string Describe(uint64_t blk) const;
@@ -57,10 +60,19 @@ class MetaLog {
     return geo_.SlotStart(copy, slot) * kBlockSize + off;
   }
   Read ReadRecord(int copy, uint64_t pos, uint64_t seq, std::string* bytes) const;
+  // Bytes [off, +len) of the active slot, each 64-byte line from whichever
+  // copy reads (zeroes where neither does).
+  void ReadEither(uint64_t off, uint8_t* dst, size_t len) const;
+  // Resync after a hole: the first valid record past `pos` with a seq
+  // above `seq`. Records of an earlier use of the slot have lower seqs.
+  bool FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const;
   Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
   Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
                       uint64_t* end);
   Status WriteSuper();
+  // Whether a clean unmount recorded the log as ending at (pos, seq).
+  bool CleanEndAt(uint64_t pos, uint64_t seq) const;
+  Status WriteCleanEnd(const CleanEnd& end);
   Status ChooseSuper();
   // Rebuilds block `idx` of `slot` in both copies from whichever copy reads
   // each 64-byte line; returns how many lines neither copy could give.
@@ -72,6 +84,7 @@ class MetaLog {
   uint64_t tail_ = 0;      // bytes used in the active slot
   uint64_t next_seq_ = 0;  // seq of the next record
   bool dry_run_ = false;
+  bool clean_end_cleared_ = false;  // since this mount, before any append
 };
 
 }  // namespace daxguard::fs

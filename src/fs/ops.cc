@@ -28,6 +28,7 @@ class Reader {
     return true;
   }
   bool empty() const { return in_.empty(); }
+  bool Has(uint64_t n) const { return n <= in_.size(); }
 
  private:
   std::string_view in_;
@@ -59,6 +60,7 @@ void EncodeOps(const std::vector<Op>& ops, std::string* out) {
         break;
       case OpType::kMap:
       case OpType::kUnmap:
+      case OpType::kExtent:
         Put64(out, o.ino), Put64(out, o.fblk), Put64(out, o.pblk), Put64(out, o.len);
         out->push_back(o.unwritten ? 1 : 0);
         break;
@@ -72,6 +74,13 @@ void EncodeOps(const std::vector<Op>& ops, std::string* out) {
         break;
       case OpType::kMetaLost:
         PutString(out, o.name);
+        break;
+      case OpType::kOwners:
+        Put64(out, o.pblk), Put64(out, o.len), Put32(out, static_cast<uint32_t>(o.owners.size()));
+        for (const Owner& w : o.owners) Put64(out, w.ino), Put64(out, w.fblk);
+        break;
+      case OpType::kMetaOwner:
+        Put64(out, o.pblk), Put64(out, o.len), PutString(out, o.name);
         break;
     }
   }
@@ -98,7 +107,8 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
         ok = ok && r.Get64(&o.parent) && r.Get64(&o.ino) && r.GetString(&o.name);
         break;
       case OpType::kMap:
-      case OpType::kUnmap: {
+      case OpType::kUnmap:
+      case OpType::kExtent: {
         uint8_t u = 0;
         ok = ok && r.Get64(&o.ino) && r.Get64(&o.fblk) && r.Get64(&o.pblk) && r.Get64(&o.len) && r.Get(&u, 1);
         o.unwritten = u != 0;
@@ -114,6 +124,16 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
         break;
       case OpType::kMetaLost:
         ok = ok && r.GetString(&o.name);
+        break;
+      case OpType::kOwners: {
+        uint32_t n = 0;
+        ok = ok && r.Get64(&o.pblk) && r.Get64(&o.len) && r.Get32(&n) && r.Has(uint64_t{n} * 16);
+        if (ok) o.owners.resize(n);
+        for (Owner& w : o.owners) ok = ok && r.Get64(&w.ino) && r.Get64(&w.fblk);
+        break;
+      }
+      case OpType::kMetaOwner:
+        ok = ok && r.Get64(&o.pblk) && r.Get64(&o.len) && r.GetString(&o.name);
         break;
       default:
         ok = false;

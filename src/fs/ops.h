@@ -24,6 +24,20 @@ enum class OpType : uint8_t {
   kQuarantine,     // free device blocks [pblk, +len) hold poison: never allocate
   kUnquarantine,   // cleared: they may be allocated again
   kMetaLost,       // metadata was lost in both copies: `name` says what
+  // Snapshot only (format 2): the extents and the reverse map are stored
+  // apart, so each can be checked against the other at mount.
+  kExtent,         // like kMap, without touching the reverse map
+  kOwners,         // reverse map: device blocks [pblk, +len) -> `owners`
+  kMetaOwner,      // reverse map: device blocks [pblk, +len) hold metadata `name`
+};
+
+// One owner of a run of device blocks: a file and the file block of the
+// run's first device block.
+struct Owner {
+  uint64_t ino = 0;
+  uint64_t fblk = 0;
+  bool operator==(const Owner&) const = default;
+  auto operator<=>(const Owner&) const = default;
 };
 
 struct Attr {
@@ -43,10 +57,11 @@ struct Op {
   uint64_t ino = 0;
   Attr attr;              // kSetInode
   uint64_t parent = 0;    // kLink, kUnlink
-  std::string name;       // kLink, kUnlink, kMetaLost
-  uint64_t fblk = 0;      // kMap, kUnmap
-  uint64_t pblk = 0;      // kMap, kQuarantine, kUnquarantine
+  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner
+  uint64_t fblk = 0;      // kMap, kUnmap, kExtent
+  uint64_t pblk = 0;      // kMap, kExtent, kQuarantine, kUnquarantine, kOwners, kMetaOwner
   uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage
+  std::vector<Owner> owners;  // kOwners, sorted
   uint64_t off = 0;       // kDamage, kUndamage (bytes)
   bool unwritten = false; // kMap: allocated, reads as zeroes
 
@@ -76,6 +91,15 @@ struct Op {
     Op o = Of(on ? OpType::kQuarantine : OpType::kUnquarantine); o.pblk = pblk; o.len = len; return o;
   }
   static Op MetaLost(std::string what) { Op o = Of(OpType::kMetaLost); o.name = std::move(what); return o; }
+  static Op Extent(uint64_t ino, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
+    Op o = Map(ino, fblk, pblk, len, unwritten); o.type = OpType::kExtent; return o;
+  }
+  static Op Owners(uint64_t pblk, uint64_t len, std::vector<Owner> owners) {
+    Op o = Of(OpType::kOwners); o.pblk = pblk; o.len = len; o.owners = std::move(owners); return o;
+  }
+  static Op MetaOwner(uint64_t pblk, uint64_t len, std::string what) {
+    Op o = Of(OpType::kMetaOwner); o.pblk = pblk; o.len = len; o.name = std::move(what); return o;
+  }
 };
 
 void EncodeOps(const std::vector<Op>& ops, std::string* out);

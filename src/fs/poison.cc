@@ -6,7 +6,6 @@
 // its open handles are told; metadata is rebuilt from its other copy; free
 // blocks are quarantined so no file is ever handed them.
 #include <algorithm>
-#include <map>
 
 #include "fs/filesystem.h"
 
@@ -120,35 +119,6 @@ Result<std::vector<OwnerInfo>> Filesystem::Who(uint64_t offset, uint64_t length)
   return out;
 }
 
-Status Filesystem::RepairForFsck() {
-  OpGuard g(this);
-  DG_RETURN_IF_ERROR(Writable());
-  ReplayReport scrub;
-  DG_RETURN_IF_ERROR(log_.Scrub(&scrub));
-  std::map<uint64_t, uint32_t> links = {{kRootIno, 2}};
-  for (const auto& [ino, in] : state_.inodes())
-    for (const auto& [name, child] : in->entries) {
-      const Inode* c = state_.Find(child);
-      if (!c) continue;
-      links[child] += c->is_dir() ? 2 : 1;
-      if (c->is_dir()) links[ino]++;
-    }
-  std::vector<Op> ops;
-  for (const auto& [ino, in] : state_.inodes()) {
-    uint32_t want = links.count(ino) ? links[ino] : 0;
-    if (in->attr.nlink == want) continue;
-    Attr a = in->attr;
-    a.nlink = want;
-    ops.push_back(Op::SetInode(ino, a));
-  }
-  DG_RETURN_IF_ERROR(Commit(ops));
-  // Inodes left with no link are freed now.
-  ops.clear();
-  for (const auto& [ino, in] : state_.inodes())
-    if (in->attr.nlink == 0) DropIfUnused(in.get(), &ops);
-  return Commit(std::move(ops));
-}
-
 HealthReport Filesystem::Health() {
   OpGuard g(this);
   HealthReport h;
@@ -162,7 +132,7 @@ HealthReport Filesystem::Health() {
     h.quarantined.push_back({pblk * kBlockSize, len * kBlockSize});
   h.lost_metadata = read_only_why_;
   h.read_only = !read_only_why_.empty();
-  h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks;
+  h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks + mount_report_.repaired.size();
   return h;
 }
 

@@ -70,6 +70,19 @@ void SpaceMap::AddOwner(uint64_t pblk, uint64_t len, Owner o) {
   MergeAround(end);
 }
 
+bool SpaceMap::LoadRun(uint64_t pblk, uint64_t len, std::vector<Owner> owners) {
+  std::sort(owners.begin(), owners.end());
+  owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+  bool after_all = runs_.empty() || runs_.rbegin()->first + runs_.rbegin()->second.len <= pblk;
+  if (after_all && !owners.empty() && free_.Contains(pblk, len)) {
+    runs_.emplace_hint(runs_.end(), pblk, OwnedRun{pblk, len, std::move(owners)});
+    free_.Remove(pblk, len);
+    return true;
+  }
+  for (const Owner& o : owners) AddOwner(pblk, len, o);
+  return false;
+}
+
 void SpaceMap::RemoveOwner(uint64_t pblk, uint64_t len, Owner o) {
   SplitAt(pblk);
   SplitAt(pblk + len);

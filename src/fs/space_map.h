@@ -11,15 +11,9 @@
 
 #include "fs/format.h"
 #include "fs/interval_set.h"
+#include "fs/ops.h"
 
 namespace daxguard::fs {
-
-struct Owner {
-  uint64_t ino = 0;
-  uint64_t fblk = 0;  // the file block of the run's first device block
-  bool operator==(const Owner&) const = default;
-  auto operator<=>(const Owner&) const = default;
-};
 
 // A run of device blocks sharing one owner list.
 struct OwnedRun {
@@ -34,6 +28,10 @@ class SpaceMap {
 
   void AddOwner(uint64_t pblk, uint64_t len, Owner o);
   void RemoveOwner(uint64_t pblk, uint64_t len, Owner o);
+  // A run as stored on the device (snapshot): appended in one step when it
+  // follows every run so far over free blocks (returns true), else added
+  // owner by owner (false: it met runs loaded before).
+  bool LoadRun(uint64_t pblk, uint64_t len, std::vector<Owner> owners);
   // The owned runs meeting [pblk, pblk+len), clipped, owners adjusted.
   std::vector<OwnedRun> Lookup(uint64_t pblk, uint64_t len) const;
   size_t RefCount(uint64_t pblk) const;
@@ -56,7 +54,7 @@ class SpaceMap {
   void MergeAround(uint64_t pblk);
   bool Continues(const OwnedRun& a, const OwnedRun& b) const;
 
-  const Geometry geo_;
+  Geometry geo_;
   std::map<uint64_t, OwnedRun> runs_;  // keyed by pblk
   IntervalSet free_;
   IntervalSet quarantine_;

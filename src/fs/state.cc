@@ -28,7 +28,7 @@ const Inode* State::Find(uint64_t ino) const {
   return it == inodes_.end() ? nullptr : it->second.get();
 }
 
-void State::Unmap(Inode* in, uint64_t fblk, uint64_t len) {
+void State::Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own) {
   uint64_t end = fblk + len;
   auto it = in->extents.upper_bound(fblk);
   if (it != in->extents.begin()) --it;
@@ -41,20 +41,28 @@ void State::Unmap(Inode* in, uint64_t fblk, uint64_t len) {
     }
     it = in->extents.erase(it);
     uint64_t cut_lo = std::max(s, fblk), cut_hi = std::min(s + e.len, end);
-    space_.RemoveOwner(e.pblk + (cut_lo - s), cut_hi - cut_lo, {in->ino, cut_lo});
+    if (own) space_.RemoveOwner(e.pblk + (cut_lo - s), cut_hi - cut_lo, {in->ino, cut_lo});
     if (s < cut_lo) in->extents[s] = Extent{e.pblk, cut_lo - s, e.unwritten};
     if (s + e.len > cut_hi)
       it = in->extents.emplace(cut_hi, Extent{e.pblk + (cut_hi - s), s + e.len - cut_hi, e.unwritten}).first;
   }
 }
 
-Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
-  if (len == 0 || pblk + len > geo_.blocks || pblk + len < pblk)
-    return Status::Corrupt("extent beyond the device");
-  for (uint64_t b = pblk; b < pblk + len; b += 1)
-    if (geo_.IsMeta(b)) return Status::Corrupt("extent over metadata block " + std::to_string(b));
-  Unmap(in, fblk, len);
-  space_.AddOwner(pblk, len, {in->ino, fblk});
+Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own) {
+  // Never applied (a file must not reach outside its blocks); reported by
+  // mount and fsck, dropped by fsck --repair.
+  const char* why = len == 0 || pblk + len > geo_.blocks || pblk + len < pblk || fblk + len < fblk ? "lies beyond the device"
+                    : geo_.OverlapsMeta(pblk, len)                                              ? "overlaps metadata"
+                                                                                                : nullptr;
+  if (why) {
+    bad_extents_.push_back({{in->ino, fblk, pblk, len}, why});
+    return Status::Ok();
+  }
+  Unmap(in, fblk, len, own);
+  if (own)
+    space_.AddOwner(pblk, len, {in->ino, fblk});
+  else
+    stored_extent_blocks_ += len;
   // Join with the extent before when it continues on the device.
   auto it = in->extents.lower_bound(fblk);
   if (it != in->extents.begin()) {
@@ -82,7 +90,8 @@ Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool un
 Status State::Apply(const Op& op) {
   Inode* in = op.type == OpType::kSetInode || op.type == OpType::kLink || op.type == OpType::kUnlink ||
                       op.type == OpType::kQuarantine || op.type == OpType::kUnquarantine ||
-                      op.type == OpType::kMetaLost
+                      op.type == OpType::kMetaLost || op.type == OpType::kOwners ||
+                      op.type == OpType::kMetaOwner
                   ? nullptr
                   : Find(op.ino);
   auto need = [&]() -> Status {
@@ -118,7 +127,16 @@ Status State::Apply(const Op& op) {
     }
     case OpType::kMap:
       DG_RETURN_IF_ERROR(need());
-      return Map(in, op.fblk, op.pblk, op.len, op.unwritten);
+      return Map(in, op.fblk, op.pblk, op.len, op.unwritten, /*own=*/true);
+    case OpType::kExtent:
+      DG_RETURN_IF_ERROR(need());
+      return Map(in, op.fblk, op.pblk, op.len, op.unwritten, /*own=*/false);
+    case OpType::kOwners:
+      LoadOwners(op);
+      return Status::Ok();
+    case OpType::kMetaOwner:
+      meta_owners_.push_back({op.pblk, op.len, op.name});
+      return Status::Ok();
     case OpType::kUnmap:
       DG_RETURN_IF_ERROR(need());
       Unmap(in, op.fblk, op.len);
@@ -140,6 +158,31 @@ Status State::Apply(const Op& op) {
       return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
+}
+
+void State::LoadOwners(const Op& op) {
+  std::string range = "reverse-map record for device blocks " + std::to_string(op.pblk) + "+" + std::to_string(op.len);
+  if (op.len == 0 || op.pblk + op.len > geo_.blocks || op.pblk + op.len < op.pblk)
+    bad_owner_records_.push_back(range + " lies beyond the device");
+  else if (geo_.OverlapsMeta(op.pblk, op.len))
+    bad_owner_records_.push_back(range + " overlaps metadata");
+  else if (op.owners.empty())
+    bad_owner_records_.push_back(range + " has no owner");
+  else
+    LoadRun(op);
+}
+
+void State::LoadRun(const Op& op) {
+  for (const Owner& o : op.owners) {
+    const Inode* in = Find(o.ino);
+    for (uint64_t done = 0; done < op.len && !owner_unbacked_;) {
+      auto e = in ? in->ExtentAt(o.fblk + done) : std::nullopt;
+      owner_unbacked_ = !e || e->pblk != op.pblk + done;
+      done += e ? e->len : 0;
+    }
+  }
+  stored_owner_blocks_ += op.len * op.owners.size();
+  if (!space_.LoadRun(op.pblk, op.len, op.owners)) owner_unbacked_ = true;  // overlapping runs: not as stored
 }
 
 void State::AddParent(uint64_t child, uint64_t dir, const std::string& name) {
@@ -185,8 +228,10 @@ std::string State::PathOf(uint64_t ino) const {
 }
 
 Status State::ApplyAll(const std::vector<Op>& ops) {
-  for (const Op& op : ops) DG_RETURN_IF_ERROR(Apply(op));
-  return Status::Ok();
+  Status first;
+  for (const Op& op : ops)
+    if (Status s = Apply(op); !s.ok() && first.ok()) first = s;
+  return first;
 }
 
 std::vector<Op> State::Snapshot() const {
@@ -194,9 +239,11 @@ std::vector<Op> State::Snapshot() const {
   for (const auto& [ino, in] : inodes_) ops.push_back(Op::SetInode(ino, in->attr));
   for (const auto& [ino, in] : inodes_) {
     for (const auto& [name, child] : in->entries) ops.push_back(Op::Link(ino, name, child));
-    for (const auto& [fblk, e] : in->extents) ops.push_back(Op::Map(ino, fblk, e.pblk, e.len, e.unwritten));
+    for (const auto& [fblk, e] : in->extents) ops.push_back(Op::Extent(ino, fblk, e.pblk, e.len, e.unwritten));
     for (const auto& [off, len] : in->damage.intervals()) ops.push_back(Op::Damage(ino, off, len, true));
   }
+  for (const auto& [pblk, run] : space_.runs()) ops.push_back(Op::Owners(pblk, run.len, run.owners));
+  for (const MetaRun& m : MetadataRuns(geo_)) ops.push_back(Op::MetaOwner(m.pblk, m.len, m.what));
   for (const auto& [pblk, len] : space_.quarantine().intervals()) ops.push_back(Op::Quarantine(pblk, len, true));
   for (const std::string& what : lost_) ops.push_back(Op::MetaLost(what));
   return ops;

@@ -36,11 +36,30 @@ struct Inode {
   std::optional<Extent> ExtentAt(uint64_t fblk) const;
 };
 
+// A run of device blocks one file maps at one place, as the extents and as
+// the reverse map both tell it: (ino, fblk) -> [pblk, +len).
+struct Mapping {
+  uint64_t ino = 0, fblk = 0, pblk = 0, len = 0;
+  bool operator==(const Mapping&) const = default;
+};
+
+// Where the stored reverse map and the extents disagree.
+struct ReverseMapDiff {
+  std::vector<Mapping> only_in_extents;
+  std::vector<Mapping> only_in_reverse_map;
+  bool metadata_differs = false;  // the metadata owners are not the geometry's
+  std::vector<std::string> bad_records;  // reverse-map records that could not be loaded
+  bool empty() const {
+    return only_in_extents.empty() && only_in_reverse_map.empty() && !metadata_differs && bad_records.empty();
+  }
+};
+
 class State {
  public:
   explicit State(const Geometry& g) : geo_(g), space_(g) {}
 
   Status Apply(const Op& op);
+  // Applies every operation; returns the first failure.
   Status ApplyAll(const std::vector<Op>& ops);
   // The whole state as operations: replayed into an empty State it gives
   // this one back. Used as the head of a fresh log slot.
@@ -53,6 +72,34 @@ class State {
   const Geometry& geometry() const { return geo_; }
   uint64_t NextIno() const { return next_ino_; }
   const std::vector<std::string>& lost() const { return lost_; }
+  // Extents of the log that pointed beyond the device or over metadata:
+  // never applied. `why` says which.
+  struct BadExtent {
+    Mapping at;
+    std::string why;
+  };
+  const std::vector<BadExtent>& bad_extents() const { return bad_extents_; }
+  // "inode 12 (/a): extent at file block 0 -> device blocks 9000..9003 lies beyond the device"
+  std::string Describe(const BadExtent& b) const;
+  const std::vector<MetaRun>& meta_owners() const { return meta_owners_; }
+
+  // The stored reverse map (the snapshot's, kept current by every change
+  // since) against the extents: empty when they agree.
+  ReverseMapDiff CheckReverseMap() const;
+  // Whether CheckReverseMap could find anything: changes since a snapshot
+  // move extents and reverse map in step, so they agree unless the stored
+  // records did not, each checked against the extents as it was loaded
+  // (every owner backed by an extent, runs disjoint, block totals equal).
+  // Mount runs the full check only then: it touches every inode.
+  bool ReverseMapSuspect() const;
+  // The reverse map, reference counts and free space recomputed from the
+  // extents (quarantine kept where no file owns the blocks).
+  SpaceMap SpaceFromExtents() const;
+  // Replaces the stored reverse map (and metadata owners) with the above.
+  void RebuildReverseMap();
+  // fsck --repair: what was reported is accepted (lost metadata, dropped
+  // extents) and no longer carried in snapshots.
+  void ForgetLosses();
   // One path from the root to `ino` ("/" for the root, "" if no directory
   // reachable from the root names it), found by walking up the directory
   // entries that name it: as cheap as the tree is deep. With several
@@ -60,8 +107,12 @@ class State {
   std::string PathOf(uint64_t ino) const;
 
  private:
-  Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten);
-  void Unmap(Inode* in, uint64_t fblk, uint64_t len);
+  // `own`: keep the reverse map in step (false for snapshot extents, whose
+  // reverse map is stored apart).
+  Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own);
+  void Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own = true);
+  void LoadOwners(const Op& op);
+  void LoadRun(const Op& op);
   void AddParent(uint64_t child, uint64_t dir, const std::string& name);
   void RemoveParent(uint64_t child, uint64_t dir, const std::string& name);
 
@@ -73,6 +124,13 @@ class State {
   std::unordered_map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> parents_;
   uint64_t next_ino_ = kRootIno + 1;
   std::vector<std::string> lost_;  // metadata lost in both copies
+  std::vector<BadExtent> bad_extents_;
+  std::vector<MetaRun> meta_owners_;      // as stored (kMetaOwner)
+  std::vector<std::string> bad_owner_records_;
+  // Loading stored records (see ReverseMapSuspect).
+  uint64_t stored_extent_blocks_ = 0;
+  uint64_t stored_owner_blocks_ = 0;
+  bool owner_unbacked_ = false;
 };
 
 }  // namespace daxguard::fs

@@ -1,5 +1,7 @@
 // The filesystem commands end to end: mkfs, io on DEV:/path, fs, who,
 // health and fsck, with poison injected through the device tools.
+#include "dax/pmem_dax.h"
+#include "fs/log_surgery.h"
 #include "tools/cli_harness.h"
 
 namespace daxguard::testing {
@@ -167,6 +169,41 @@ TEST_F(FsCli, MappedDeviceCommands) {
   r = Dg({"io", raw, "-c", "mmap 64k 64k", "-c", "mread 64k 64k"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("media error at offset 73728 of " + raw), std::string::npos) << r.err;
+TEST_F(FsCli, FsckNamesALostLogRecordAndRepairKeepsTheRest) {
+  for (const char* f : {"/a", "/b", "/c"}) ASSERT_EQ(Dg({"io", "-f", F(f), "-c", "pwrite 0 4k"}).rc, 0);
+  {
+    auto dev = dax::PmemDax::Open(dev_);
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery s(**dev);
+    fs::LogRecord r = s.RecordLinking("b");
+    s.Scribble(r.pos, r.span, 0x5a);  // that record, in both copies
+  }
+  CliRun bad = Dg({"fsck", dev_});
+  EXPECT_EQ(bad.rc, 1) << bad.out;
+  EXPECT_NE(bad.out.find("lost: metadata log record"), std::string::npos) << bad.out;
+  EXPECT_EQ(Dg({"fs", "ls", F("/")}).out, "a\nc\n") << "records after the lost one are replayed";
+  CliRun ro = Dg({"io", F("/a"), "-c", "truncate 0"});
+  EXPECT_NE(ro.rc, 0);
+  EXPECT_NE(ro.err.find("read-only"), std::string::npos) << ro.err;
+  CliRun fix = Dg({"fsck", "--repair", dev_});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  EXPECT_NE(fix.out.find("fixed: lost: metadata log record"), std::string::npos) << fix.out;
+  EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
+  EXPECT_EQ(Dg({"io", F("/a"), "-c", "truncate 0"}).rc, 0);
+}
+
+TEST_F(FsCli, UnsupportedFormatVersionIsRefusedWithOneLine) {
+  {
+    auto dev = dax::PmemDax::Open(dev_);
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery(**dev).SetVersion(fs::kFormatVersion + 1);
+  }
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{"fs", "ls", F("/")}, {"fsck", dev_}}) {
+    CliRun r = Dg(args);
+    EXPECT_NE(r.rc, 0) << args[0];
+    EXPECT_NE(r.err.find("daxfs format version 3 is not supported"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 }  // namespace
