@@ -78,6 +78,14 @@ class Device {
   // dax/mapping.h), faults there reporting `label_off` onward. A remapping
   // device translates and passes each run down; the media places its pages.
   virtual Status MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off);
+  // The data path's clean case in one call, for callers that keep their own
+  // fast path (a filesystem's). Copies only when the pages spanning [off,
+  // off+len) hold no known poison and, for a read, the range holds no
+  // latent poison either; never reports an error. False: the caller takes
+  // the careful way (dax_io.h) for the whole range, part of which may have
+  // been copied already. Drivers without such a path always say false.
+  virtual bool ReadClean(uint64_t /*off*/, void* /*dst*/, size_t /*len*/) { return false; }
+  virtual bool WriteClean(uint64_t /*off*/, const void* /*src*/, size_t /*len*/) { return false; }
 
   // --- holder
   Status RegisterHolder(Holder* holder);

@@ -89,6 +89,11 @@ class PmemDevice {
     }
     return ReadAroundPoison(off, dst, len);
   }
+  // Cheap and conservative (the filter word): false means [off, off+len)
+  // certainly holds no poison, known or latent. Consumes nothing.
+  bool MayHavePoison(uint64_t off, uint64_t len) const {
+    return len && poison_.MayOverlap(off / kLineSize, LineSpan(off, len));
+  }
   // Stores reach the media; poison stays poisoned (only Clear resets it).
   void Write(uint64_t off, const void* src, size_t len) {
     if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
