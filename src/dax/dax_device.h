@@ -108,9 +108,12 @@ class Device {
     return PagesError(pgoff, nr_pages);
   }
   Status CheckBytes(uint64_t off, uint64_t len) const {
-    uint64_t n = size();
-    if (off <= n && len <= n - off && alive_.load()) [[likely]] return Status::Ok();
+    if (BytesOk(off, len)) [[likely]] return Status::Ok();
     return BytesError(off, len);
+  }
+  bool BytesOk(uint64_t off, uint64_t len) const {
+    uint64_t n = size();
+    return off <= n && len <= n - off && alive_.load();
   }
   // Hooks: claim/release the device for one holder across processes, and
   // deliver errors that became known before the holder came.

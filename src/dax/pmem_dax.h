@@ -32,14 +32,14 @@ class PmemDax final : public Device {
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
-  // Inline checks: bounds, the known-error bitmap and the poison filter.
+  // Inline: bounds, then a word of each of the media's filters.
   bool ReadClean(uint64_t off, void* dst, size_t len) override {
-    if (!NoKnownPoison(off, len) || media_->MayHavePoison(off, len)) return false;
+    if (!BytesOk(off, len) || !media_->PagesClean(off, len, true)) return false;
     std::memcpy(dst, media_->data() + off, len);
     return true;
   }
   bool WriteClean(uint64_t off, const void* src, size_t len) override {
-    if (!NoKnownPoison(off, len)) return false;
+    if (!BytesOk(off, len) || !media_->PagesClean(off, len, false)) return false;
     media_->Write(off, src, len);
     return true;
   }
@@ -54,12 +54,6 @@ class PmemDax final : public Device {
  private:
   // Tells the holder of every unacknowledged error, then acknowledges it.
   // Safe to call from any thread and from inside a holder's callback.
-  // In range, device alive, and no known poison in the pages spanning
-  // [off, off+len) (what DirectAccess refuses).
-  bool NoKnownPoison(uint64_t off, uint64_t len) const {
-    uint64_t lo = AlignDown(off, kPageSize);
-    return CheckBytes(off, len).ok() && !media_->HasKnownErrors(lo, AlignUp(off + len, kPageSize) - lo);
-  }
   void Drain();
   void DeliverPending();
   void Watch(uint32_t seen);

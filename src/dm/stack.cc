@@ -202,7 +202,7 @@ Status Stack::Write(uint64_t off, const void* src, size_t len) {
 
 bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
   auto* out = static_cast<uint8_t*>(dst);
-  return CheckBytes(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+  return BytesOk(off, len) && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
            return e.base != Extent::kNoBase && bases_[e.base].dev->ReadClean(e.offset, out + (pos - off), e.len);
          });
 }
@@ -210,7 +210,7 @@ bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
 bool Stack::WriteClean(uint64_t off, const void* src, size_t len) {
   auto* in = static_cast<const uint8_t*>(src);
   // Refused writes change nothing, as with Write.
-  return CheckBytes(off, len).ok() && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+  return BytesOk(off, len) && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
            return e.base != Extent::kNoBase && bases_[e.base].dev->WriteClean(e.offset, in + (pos - off), e.len);
          });
 }

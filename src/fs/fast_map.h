@@ -27,22 +27,17 @@ class FastMap {
   bool Find(uint64_t gen, uint64_t off, uint64_t len, bool write, uint64_t* dev_off) const {
     uint64_t seq = seq_.load(std::memory_order_acquire);
     if (seq & 1 || gen_.load(std::memory_order_relaxed) != gen) return false;
-    unsigned count = count_.load(std::memory_order_relaxed), lo = 0, hi = count;
-    while (lo < hi) {  // the first run ending after off
-      unsigned mid = (lo + hi) / 2;
-      if (runs_[mid].end.load(std::memory_order_relaxed) <= off)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    if (lo >= count) return false;
-    const Run& r = runs_[lo];
+    unsigned count = count_.load(std::memory_order_relaxed), i = last_.load(std::memory_order_relaxed);
+    if (i >= count || !In(runs_[i], off)) i = Search(count, off);
+    if (i >= count) return false;
+    const Run& r = runs_[i];
     uint64_t start = r.start.load(std::memory_order_relaxed), end = r.end.load(std::memory_order_relaxed);
     uint64_t dev = r.dev.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (seq_.load(std::memory_order_relaxed) != seq) return false;  // refilled meanwhile
     if (off < start || len > end - off || (write && !(dev & kWritable))) return false;
     *dev_off = (dev & ~kWritable) + (off - start);
+    if (last_.load(std::memory_order_relaxed) != i) last_.store(i, std::memory_order_relaxed);
     return true;
   }
 
@@ -69,10 +64,26 @@ class FastMap {
     std::atomic<uint64_t> dev{0};            // device offset of start | kWritable
   };
   void Add(uint64_t start, uint64_t end, uint64_t dev, bool writable, unsigned* n);
+  static bool In(const Run& r, uint64_t off) {
+    return r.start.load(std::memory_order_relaxed) <= off && off < r.end.load(std::memory_order_relaxed);
+  }
+  // The first of runs_[0, count) that ends after off.
+  unsigned Search(unsigned count, uint64_t off) const {
+    unsigned lo = 0, hi = count;
+    while (lo < hi) {
+      unsigned mid = (lo + hi) / 2;
+      if (runs_[mid].end.load(std::memory_order_relaxed) <= off)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return lo;
+  }
 
   std::atomic<uint64_t> seq_{0};  // odd while being filled
   std::atomic<uint64_t> gen_{0};  // the data generation filled from (0: none)
   std::atomic<unsigned> count_{0};
+  mutable std::atomic<unsigned> last_{0};  // the run found last: the next lookup tries it first
   Run runs_[kMaxRuns];
 };
 

@@ -89,7 +89,11 @@ void File::RefillFastMap(const Inode& in, uint64_t off) {
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
-  if (FastIo(off, len, dst, nullptr)) return len;
+  if (FastIo(off, len, dst, nullptr)) [[likely]] return len;
+  return ReadSlow(off, dst, len);
+}
+
+Result<size_t> File::ReadSlow(uint64_t off, void* dst, size_t len) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
   bool refill = FastEligible(*in, off, len);
@@ -240,7 +244,11 @@ void File::TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops) {
 }
 
 Result<size_t> File::Write(uint64_t off, const void* data, size_t len) {
-  if (FastIo(off, len, nullptr, data)) return len;
+  if (FastIo(off, len, nullptr, data)) [[likely]] return len;
+  return WriteSlow(off, data, len);
+}
+
+Result<size_t> File::WriteSlow(uint64_t off, const void* data, size_t len) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   bool refill = FastEligible(*in, off, len);

@@ -198,6 +198,9 @@ class File {
   // [off, off+len) once refilled, and the refill (done after the operation).
   bool FastEligible(const Inode& in, uint64_t off, uint64_t len) const;
   void RefillFastMap(const Inode& in, uint64_t off);
+  // Under the guard, refilling the fast map after the operation if it may serve it next time.
+  [[gnu::noinline]] Result<size_t> ReadSlow(uint64_t off, void* dst, size_t len);
+  [[gnu::noinline]] Result<size_t> WriteSlow(uint64_t off, const void* src, size_t len);
   Result<size_t> ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t len);
   Result<size_t> WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len);
   Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
