@@ -1,6 +1,7 @@
 #include "common/light_section.h"
 
 #include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +18,11 @@ bool RegisterMembarrier() {
          Membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
+bool Setup() {
+  pthread_atfork(nullptr, nullptr, [] { LightSection::AfterFork(); });
+  return RegisterMembarrier();
+}
+
 // Gives the thread's slot back at its exit.
 struct GiveBack {
   std::atomic<bool>* taken = nullptr;
@@ -30,7 +36,7 @@ thread_local GiveBack t_give_back;
 
 thread_local constinit LightSection::Slot* LightSection::mine_ = nullptr;
 std::atomic<LightSection::Slot*> LightSection::slots_{nullptr};
-bool LightSection::asymmetric_ = RegisterMembarrier();
+bool LightSection::asymmetric_ = Setup();
 
 LightSection::Slot* LightSection::Claim() {
   Slot* s = nullptr;
@@ -47,6 +53,16 @@ LightSection::Slot* LightSection::Claim() {
   t_give_back.taken = &s->taken;
   mine_ = s;
   return s;
+}
+
+void LightSection::AfterFork() {
+  // Only the forking thread lives on: the others' slots are free, even one
+  // left inside a section.
+  for (Slot* s = slots_.load(std::memory_order_acquire); s; s = s->next) {
+    if (s == mine_) continue;
+    s->domain.store(nullptr, std::memory_order_relaxed);
+    s->taken.store(false, std::memory_order_relaxed);
+  }
 }
 
 void LightSection::WaitOut(const void* domain) {

@@ -33,6 +33,8 @@ class LightSection {
   // Waits until every section of `domain` entered before this call has
   // exited. The caller has made the facts sections check stale first.
   static void WaitOut(const void* domain);
+  // In a child after fork (registered with pthread_atfork).
+  static void AfterFork();
 
  private:
   struct alignas(64) Slot {

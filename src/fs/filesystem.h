@@ -7,6 +7,11 @@
 // (recorded on the device, reported after remount, told to open handles),
 // metadata blocks (rebuilt from their other copy), or free blocks
 // (quarantined until cleared).
+//
+// Every operation holds the filesystem's lock (OpGuard) except the fast
+// path of File::Read/Write: bytes of a handle's fast map (fast_map.h), read
+// or written in place inside a light section (common/light_section.h).
+// Whatever could change what a fast map says first calls Quiesce.
 #pragma once
 
 #include <atomic>
@@ -198,7 +203,7 @@ class File {
   // [off, off+len) once refilled, and the refill (done after the operation).
   bool FastEligible(const Inode& in, uint64_t off, uint64_t len) const;
   void RefillFastMap(const Inode& in, uint64_t off);
-  // Under the guard, refilling the fast map after the operation if it may serve it next time.
+  // The careful way, under the guard; then the refill if it may help.
   [[gnu::noinline]] Result<size_t> ReadSlow(uint64_t off, void* dst, size_t len);
   [[gnu::noinline]] Result<size_t> WriteSlow(uint64_t off, const void* src, size_t len);
   Result<size_t> ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t len);
