@@ -78,3 +78,12 @@ class Result {
     ::daxguard::Status dg_s_ = (expr);      \
     if (!dg_s_.ok()) return dg_s_;          \
   } while (0)
+
+// `lhs = *expr` when the Result holds a value; else return its Status.
+#define DG_ASSIGN_OR_RETURN(lhs, expr) DG_ASSIGN_OR_RETURN_I(DG_CONCAT(dg_r_, __LINE__), lhs, expr)
+#define DG_ASSIGN_OR_RETURN_I(r, lhs, expr) \
+  auto r = (expr);                          \
+  if (!r.ok()) return r.status();           \
+  lhs = std::move(r).value()
+#define DG_CONCAT(a, b) DG_CONCAT_I(a, b)
+#define DG_CONCAT_I(a, b) a##b

@@ -86,6 +86,14 @@ class Device {
   // dax/mapping.h), faults there reporting `label_off` onward. A remapping
   // device translates and passes each run down; the media places its pages.
   virtual Status MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off);
+  // The data path's clean case in one call, for callers that keep their own
+  // fast path (a filesystem's). Copies only when the pages spanning [off,
+  // off+len) hold no known poison and, for a read, the range holds no
+  // latent poison either; never reports an error. False: the caller takes
+  // the careful way (dax_io.h) for the whole range, part of which may have
+  // been copied already. Drivers without such a path always say false.
+  virtual bool ReadClean(uint64_t /*off*/, void* /*dst*/, size_t /*len*/) { return false; }
+  virtual bool WriteClean(uint64_t /*off*/, const void* /*src*/, size_t /*len*/) { return false; }
 
   // --- holder
   Status RegisterHolder(Holder* holder);
@@ -108,9 +116,12 @@ class Device {
     return PagesError(pgoff, nr_pages);
   }
   Status CheckBytes(uint64_t off, uint64_t len) const {
-    uint64_t n = size();
-    if (off <= n && len <= n - off && alive_.load()) [[likely]] return Status::Ok();
+    if (BytesOk(off, len)) [[likely]] return Status::Ok();
     return BytesError(off, len);
+  }
+  bool BytesOk(uint64_t off, uint64_t len) const {
+    uint64_t n = size();
+    return off <= n && len <= n - off && alive_.load();
   }
   // Hooks: claim/release the device for one holder across processes, and
   // deliver errors that became known before the holder came.

@@ -212,6 +212,21 @@ Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint
   return s;
 }
 
+bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
+  auto* out = static_cast<uint8_t*>(dst);
+  return BytesOk(off, len) && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+           return e.base != Extent::kNoBase && bases_[e.base].dev->ReadClean(e.offset, out + (pos - off), e.len);
+         });
+}
+
+bool Stack::WriteClean(uint64_t off, const void* src, size_t len) {
+  auto* in = static_cast<const uint8_t*>(src);
+  // Refused writes change nothing, as with Write.
+  return BytesOk(off, len) && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+           return e.base != Extent::kNoBase && bases_[e.base].dev->WriteClean(e.offset, in + (pos - off), e.len);
+         });
+}
+
 std::vector<media::BadBlock> Stack::BadBlocks() const {
   std::vector<media::BadBlock> all;
   for (size_t i = 0; i < bases_.size(); ++i)

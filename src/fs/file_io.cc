@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/light_section.h"
 #include "dax/dax_io.h"
 #include "fs/filesystem.h"
 
@@ -24,15 +25,24 @@ int64_t Now() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-Status Unmounted() { return Status::Error(EBADF, "the filesystem was unmounted"); }
-
 }  // namespace
 
 File::~File() {
   if (!fs_) return;  // the filesystem went first
   Filesystem::OpGuard g(fs_);
+  Inode* in = fs_->state_.Find(ino_);
+  if (in) fs_->FoldTimes(in);
   fs_->open_files_.erase(this);
   fs_->CloseInode(ino_);
+}
+
+Result<Inode*> File::Begin(Guard* g, Access a) {
+  if (!fs_) return Status::Error(EBADF, "the filesystem was unmounted");
+  g->emplace(fs_);
+  if (a == Access::kChange) DG_RETURN_IF_ERROR(fs_->Writable());
+  DG_ASSIGN_OR_RETURN(Inode* in, Me());
+  if (a == Access::kChange) fs_->Quiesce();
+  return in;
 }
 
 Result<Inode*> File::Me() {
@@ -42,15 +52,55 @@ Result<Inode*> File::Me() {
   return in;
 }
 
+// The fast path: one lookup in the handle's fast map and one device call,
+// inside a light section instead of the filesystem's lock (see Quiesce).
+// Everything that would need more — holes, damage, known or latent poison,
+// shared blocks, the size changing, a stale map — misses and goes the
+// careful way under the lock.
+bool File::FastIo(uint64_t off, size_t len, void* dst, const void* src) {
+  Filesystem* fs = fs_;
+  if (!fs || len == 0) return false;
+  bool write = src != nullptr;
+  LightSection::Enter(fs);
+  uint64_t at;
+  bool done = fast_.Find(fs->data_gen_.load(std::memory_order_acquire), off, len, write, &at) &&
+              (write ? fs->dev_.WriteClean(at, src, len) : fs->dev_.ReadClean(at, dst, len));
+  LightSection::Exit();
+  if (done && write && !times_marked_.load(std::memory_order_relaxed))
+    times_marked_.store(true, std::memory_order_relaxed);
+  return done;
+}
+
+bool File::FastEligible(const Inode& in, uint64_t off, uint64_t len) const {
+  if (len == 0 || off >= in.attr.size || len > in.attr.size - off) return false;
+  // A current map that spans off missed for a reason a refill keeps.
+  if (fast_.Spans(fs_->data_gen_.load(std::memory_order_relaxed), off)) return false;
+  auto e = in.ExtentAt(off / kBlockSize);
+  return e && !e->unwritten;
+}
+
+void File::RefillFastMap(const Inode& in, uint64_t off) {
+  fast_.Fill(fs_->data_gen_.load(std::memory_order_relaxed), in, fs_->state_.space(), off, fs_->Writable().ok());
+  fs_->fast_maps_filled_ = true;
+}
+
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  if (FastIo(off, len, dst, nullptr)) [[likely]] return len;
+  return ReadSlow(off, dst, len);
+}
+
+Result<size_t> File::ReadSlow(uint64_t off, void* dst, size_t len) {
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
+  bool refill = FastEligible(*in, off, len);
+  auto r = ReadLocked(in, off, static_cast<uint8_t*>(dst), len);
+  if (refill) RefillFastMap(*in, off);
+  return r;
+}
+
+Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t len) {
   if (off >= in->attr.size || len == 0) return size_t{0};
   len = std::min<uint64_t>(len, in->attr.size - off);
-  auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;
   while (done < len) {
     uint64_t pos = off + done, want = len - done;
@@ -190,14 +240,21 @@ void File::TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops) {
 }
 
 Result<size_t> File::Write(uint64_t off, const void* data, size_t len) {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  DG_RETURN_IF_ERROR(fs_->Writable());
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  if (FastIo(off, len, nullptr, data)) [[likely]] return len;
+  return WriteSlow(off, data, len);
+}
+
+Result<size_t> File::WriteSlow(uint64_t off, const void* data, size_t len) {
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
+  bool refill = FastEligible(*in, off, len);
+  auto r = WriteLocked(in, off, static_cast<const uint8_t*>(data), len);
+  if (refill) RefillFastMap(*in, off);
+  return r;
+}
+
+Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len) {
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
-  const auto* src = static_cast<const uint8_t*>(data);
   std::vector<Op> ops;
   size_t done = 0;
   Status s;
@@ -239,12 +296,8 @@ Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, std::vector<Op>* o
 }
 
 Status File::Truncate(uint64_t size) {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  DG_RETURN_IF_ERROR(fs_->Writable());
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   if (size > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   std::vector<Op> ops;
   if (size < in->attr.size) {
@@ -261,12 +314,8 @@ Status File::Truncate(uint64_t size) {
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  DG_RETURN_IF_ERROR(fs_->Writable());
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   if (len == 0) return Status::Invalid("length must not be zero");
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "range beyond the device size");
   bool punch = mode & kFallocPunchHole, zero = mode & kFallocZeroRange;
@@ -322,15 +371,10 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
 }
 
 Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  DG_RETURN_IF_ERROR(fs_->Writable());
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* dst, Begin(&g, Access::kChange));
   if (src.fs_ != fs_) return Status::Error(EXDEV, "clone across filesystems");
-  auto me = Me();
-  auto from = src.Me();
-  if (!me.ok()) return me.status();
-  if (!from.ok()) return from.status();
-  Inode *dst = *me, *s = *from;
+  DG_ASSIGN_OR_RETURN(Inode* s, src.Me());
   if (soff % kBlockSize || doff % kBlockSize) return Status::Invalid("clone offsets must be multiples of 4096");
   if (soff > s->attr.size) return Status::Invalid("clone source offset beyond its end");
   if (len == 0 || soff + len > s->attr.size) len = s->attr.size - soff;
@@ -361,31 +405,26 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
 }
 
 Status File::Fsync() {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  auto me = Me();
-  if (!me.ok()) return me.status();
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
+  fs_->FoldTimes(in);
   // Data and metadata are on the device already; this logs the timestamps.
   if (!fs_->Writable().ok()) return Status::Ok();
-  return fs_->Commit({Op::SetInode(ino_, (*me)->attr)});
+  return fs_->Commit({Op::SetInode(ino_, in->attr)});
 }
 
 Result<FileStat> File::Stat() {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  auto me = Me();
-  if (!me.ok()) return me.status();
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
+  fs_->FoldTimes(in);
   uint64_t blocks = 0;
-  for (const auto& [f, e] : (*me)->extents) blocks += e.len;
-  return FileStat{ino_, (*me)->attr, blocks};
+  for (const auto& [f, e] : in->extents) blocks += e.len;
+  return FileStat{ino_, in->attr, blocks};
 }
 
 Result<std::vector<FiemapExtent>> File::Fiemap() {
-  if (!fs_) return Unmounted();
-  Filesystem::OpGuard g(fs_);
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
   std::vector<FiemapExtent> out;
   for (const auto& [fblk, e] : in->extents) {
     // Split where sharing changes, so "shared" is exact per piece.

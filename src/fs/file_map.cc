@@ -19,19 +19,13 @@ FileMapping::~FileMapping() {
 }
 
 Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool writable) {
-  if (!fs_) return Status::Error(EBADF, "the filesystem was unmounted");
-  Filesystem::OpGuard g(fs_);
-  auto me = Me();
-  if (!me.ok()) return me.status();
-  Inode* in = *me;
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, writable ? Access::kChange : Access::kLook));
   if (off % kBlockSize || len == 0) return Status::Invalid("mapping offset must be a multiple of 4096, length non-zero");
   len = AlignUp(len, kBlockSize);
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "mapping beyond the device size");
   uint64_t b0 = off / kBlockSize, b1 = (off + len) / kBlockSize;
-  if (writable) {
-    DG_RETURN_IF_ERROR(fs_->Writable());
-    DG_RETURN_IF_ERROR(Unshare(in, b0, std::min(b1, AlignUp(in->attr.size, kBlockSize) / kBlockSize)));
-  }
+  if (writable) DG_RETURN_IF_ERROR(Unshare(in, b0, std::min(b1, AlignUp(in->attr.size, kBlockSize) / kBlockSize)));
   auto region = dax::MappedRegion::Reserve(len, writable, fs_->state_.PathOf(ino_), ino_);
   if (!region.ok()) return region.status();
   std::unique_ptr<FileMapping> m(new FileMapping(fs_, ino_, off, in->attr.size, std::move(region).value()));

@@ -5,6 +5,8 @@
 
 #include <sstream>
 
+#include "common/light_section.h"
+
 namespace daxguard::fs {
 namespace {
 
@@ -110,7 +112,24 @@ Status Filesystem::Writable() const {
   return Status::Error(EROFS, "filesystem is read-only: " + read_only_why_.front());
 }
 
-void Filesystem::GoReadOnly(const std::string& why) { read_only_why_.push_back(why); }
+void Filesystem::GoReadOnly(const std::string& why) {
+  Quiesce();  // fast writes stop with the rest
+  read_only_why_.push_back(why);
+}
+
+void Filesystem::Quiesce() {
+  if (!fast_maps_filled_) return;  // every map is of an older generation already
+  fast_maps_filled_ = false;
+  data_gen_.store(data_gen_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  LightSection::WaitOut(this);
+}
+
+void Filesystem::FoldTimes(Inode* in) {
+  for (File* f : open_files_) {
+    if (f->ino_ != in->ino || !f->times_marked_.exchange(false)) continue;
+    in->attr.mtime_ns = in->attr.ctime_ns = NowNs();
+  }
+}
 
 bool Filesystem::read_only() {
   OpGuard g(this);
@@ -120,6 +139,7 @@ bool Filesystem::read_only() {
 Status Filesystem::Commit(std::vector<Op> ops) {
   DG_RETURN_IF_ERROR(Writable());
   if (ops.empty()) return Status::Ok();
+  Quiesce();
   if (log_.WantsCompaction()) DG_RETURN_IF_ERROR(log_.Compact(state_.Snapshot()));
   DG_RETURN_IF_ERROR(log_.Append(ops));
   if (Status s = state_.ApplyAll(ops); !s.ok()) {
@@ -359,6 +379,7 @@ Result<FileStat> Filesystem::Stat(const std::string& path) {
   OpGuard g(this);
   auto in = Resolve(path);
   if (!in.ok()) return in.status();
+  FoldTimes(*in);
   return FileStat{(*in)->ino, (*in)->attr, BlocksOf(**in)};
 }
 

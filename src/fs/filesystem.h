@@ -7,6 +7,11 @@
 // (recorded on the device, reported after remount, told to open handles),
 // metadata blocks (rebuilt from their other copy), or free blocks
 // (quarantined until cleared).
+//
+// Every operation holds the filesystem's lock (OpGuard) except the fast
+// path of File::Read/Write: bytes of a handle's fast map (fast_map.h), read
+// or written in place inside a light section (common/light_section.h).
+// Whatever could change what a fast map says first calls Quiesce.
 #pragma once
 
 #include <atomic>
@@ -15,12 +20,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "dax/dax_device.h"
 #include "fs/file_map.h"
+#include "fs/fast_map.h"
 #include "fs/meta_log.h"
 #include "fs/state.h"
 
@@ -144,6 +151,14 @@ class Filesystem : public dax::Holder {
   // current state, and keeps every mapping in step with committed ops.
   void PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1);
   void RefreshMappings(const std::vector<Op>& ops);
+  // Starts a new data generation: every handle's fast map goes stale, and
+  // the fast reads and writes under way end before this returns. Called
+  // before anything they could race changes: state, data in place, or
+  // whether writes are taken.
+  void Quiesce();
+  // Sets the timestamps that fast writes through `in`'s handles marked
+  // for update (POSIX lets them wait until looked at, fsync or close).
+  void FoldTimes(Inode* in);
 
   dax::Device& dev_;
   Geometry geo_;
@@ -156,6 +171,10 @@ class Filesystem : public dax::Holder {
   // Whether failures_ may be non-empty: lets every operation's guard skip
   // failures_mu_ when nothing was reported (the usual case).
   std::atomic<bool> failures_pending_{false};
+  // The data generation fast maps are filled from and checked against, and
+  // whether any was filled since it began (else a new one is not needed).
+  std::atomic<uint64_t> data_gen_{1};
+  bool fast_maps_filled_ = false;
   std::multiset<uint64_t> open_inodes_;
   std::set<File*> open_files_;
   std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
@@ -187,8 +206,27 @@ class File {
 
  private:
   friend class Filesystem;
+  enum class Access { kLook, kChange };
+  using Guard = std::optional<Filesystem::OpGuard>;
   File(Filesystem* fs, uint64_t ino) : fs_(fs), ino_(ino) {}
+  // How every operation but the fast path starts: the filesystem mounted
+  // (then its guard is taken into *g), the device there, the file too, and
+  // for a change the filesystem writable and the fast path quiesced.
+  Result<Inode*> Begin(Guard* g, Access a);
   Result<Inode*> Me();
+  // Reads into dst, or writes from src, [off, off+len) through the fast
+  // map without the filesystem's lock when it lies in one clean run;
+  // false: not done.
+  bool FastIo(uint64_t off, size_t len, void* dst, const void* src);
+  // After a miss, under the guard: whether the fast map could serve
+  // [off, off+len) once refilled, and the refill (done after the operation).
+  bool FastEligible(const Inode& in, uint64_t off, uint64_t len) const;
+  void RefillFastMap(const Inode& in, uint64_t off);
+  // The careful way, under the guard; then the refill if it may help.
+  [[gnu::noinline]] Result<size_t> ReadSlow(uint64_t off, void* dst, size_t len);
+  [[gnu::noinline]] Result<size_t> WriteSlow(uint64_t off, const void* src, size_t len);
+  Result<size_t> ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t len);
+  Result<size_t> WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len);
   Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
   Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
@@ -206,6 +244,8 @@ class File {
   Filesystem* fs_;
   uint64_t ino_;
   std::function<void(uint64_t, uint64_t)> on_damage_;
+  FastMap fast_;
+  std::atomic<bool> times_marked_{false};  // a fast write left mtime/ctime to update
 };
 
 }  // namespace daxguard::fs

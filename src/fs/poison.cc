@@ -49,6 +49,7 @@ void Filesystem::DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::
 
 void Filesystem::HandleFailure(const Failure& f) {
   if (f.flags & dax::kFailurePreRemove) {
+    Quiesce();
     removed_ = true;
     return;
   }
@@ -79,6 +80,7 @@ void Filesystem::HandleFailure(const Failure& f) {
   if (ops.empty()) return;
   // Read-only: keep the knowledge in memory, since nothing may be written.
   if (!Writable().ok() || !Commit(ops).ok()) {
+    Quiesce();
     (void)state_.ApplyAll(ops);
     RefreshMappings(ops);
   }

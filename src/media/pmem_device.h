@@ -90,6 +90,18 @@ class PmemDevice {
     }
     return ReadAroundPoison(off, dst, len);
   }
+  // The data path's clean test, a word of each filter: true when the pages
+  // spanning [off, off+len) hold no known error and, with `latent`, no
+  // poison at all (conservative: a page with poison outside the range
+  // fails too). Consumes and reports nothing.
+  bool PagesClean(uint64_t off, uint64_t len, bool latent) const {
+    if (len == 0) return true;
+    constexpr uint64_t kSectorsPerPage = kPageSize / kSectorSize;
+    uint64_t first = off / kPageSize, last = (off + len - 1) / kPageSize;
+    // The badblocks filter has a bit per sector, the poison filter one per page.
+    return !bb_.MayOverlapBits(first * kSectorsPerPage, last * kSectorsPerPage + kSectorsPerPage - 1) &&
+           !(latent && poison_.MayOverlapBits(first, last));
+  }
   // Stores reach the media; poison stays poisoned (only Clear resets it).
   void Write(uint64_t off, const void* src, size_t len) {
     if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);

@@ -63,6 +63,15 @@ class RangeTable {
     }
     return MayOverlapSlow(start, len);
   }
+  // The same test by filter bits: false means no range meets the units
+  // that bits [first, last] cover.
+  bool MayOverlapBits(uint64_t first, uint64_t last) const {
+    if (first / 64 == last / 64 && last < filter_bits_) [[likely]] {
+      uint64_t mask = (~0ull >> (63 - (last - first))) << (first % 64);
+      return LoadFilterWord(first / 64) & mask;
+    }
+    return MayOverlapSlow(first << unit_shift_, (last - first + 1) << unit_shift_);
+  }
   // The first unit in [start, start+len) whose filter bit is set; with an
   // exact filter, the first covered unit.
   std::optional<uint64_t> FirstMarked(uint64_t start, uint64_t len) const;

@@ -134,6 +134,44 @@ TEST_F(DaxIoTest, ReadConsumingLatentPoisonStopsThereAndMakesItKnown) {
   EXPECT_EQ(ReadAt(dax(), 5 * P, buf.data(), 100).status().err(), EIO);
 }
 
+// --- the clean fast path (ReadClean / WriteClean)
+
+TEST_F(DaxIoTest, CleanCopiesMoveBytesWhereNothingIsPoisoned) {
+  std::vector<uint8_t> buf(P + 300);
+  ASSERT_TRUE(dax().ReadClean(700, buf.data(), buf.size()));
+  for (size_t i = 0; i < buf.size(); ++i) ASSERT_EQ(buf[i], Pattern(700 + i)) << i;
+  std::vector<uint8_t> src(P + 300, 0xee);
+  ASSERT_TRUE(dax().WriteClean(700, src.data(), src.size()));
+  EXPECT_TRUE(Untouched(0, 700));
+  for (size_t i = 0; i < src.size(); ++i) ASSERT_EQ(media().data()[700 + i], 0xee) << i;
+  EXPECT_TRUE(Untouched(700 + src.size(), 2 * P));
+  EXPECT_FALSE(dax().ReadClean(dax().size() - 10, buf.data(), 11)) << "beyond the end";
+  EXPECT_FALSE(dax().WriteClean(dax().size() - 10, src.data(), 11));
+}
+
+TEST_F(DaxIoTest, CleanReadRefusesLatentPoisonWithoutConsumingIt) {
+  ASSERT_TRUE(media().Inject(2 * 8 + 3, 1, Latent()).ok());
+  std::vector<uint8_t> buf(P);
+  EXPECT_FALSE(dax().ReadClean(2 * P, buf.data(), P));
+  EXPECT_TRUE(media().BadBlocks().empty()) << "the clean path reported an error";
+  // A store over latent poison goes through and leaves it poisoned, as Write does.
+  EXPECT_TRUE(dax().WriteClean(2 * P, buf.data(), P));
+  EXPECT_TRUE(media().HasPoison(2 * P, P));
+  EXPECT_TRUE(media().BadBlocks().empty());
+}
+
+TEST_F(DaxIoTest, CleanCopiesRefuseAPageWithKnownPoisonAnywhereInIt) {
+  ASSERT_TRUE(media().Inject(2 * 8 + 7, 1, {}).ok());  // the last sector of page 2
+  std::vector<uint8_t> buf(512, 0x11);
+  EXPECT_FALSE(dax().ReadClean(2 * P, buf.data(), buf.size()));
+  EXPECT_FALSE(dax().WriteClean(2 * P, buf.data(), buf.size()));
+  EXPECT_TRUE(Untouched(2 * P, 512)) << "a refused clean write changed the page";
+  EXPECT_TRUE(dax().ReadClean(P, buf.data(), buf.size())) << "the page before is clean";
+  dax().Kill();
+  EXPECT_FALSE(dax().ReadClean(P, buf.data(), buf.size())) << "the device is gone";
+  EXPECT_FALSE(dax().WriteClean(P, buf.data(), buf.size()));
+}
+
 TEST_F(DaxIoTest, OutOfRangeIsErange) {
   std::vector<uint8_t> buf(P);
   const uint64_t size = dax().size();

@@ -81,6 +81,20 @@ TEST_F(StackTest, LinearSegmentsLandAtTheirBaseOffsets) {
 
 // Property: with an odd chunk size and one device used twice, every page of
 // the stack is where an independent model of striping says.
+TEST_F(StackTest, CleanCopiesCrossSegmentsToTheirBases) {
+  auto s = Stack("s", {"0 64 linear d1 64", "64 64 linear d0 0"});
+  ASSERT_TRUE(s);
+  std::vector<uint8_t> data = Pattern(128 * S);
+  ASSERT_TRUE(s->WriteClean(0, data.data(), data.size()));
+  std::vector<uint8_t> back(data.size());
+  ASSERT_TRUE(s->ReadClean(0, back.data(), back.size()));
+  EXPECT_TRUE(back == data);
+  auto d0 = Media("d0");
+  EXPECT_EQ(std::memcmp(d0->data(), data.data() + 64 * S, 64 * S), 0);
+  auto d1 = Media("d1");
+  EXPECT_EQ(std::memcmp(d1->data() + 64 * S, data.data(), 64 * S), 0);
+}
+
 TEST_F(StackTest, StripedPagesLandWhereTheModelSays) {
   const uint64_t kChunk = 24 * S;  // 12 KiB
   struct StripeAt {
@@ -161,6 +175,9 @@ TEST_F(StackTest, ErrorSegmentFailsEveryAccessAndChangesNothing) {
   auto w = dax::WriteAt(*s, kErr, buf.data(), P);
   EXPECT_EQ(w.status().err(), EIO);
   EXPECT_NE(w.status().message().find("error target"), std::string::npos) << w.status().message();
+  EXPECT_FALSE(s->ReadClean(kErr - 100, buf.data(), 200));
+  EXPECT_FALSE(s->WriteClean(0, buf.data(), 128 * S));
+  EXPECT_EQ(Media("d0")->data()[0], 0) << "a refused clean write touched the base";
   // What lies beyond works.
   EXPECT_TRUE(s->Write(128 * S, buf.data(), 64 * S).ok());
   EXPECT_TRUE(s->BadBlocks().empty()) << "an error segment is not media poison";
