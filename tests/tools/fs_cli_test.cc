@@ -169,6 +169,8 @@ TEST_F(FsCli, MappedDeviceCommands) {
   r = Dg({"io", raw, "-c", "mmap 64k 64k", "-c", "mread 64k 64k"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("media error at offset 73728 of " + raw), std::string::npos) << r.err;
+}
+
 TEST_F(FsCli, FsckNamesALostLogRecordAndRepairKeepsTheRest) {
   for (const char* f : {"/a", "/b", "/c"}) ASSERT_EQ(Dg({"io", "-f", F(f), "-c", "pwrite 0 4k"}).rc, 0);
   {
