@@ -83,7 +83,6 @@ class ScratchDir {
     Must(media::PmemDevice::Create(Path(name), opt), "create " + Path(name));
     return Path(name);
   }
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
  private:
   std::string dir_;
