@@ -184,8 +184,10 @@ int RunIo(const IoArgs& a) {
   for (const std::string& text : a.cmds) {
     auto c = ParseIoCommand(text);
     if (!c.ok()) return Fail(cmd, c.status());
-    Status byte_io = CheckNotDevdax(**dev, a.dev, "'" + text + "' is byte I/O; use mmap, mread and mwrite");
-    if (!byte_io.ok()) return Fail(cmd, byte_io);
+    if (c->op != IoCommand::Op::kMap) {
+      Status byte_io = CheckNotDevdax(**dev, a.dev, "'" + text + "' is byte I/O; use mmap, mread and mwrite");
+      if (!byte_io.ok()) return Fail(cmd, byte_io);
+    }
     if (c->offset > (*dev)->size() || c->length > (*dev)->size() - c->offset)
       return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
     cmds.push_back(*c);
@@ -197,7 +199,8 @@ int RunIo(const IoArgs& a) {
 
 void AddIoCommand(CLI::App& app, int* rc) {
   auto a = std::make_shared<IoArgs>();
-  auto* io = app.add_subcommand("io", "xfs_io-style I/O: -c \"pread [-v] OFF LEN\" -c \"pwrite [-S BYTE] OFF LEN\" -c \"zero OFF LEN\"");
+  auto* io = app.add_subcommand("io", "xfs_io-style I/O: -c \"pread [-v] OFF LEN\" -c \"pwrite [-S BYTE] OFF LEN\" -c \"zero OFF LEN\" "
+                                      "-c \"mmap [-r] OFF LEN\" -c \"mread [-v] [OFF LEN]\" -c \"mwrite [-S BYTE] [OFF LEN]\" -c msync -c munmap");
   io->add_option("DEV", a->dev, "device or stack file")->required();
   io->add_option("-c,--command", a->cmds, "command to run (repeatable)")->required();
   io->add_flag("-f", a->create, "DEV:/path: create the file if missing");

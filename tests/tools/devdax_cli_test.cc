@@ -138,5 +138,19 @@ TEST_F(DevdaxCli, OptionsOfTheOtherModeAreRefused) {
   EXPECT_EQ(Snapshot() + Dg({"list", Path("pmem0"), "-M"}).out, before);
 }
 
+TEST_F(DevdaxCli, MappedInWholeFaultUnitsAndPoisonTakesOutTheUnit) {
+  CliRun r = Dg({"io", dev_, "-c", "mmap 2m 2m", "-c", "mwrite -S 0x41 2m 4k", "-c", "mread -v 2m 16"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("00200000:  41 41"), std::string::npos) << r.out;
+  ExpectOneLineError(Dg({"io", dev_, "-c", "mmap 4k 4k"}), "must start and end on 2 MiB boundaries");
+  // One poisoned sector 1 MiB into the second unit: the whole 2 MiB unit is lost.
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string((3u << 20) / 512)}).rc, 0);
+  r = Dg({"io", dev_, "-c", "mmap 0 4m", "-c", "mread 0 2m", "-c", "mread 2m 2m"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("mread: media error at offset 2097152 of " + dev_ + ": 2097152 bytes from offset 2097152 are lost"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("mread:"), r.err.rfind("mread:")) << "the first unit read fine: " << r.err;
+}
+
 }  // namespace
 }  // namespace daxguard::testing
