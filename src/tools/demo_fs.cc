@@ -2,6 +2,7 @@
 // and what every kind of poison (data shared by reflink, metadata, free
 // space) turns into for the people who own it.
 #include <cstdio>
+#include <iostream>
 #include <random>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "fs/filesystem.h"
 #include "fs/fsck.h"
 #include "tools/cli_util.h"
+#include "tools/fs_io.h"
 
 namespace daxguard::tools {
 namespace {
@@ -58,6 +60,26 @@ Status PutSample(fs::Filesystem& f, const std::string& path, uint64_t size, uint
   return w.ok() ? (*file)->Fsync() : w.status();
 }
 
+// What an application with the file mapped sees: the page is revoked, the
+// load raises SIGBUS (BUS_MCEERR_AR), and the library names the file offset.
+Status ShowMappedPoison(fs::Filesystem& f, media::PmemDevice& m) {
+  auto table = f.Open("/db/table");
+  if (!table.ok()) return table.status();
+  MapSession maps = FileMapSession(**table);
+  auto run = [&maps](const char* text) {
+    auto c = ParseMapCommand(text);
+    return c.ok() ? maps.Run(*c, std::cout) : c.status();
+  };
+  DG_RETURN_IF_ERROR(run("mmap -r 0 4m"));
+  DG_RETURN_IF_ERROR(run("mread 0 4m"));
+  std::printf("    mread 0 4m: every page loads\n");
+  DG_RETURN_IF_ERROR(m.Inject(DeviceOffset(**table, (1 << 20) + 512) / 512, 1, {}));
+  Status s = run("mread 0 4m");
+  std::printf("    mread 0 4m: %s\n", s.ok() ? "every page loads (?)" : s.message().c_str());
+  ShowHealth(f);
+  return Status::Ok();
+}
+
 Status Run(const std::string& path) {
   auto dev = dax::PmemDax::Open(path);
   if (!dev.ok()) return dev.status();
@@ -104,6 +126,9 @@ Status Run(const std::string& path) {
   Step("beach.jpg zeroes the range (FALLOC_FL_ZERO_RANGE): poison cleared for its owner");
   DG_RETURN_IF_ERROR((*photo)->Fallocate(fs::kFallocZeroRange | fs::kFallocKeepSize, 64 << 10, 4096));
   ShowHealth(f);
+
+  Step("/db/table mapped into the process; poison found later takes its page away, a load is SIGBUS");
+  DG_RETURN_IF_ERROR(ShowMappedPoison(f, m));
 
   fs::Geometry g = fs::GeometryFor((*dev)->size());
   Step("poison under a live metadata log block (copy A): rebuilt from copy B");

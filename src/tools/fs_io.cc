@@ -202,15 +202,19 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
   return c;
 }
 
-int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
-                    const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err) {
-  int failed = 0;
-  MapSession maps([&file](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
+MapSession FileMapSession(fs::File& file) {
+  return MapSession([&file](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
     auto m = file.Map(off, len, writable);
     if (!m.ok()) return m.status();
     std::shared_ptr<fs::FileMapping> keep = std::move(m).value();
     return MapView{keep->addr(), off, len, keep};
   });
+}
+
+int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
+                    const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err) {
+  int failed = 0;
+  MapSession maps = FileMapSession(file);
   for (const FileCommand& c : cmds) {
     Status s = c.is_map ? maps.Run(c.map, out) : RunOne(fs, file, path, c, out);
     if (s.ok()) continue;

@@ -26,6 +26,9 @@ struct FileCommand {
 
 Result<FileCommand> ParseFileCommand(const std::string& text);
 
+// The mapping commands' session on `file` (mmap maps it with File::Map).
+MapSession FileMapSession(fs::File& file);
+
 // Runs the commands on `file` (named `path` in messages); returns how many failed.
 int RunFileCommands(fs::Filesystem& fs, fs::File& file, const std::string& path,
                     const std::vector<FileCommand>& cmds, std::ostream& out, std::ostream& err);
