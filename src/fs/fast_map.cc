@@ -1,7 +1,6 @@
 #include "fs/fast_map.h"
 
 #include <algorithm>
-#include <iterator>
 
 namespace daxguard::fs {
 
