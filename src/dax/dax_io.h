@@ -1,8 +1,8 @@
 // Byte-granular reads and writes over any dax::Device, the way fs/dax.c
 // drives dax_operations: direct access page runs, machine-check-safe copies
 // from (and flushing copies to) the device that direct access says the run
-// lives on, and the recovery path when a write lands on known poison. The tool's raw
-// device I/O uses it today; the filesystem uses it per extent.
+// lives on, and the recovery path when a write lands on known poison. The
+// tool's raw device I/O and the filesystem (per extent) use it.
 #pragma once
 
 #include <cstddef>

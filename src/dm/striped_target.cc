@@ -15,8 +15,8 @@ struct Stripe {
 };
 
 // Division by a fixed divisor, by shift and mask when it is a power of two
-// (chunk sizes and stripe counts usually are): Map runs on every access,
-// twice per level of a stack, and a 64-bit divide costs tens of cycles.
+// (chunk sizes and stripe counts usually are): Map runs on every access at
+// every level of a stack, and a 64-bit divide costs tens of cycles.
 class Divisor {
  public:
   explicit Divisor(uint64_t d) : d_(d), shift_(IsPowerOfTwo(d) ? __builtin_ctzll(d) : -1) {}
