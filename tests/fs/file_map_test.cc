@@ -5,14 +5,33 @@
 
 #include <cstring>
 
-#include "common/sigbus_probe.h"
+#include "common/fault_probe.h"
+#include "dax/mapping.h"
 #include "fs/fs_fixture.h"
 
 namespace daxguard::fs {
 namespace {
 
-using daxguard::testing::Touch;
 constexpr uint64_t kPage = 4096;
+
+// One load (or store) through a mapping: what SIGBUS said, and what the
+// library makes of the address.
+struct Touched {
+  bool faulted = false;
+  int code = 0;
+  int lsb = 0;
+  const void* addr = nullptr;
+  bool described = false;
+  dax::FaultReport report;
+};
+
+Touched Touch(uint8_t* p, bool store = false, uint8_t value = 0) {
+  daxguard::testing::BusCatcher catcher;
+  daxguard::testing::BusFault f = daxguard::testing::Probe(p, store, value);
+  Touched t{f.hit, f.code, f.lsb, f.addr};
+  if (f.hit) t.described = dax::DescribeFault(p, &t.report);
+  return t;
+}
 
 class FileMapTest : public FsTest {
  protected:
