@@ -100,6 +100,23 @@ TEST_F(FsRepairTest, StrayReverseMapRecordIsReportedAndRepaired) {
   EXPECT_TRUE(fs_->mount_report().repaired.empty());
 }
 
+TEST_F(FsRepairTest, ReverseMapRecordsOutsideTheDeviceOrOverMetadataAreReported) {
+  auto a = Create("/a");
+  uint64_t ino = a->ino();
+  a.reset(), fs_.reset();
+  Geometry g = GeometryFor(kDevSize);
+  {
+    LogSurgery s(*dev_);
+    ASSERT_TRUE(s.log().Append({Op::Owners(g.blocks - 1, 2, {{ino, 0}}), Op::Owners(g.SuperBlock(1), 1, {{ino, 5}})}).ok());
+  }
+  auto p = Problems();
+  EXPECT_TRUE(Has(p, "reverse-map record for device blocks " + std::to_string(g.blocks - 1) + "+2 lies beyond the device"))
+      << Join(p);
+  EXPECT_TRUE(Has(p, "reverse-map record for device blocks " + std::to_string(g.SuperBlock(1)) + "+1 overlaps metadata"))
+      << Join(p);
+  RepairCleans();
+}
+
 TEST_F(FsRepairTest, MountRebuildsADisagreeingReverseMapFromTheExtents) {
   auto a = Create("/a");
   Fill(*a, 0, 8192, 1);
