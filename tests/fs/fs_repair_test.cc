@@ -352,11 +352,15 @@ TEST_F(FsRepairTest, FormatVersionOneIsUpgradedAndUnknownVersionsRefused) {
   v.reset(), fs_.reset();
 
   LogSurgery(*dev_).SetVersion(kFormatVersion + 1);
+  std::vector<uint8_t> before(kBlockSize), after(kBlockSize);
+  ASSERT_EQ(dev_->ReadMcSafe(0, before.data(), kBlockSize), kBlockSize);
   auto m = Filesystem::Mount(*dev_);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("daxfs format version 3 is not supported"), std::string::npos)
       << m.status().message();
   EXPECT_FALSE(Fsck(*dev_, true).ok());
+  ASSERT_EQ(dev_->ReadMcSafe(0, after.data(), kBlockSize), kBlockSize);
+  EXPECT_EQ(before, after) << "a refused mount writes nothing";
 }
 
 }  // namespace
