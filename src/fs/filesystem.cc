@@ -59,8 +59,8 @@ Filesystem::Filesystem(dax::Device& dev)
 
 Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
-  if (Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its scan for records past a hole
   std::lock_guard<std::mutex> g(mu_);
+  if (mounted_ && Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its search past the end
   for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
   // Mappings left behind lose their pages: the device is no longer ours to hand out.
   for (auto& [ino, m] : mappings_) {
@@ -103,6 +103,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   }
   // Registering replays errors that became known while unmounted.
   DG_RETURN_IF_ERROR(dev.RegisterHolder(fs.get()));
+  fs->mounted_ = true;
   return fs;
 }
 

@@ -182,6 +182,7 @@ class Filesystem : public dax::Holder {
   std::vector<std::string> read_only_why_;
   uint64_t metadata_repairs_ = 0;
   bool removed_ = false;
+  bool mounted_ = false;  // the device's holder: only then may unmount mark the log's end
 };
 
 class File {

@@ -1,7 +1,8 @@
 // fsck for daxfs: checks both superblocks and both log copies against each
-// other, replays the log, and checks the rebuilt state: every inode
-// reachable, link counts, and the reverse map, reference counts and free
-// space recomputed from the extents against the ones kept incrementally.
+// other, replays the log (naming records lost in both copies), and checks
+// the rebuilt state: every inode reachable, link counts, extents inside the
+// device and off metadata, and the stored reverse map against the extents,
+// reference counts and free space, naming every disagreement.
 #pragma once
 
 #include <string>

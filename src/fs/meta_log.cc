@@ -78,17 +78,24 @@ void MetaLog::ReadEither(uint64_t off, uint8_t* dst, size_t len) const {
 }
 
 bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const {
-  constexpr uint64_t kChunk = 1 << 20;
+  constexpr uint64_t kChunk = 64 << 10;
   constexpr uint64_t kHeader = sizeof(RecordHeader);
   std::vector<uint8_t> buf(kChunk + kHeader);
   std::string rec;
+  uint64_t zeroes = 0;  // bytes in a row
   for (uint64_t base = pos + 8; base + kHeader <= SlotBytes(); base += kChunk) {
     uint64_t n = std::min(kChunk + kHeader, SlotBytes() - base);
     ReadEither(base, buf.data(), n);
     for (uint64_t i = 0; i < kChunk && i + kHeader <= n; i += 8) {
-      uint32_t magic;
-      std::memcpy(&magic, buf.data() + i, sizeof magic);
-      if (magic != kRecordMagic) continue;
+      uint64_t word;
+      std::memcpy(&word, buf.data() + i, sizeof word);
+      if (word == 0) {
+        // Never written since mkfs: no record lies past that many zeroes.
+        if ((zeroes += 8) >= kEndOfLogZeroes) return false;
+        continue;
+      }
+      zeroes = 0;
+      if (static_cast<uint32_t>(word) != kRecordMagic) continue;  // the header's first field
       RecordHeader h;
       std::memcpy(&h, buf.data() + i, kHeader);
       if (h.seq <= seq) continue;

@@ -22,6 +22,8 @@ struct ReplayReport {
   std::vector<std::string> repaired;     // what mount found wrong and put right
 };
 
+inline constexpr uint64_t kEndOfLogZeroes = 1 << 20;
+
 class MetaLog {
  public:
   MetaLog(dax::Device& dev, const Geometry& g) : dev_(dev), geo_(g) {}
@@ -65,6 +67,8 @@ class MetaLog {
   void ReadEither(uint64_t off, uint8_t* dst, size_t len) const;
   // Resync after a hole: the first valid record past `pos` with a seq
   // above `seq`. Records of an earlier use of the slot have lower seqs.
+  // The search ends at kEndOfLogZeroes zero bytes in a row: a hole that
+  // long (a MiB of metadata lost in both copies, then cleared) ends the log.
   bool FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const;
   Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
   Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,

@@ -161,15 +161,13 @@ Status State::Apply(const Op& op) {
 }
 
 void State::LoadOwners(const Op& op) {
-  std::string range = "reverse-map record for device blocks " + std::to_string(op.pblk) + "+" + std::to_string(op.len);
-  if (op.len == 0 || op.pblk + op.len > geo_.blocks || op.pblk + op.len < op.pblk)
-    bad_owner_records_.push_back(range + " lies beyond the device");
-  else if (geo_.OverlapsMeta(op.pblk, op.len))
-    bad_owner_records_.push_back(range + " overlaps metadata");
-  else if (op.owners.empty())
-    bad_owner_records_.push_back(range + " has no owner");
-  else
-    LoadRun(op);
+  const char* why = op.len == 0 || op.pblk + op.len > geo_.blocks || op.pblk + op.len < op.pblk ? "lies beyond the device"
+                    : geo_.OverlapsMeta(op.pblk, op.len)                                        ? "overlaps metadata"
+                    : op.owners.empty()                                                         ? "has no owner"
+                                                                                                : nullptr;
+  if (!why) return LoadRun(op);
+  bad_owner_records_.push_back("reverse-map record for device blocks " + std::to_string(op.pblk) + "+" +
+                               std::to_string(op.len) + " " + why);
 }
 
 void State::LoadRun(const Op& op) {

@@ -100,6 +100,23 @@ TEST_F(FsRepairTest, StrayReverseMapRecordIsReportedAndRepaired) {
   EXPECT_TRUE(fs_->mount_report().repaired.empty());
 }
 
+TEST_F(FsRepairTest, ReverseMapRecordsOutsideTheDeviceOrOverMetadataAreReported) {
+  auto a = Create("/a");
+  uint64_t ino = a->ino();
+  a.reset(), fs_.reset();
+  Geometry g = GeometryFor(kDevSize);
+  {
+    LogSurgery s(*dev_);
+    ASSERT_TRUE(s.log().Append({Op::Owners(g.blocks - 1, 2, {{ino, 0}}), Op::Owners(g.SuperBlock(1), 1, {{ino, 5}})}).ok());
+  }
+  auto p = Problems();
+  EXPECT_TRUE(Has(p, "reverse-map record for device blocks " + std::to_string(g.blocks - 1) + "+2 lies beyond the device"))
+      << Join(p);
+  EXPECT_TRUE(Has(p, "reverse-map record for device blocks " + std::to_string(g.SuperBlock(1)) + "+1 overlaps metadata"))
+      << Join(p);
+  RepairCleans();
+}
+
 TEST_F(FsRepairTest, MountRebuildsADisagreeingReverseMapFromTheExtents) {
   auto a = Create("/a");
   Fill(*a, 0, 8192, 1);
@@ -335,11 +352,15 @@ TEST_F(FsRepairTest, FormatVersionOneIsUpgradedAndUnknownVersionsRefused) {
   v.reset(), fs_.reset();
 
   LogSurgery(*dev_).SetVersion(kFormatVersion + 1);
+  std::vector<uint8_t> before(kBlockSize), after(kBlockSize);
+  ASSERT_EQ(dev_->ReadMcSafe(0, before.data(), kBlockSize), kBlockSize);
   auto m = Filesystem::Mount(*dev_);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("daxfs format version 3 is not supported"), std::string::npos)
       << m.status().message();
   EXPECT_FALSE(Fsck(*dev_, true).ok());
+  ASSERT_EQ(dev_->ReadMcSafe(0, after.data(), kBlockSize), kBlockSize);
+  EXPECT_EQ(before, after) << "a refused mount writes nothing";
 }
 
 }  // namespace
