@@ -28,7 +28,7 @@ struct Touched {
 Touched Touch(uint8_t* p, bool store = false, uint8_t value = 0) {
   daxguard::testing::BusCatcher catcher;
   daxguard::testing::BusFault f = daxguard::testing::Probe(p, store, value);
-  Touched t{f.hit, f.code, f.lsb, f.addr};
+  Touched t{f.hit, f.code, f.lsb, f.addr, false, {}};
   if (f.hit) t.described = dax::DescribeFault(p, &t.report);
   return t;
 }
