@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +42,20 @@ class CliHarness : public ::testing::Test {
     return r.rc == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
   }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  // The device sector holding file offset `off` of `target` (DEV:/path),
+  // from `io ... fiemap -v`.
+  uint64_t SectorOf(const std::string& target, uint64_t off) {
+    CliRun r = Dg({"io", target, "-c", "fiemap -v"});
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      unsigned long long lo, hi, plo, phi;
+      if (std::sscanf(line.c_str(), " %*d: [%llu..%llu]: %llu..%llu", &lo, &hi, &plo, &phi) == 4 &&
+          off / 512 >= lo && off / 512 <= hi)
+        return plo + (off / 512 - lo);
+    }
+    ADD_FAILURE() << "no extent for " << target << " offset " << off << "\n" << r.out;
+    return 0;
+  }
   static std::string Slurp(const std::filesystem::path& p) {
     std::ifstream in(p);
     std::stringstream ss;

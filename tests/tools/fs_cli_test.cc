@@ -17,19 +17,7 @@ class FsCli : public CliHarness {
     ASSERT_EQ(r.rc, 0) << r.err;
   }
   std::string F(const std::string& p) { return dev_ + ":" + p; }
-  // The device sector holding file offset `off` of `path`, from fiemap -v.
-  uint64_t SectorOf(const std::string& path, uint64_t off) {
-    CliRun r = Dg({"io", F(path), "-c", "fiemap -v"});
-    std::istringstream in(r.out);
-    for (std::string line; std::getline(in, line);) {
-      unsigned long long lo, hi, plo, phi;
-      if (std::sscanf(line.c_str(), " %*d: [%llu..%llu]: %llu..%llu", &lo, &hi, &plo, &phi) == 4 &&
-          off / 512 >= lo && off / 512 <= hi)
-        return plo + (off / 512 - lo);
-    }
-    ADD_FAILURE() << "no extent for " << path << " offset " << off << "\n" << r.out;
-    return 0;
-  }
+  uint64_t SectorOf(const std::string& path, uint64_t off) { return CliHarness::SectorOf(F(path), off); }
   std::string dev_;
 };
 
