@@ -1,6 +1,7 @@
 #include "dax/pmem_dax.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace daxguard::dax {
 
@@ -86,10 +87,24 @@ void PmemDax::Drain() {
   pending_.store(true);
   // One thread delivers at a time; the others leave their request pending,
   // and the deliverer looks again before it lets go.
-  while (!draining_.exchange(true)) {
-    while (pending_.exchange(false)) DeliverPending();
-    draining_.store(false);
-    if (!pending_.load()) break;
+  for (auto waited = std::chrono::microseconds(0);;) {
+    if (!draining_.exchange(true)) {
+      drainer_.store(std::this_thread::get_id());
+      while (pending_.exchange(false)) DeliverPending();
+      drainer_.store(std::thread::id());
+      draining_.store(false);
+      if (!pending_.load()) return;
+      continue;
+    }
+    // Re-entered from this thread's own delivery: its loop looks again.
+    if (drainer_.load() == std::this_thread::get_id()) return;
+    // Another thread (the watcher) is delivering, perhaps this very error.
+    // A caller here expects its error told when it returns, so wait for it
+    // — a little only, since that thread may need a lock this caller holds
+    // (a holder's operation), and then delivers as soon as it is let go.
+    if (waited >= kMaxWaitForDrainer) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+    waited += std::chrono::microseconds(20);
   }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -63,7 +64,9 @@ class PmemDax final : public Device {
   void StopWatching();
 
   std::unique_ptr<media::PmemDevice> media_;
+  static constexpr std::chrono::milliseconds kMaxWaitForDrainer{20};
   std::atomic<bool> draining_{false};
+  std::atomic<std::thread::id> drainer_{};
   std::atomic<bool> pending_{false};
   std::atomic<bool> watching_{false};
   std::thread watcher_;

@@ -333,14 +333,16 @@ Status PmemDevice::MarkKnownLocked(const std::vector<Range>& sectors, bool* any_
   return Status::Ok();
 }
 
+// The listener in this process first, so that its holder hears on this
+// thread; then the watchers (of other processes too).
 void PmemDevice::AnnounceErrors() {
-  WakeErrorWaiters();
   std::function<void()> listener;
   {
     std::lock_guard<std::mutex> g(listener_mu_);
     listener = listener_;
   }
   if (listener) listener();
+  WakeErrorWaiters();
 }
 
 void PmemDevice::SetErrorListener(std::function<void()> listener) {
