@@ -292,6 +292,16 @@ void Registry::Remove(RegionState* r) {
   for (auto& f : unused) internal::RetireAfterPublish(std::move(f));
 }
 
+// A range just mapped (PROT_NONE) at `placed`: the kernel's view of it is
+// gone until the commit opens what no poison or trap holds. Caller holds reg.mu.
+Status CommitPlacement(Registry& reg, RegionState& r, const Span& placed) {
+  Spans kernel = internal::Mark(r.spans, placed.at, placed.len, SpanKind::kGone, 0);
+  r.placed = internal::Carve(r.placed, placed);
+  Status s = reg.CommitLocked(r, kernel);
+  reg.PublishLocked();
+  return s;
+}
+
 Status CheckPlacement(const RegionState& r, uint64_t at, uint64_t len) {
   if (len == 0 || !IsAligned(at, kPageSize) || !IsAligned(len, kPageSize) || at > r.length ||
       len > r.length - at)
@@ -355,11 +365,7 @@ Status MappedRegion::PlaceMedia(const std::string& media_path, uint64_t at, uint
   if (mmap(impl_->base + at, len, PROT_NONE, MAP_SHARED | MAP_FIXED, dev.fd(),
            static_cast<off_t>(dev.geometry().data_off + media_off)) == MAP_FAILED)
     return Status::FromErrno(errno, "cannot map " + media_path);
-  Spans kernel = internal::Mark(impl_->spans, at, len, SpanKind::kGone, 0);
-  impl_->placed = internal::Carve(impl_->placed, {at, len, SpanKind::kMedia, fault_unit, at, label_off, media_off, *file});
-  Status s = reg.CommitLocked(*impl_, kernel);
-  reg.PublishLocked();
-  return s;
+  return CommitPlacement(reg, *impl_, {at, len, SpanKind::kMedia, fault_unit, at, label_off, media_off, *file});
 }
 
 Status MappedRegion::PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off) {
@@ -369,11 +375,7 @@ Status MappedRegion::PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off) 
   if (mmap(impl_->base + at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
       MAP_FAILED)
     return Status::FromErrno(errno, "cannot map zeroes into " + impl_->name);
-  Spans kernel = internal::Mark(impl_->spans, at, len, SpanKind::kGone, 0);
-  impl_->placed = internal::Carve(impl_->placed, {at, len, SpanKind::kZero, kPageSize, at, label_off, 0, nullptr});
-  Status s = reg.CommitLocked(*impl_, kernel);
-  reg.PublishLocked();
-  return s;
+  return CommitPlacement(reg, *impl_, {at, len, SpanKind::kZero, kPageSize, at, label_off, 0, nullptr});
 }
 
 Status MappedRegion::Trap(uint64_t at, uint64_t len, TrapKind kind) {
