@@ -1,4 +1,5 @@
 #include "dax/pmem_dax.h"
+#include "common/recording_holder.h"
 #include "common/test_util.h"
 
 #include <gtest/gtest.h>
@@ -36,69 +37,10 @@ using media::PmemDevice;
 constexpr uint64_t kMiB = 1ull << 20;
 
 
-struct Call {
-  uint64_t offset, len;
-  int flags;
-  bool operator==(const Call&) const = default;
-};
-void PrintTo(const Call& c, std::ostream* os) {
-  *os << "{" << c.offset << "+" << c.len << " flags " << c.flags << "}";
-}
-
-// Records every notification; safe to call from the watcher thread.
-class RecordingHolder : public Holder {
- public:
-  ~RecordingHolder() override {
-    if (device_) device_->ReleaseHolder(this);
-  }
-  // Registers with `d` until destroyed, so that a failed assertion cannot
-  // leave a device calling a holder that is gone.
-  Status RegisterWith(Device& d) {
-    Status s = d.RegisterHolder(this);
-    if (s.ok()) device_ = &d;
-    return s;
-  }
-  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
-    std::function<void()> hook;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      calls_.push_back({offset, len, flags});
-      hook = on_notify_;
-      cv_.notify_all();
-    }
-    if (hook) hook();
-  }
-  std::vector<Call> Calls() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return calls_;
-  }
-  // Waits until `pred` holds for the calls so far, or the deadline passes.
-  // Polls too, since `pred` may also look at the device (acknowledgements
-  // land just after a notification).
-  bool WaitFor(const std::function<bool(const std::vector<Call>&)>& pred,
-               std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock<std::mutex> g(mu_);
-    while (!pred(calls_)) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      cv_.wait_for(g, std::chrono::milliseconds(5));
-    }
-    return true;
-  }
-  bool WaitForCall(const Call& c) const {
-    return WaitFor([&](const std::vector<Call>& v) { return std::find(v.begin(), v.end(), c) != v.end(); });
-  }
-  void OnNotify(std::function<void()> hook) {
-    std::lock_guard<std::mutex> g(mu_);
-    on_notify_ = std::move(hook);
-  }
-
- private:
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::vector<Call> calls_;
-  std::function<void()> on_notify_;
-  Device* device_ = nullptr;
+using daxguard::testing::Call;
+// These tests wait 5 s for a notification.
+struct RecordingHolder : daxguard::testing::RecordingHolder {
+  RecordingHolder() : daxguard::testing::RecordingHolder(std::chrono::seconds(5)) {}
 };
 
 class PmemDaxTest : public ::testing::Test {

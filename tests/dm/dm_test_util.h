@@ -2,6 +2,7 @@
 // and a holder that records what it is told.
 #pragma once
 
+#include "common/recording_holder.h"
 #include "common/test_util.h"
 
 #include <gtest/gtest.h>
@@ -72,59 +73,7 @@ inline bool Eventually(const std::function<bool()>& pred,
   return true;
 }
 
-struct Call {
-  uint64_t offset, len;
-  int flags;
-  bool operator==(const Call&) const = default;
-};
-inline void PrintTo(const Call& c, std::ostream* os) {
-  *os << "{" << c.offset << "+" << c.len << " flags " << c.flags << "}";
-}
-
-// Records every notification; safe to call from any thread.
-class RecordingHolder : public dax::Holder {
- public:
-  ~RecordingHolder() override {
-    if (device_) device_->ReleaseHolder(this);
-  }
-  // Registers with `d` until destroyed, so that a failed assertion cannot
-  // leave a device calling a holder that is gone.
-  Status RegisterWith(dax::Device& d) {
-    Status s = d.RegisterHolder(this);
-    if (s.ok()) device_ = &d;
-    return s;
-  }
-  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
-    std::lock_guard<std::mutex> g(mu_);
-    calls_.push_back({offset, len, flags});
-    cv_.notify_all();
-  }
-  std::vector<Call> Calls() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return calls_;
-  }
-  // Waits until `pred` holds for the calls so far, or the deadline passes.
-  bool WaitFor(const std::function<bool(const std::vector<Call>&)>& pred,
-               std::chrono::milliseconds timeout = std::chrono::seconds(10)) const {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock<std::mutex> g(mu_);
-    while (!pred(calls_)) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      cv_.wait_for(g, std::chrono::milliseconds(5));
-    }
-    return true;
-  }
-  bool WaitForCount(size_t n) const {
-    return WaitFor([n](const std::vector<Call>& v) { return v.size() >= n; });
-  }
-
- private:
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::vector<Call> calls_;
-  dax::Device* device_ = nullptr;
-};
-
-
+using daxguard::testing::Call;
+using daxguard::testing::RecordingHolder;
 
 }  // namespace daxguard::dm::testing
