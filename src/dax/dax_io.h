@@ -1,8 +1,10 @@
 // Byte-granular reads and writes over any dax::Device, the way fs/dax.c
 // drives dax_operations: direct access page runs, machine-check-safe copies
 // from (and flushing copies to) the device that direct access says the run
-// lives on, and the recovery path when a write lands on known poison. The
-// tool's raw device I/O and the filesystem (per extent) use it.
+// lives on, and the recovery path when a write lands on known poison. A
+// range the device vouches clean (ReadClean / WriteClean) is copied in that
+// one call first; only a range with poison in or near it takes the page
+// walk. The tool's raw device I/O and the filesystem (per extent) use it.
 #pragma once
 
 #include <cstddef>

@@ -20,6 +20,7 @@ class LinearTarget final : public Target {
   }
 
   std::vector<size_t> Bases() const override { return {base_}; }
+  std::optional<Layout> Striping() const override { return Layout{len_, {{base_, offset_}}}; }
 
  private:
   size_t base_;

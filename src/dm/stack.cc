@@ -76,6 +76,40 @@ void Stack::Finish() {
     caps_.recovery = caps_.recovery || b.dev->caps().recovery;
     caps_.synchronous = caps_.synchronous && b.dev->caps().synchronous;
   }
+  flat_ = Flatten();
+}
+
+std::unique_ptr<FlatMap> Stack::Flatten() const {
+  std::vector<FlatSegment> flat;
+  for (const Segment& seg : segments_) {
+    std::optional<Layout> layout = seg.target->Striping();
+    if (!layout) return nullptr;
+    FlatSegment f{seg.start, seg.len, layout->chunk, {}};
+    if (layout->legs.size() == 1) {
+      // Linear: whatever its range below is, striped or not.
+      std::optional<FlatSegment> below = FlattenBase(layout->legs[0], seg.len);
+      if (!below) return nullptr;
+      f.chunk = below->chunk;
+      f.legs = below->legs;
+    } else {
+      // Striped: each stripe must be one run of one device file.
+      for (const Layout::Leg& leg : layout->legs) {
+        std::optional<FlatSegment> below = FlattenBase(leg, seg.len / layout->legs.size());
+        if (!below || below->legs.size() != 1) return nullptr;
+        f.legs.push_back(below->legs[0]);
+      }
+    }
+    flat.push_back(std::move(f));
+  }
+  return std::make_unique<FlatMap>(std::move(flat));
+}
+
+std::optional<FlatSegment> Stack::FlattenBase(const Layout::Leg& leg, uint64_t len) const {
+  dax::Device* dev = bases_[leg.base].dev.get();
+  if (auto* file = dynamic_cast<dax::PmemDax*>(dev)) return FlatSegment{0, len, len, {{file, leg.offset}}};
+  auto* stack = dynamic_cast<Stack*>(dev);
+  if (stack && stack->flat_) return stack->flat_->Window(leg.offset, len);
+  return std::nullopt;
 }
 
 size_t Stack::SegmentAt(uint64_t off) const {
@@ -213,6 +247,7 @@ Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint
 }
 
 bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
+  if (flat_) return BytesOk(off, len) && flat_->Read(off, dst, len);
   auto* out = static_cast<uint8_t*>(dst);
   return BytesOk(off, len) && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
            return e.base != Extent::kNoBase && bases_[e.base].dev->ReadClean(e.offset, out + (pos - off), e.len);
@@ -220,6 +255,7 @@ bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
 }
 
 bool Stack::WriteClean(uint64_t off, const void* src, size_t len) {
+  if (flat_) return BytesOk(off, len) && flat_->Write(off, src, len);  // no error segments there
   auto* in = static_cast<const uint8_t*>(src);
   // Refused writes change nothing, as with Write.
   return BytesOk(off, len) && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {

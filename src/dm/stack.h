@@ -17,11 +17,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "dax/dax_device.h"
+#include "dm/flat_map.h"
 #include "dm/table.h"
 #include "dm/target.h"
 
@@ -60,6 +62,8 @@ class Stack final : public dax::Device {
   dax::Device& base(size_t i) { return *bases_[i].dev; }
   const std::string& base_label(size_t i) const { return bases_[i].label; }
   std::vector<SegmentStatus> SegmentStatuses() const;
+  // Whether the clean path goes straight to the device files (dm/flat_map.h).
+  bool flattened() const { return flat_ != nullptr; }
 
   // One level of translation. Down: the contiguous runs of [off, off+len),
   // in order. Up: the stack ranges [off, off+len) of base `base` backs,
@@ -104,6 +108,11 @@ class Stack final : public dax::Device {
   Stack(std::string name, std::vector<TableLine> table);
   Status AddSegment(const TableLine& line, BaseOpener& opener, std::map<std::string, size_t>* by_id);
   void Finish();
+  // The translation composed down to device files, if every segment
+  // reduces to legs on them (see dm/flat_map.h).
+  std::unique_ptr<FlatMap> Flatten() const;
+  // What [leg.offset, +len) of base leg.base is, flattened.
+  std::optional<FlatSegment> FlattenBase(const Layout::Leg& leg, uint64_t len) const;
   size_t SegmentAt(uint64_t off) const;
   // Calls fn(extent, stack offset) for each contiguous run of [off,
   // off+len) until fn returns false; returns whether it never did.
@@ -129,6 +138,7 @@ class Stack final : public dax::Device {
   std::vector<std::unique_ptr<Link>> links_;
   uint64_t size_ = 0;
   dax::Capabilities caps_;
+  std::unique_ptr<FlatMap> flat_;  // null if the stack does not reduce
 
   // Failures from the bases wait here for the delivery thread, which tells
   // the holder. A base calls the stack with its own holder lock held, and

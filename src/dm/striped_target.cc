@@ -14,20 +14,6 @@ struct Stripe {
   uint64_t offset;  // bytes into the base
 };
 
-// Division by a fixed divisor, by shift and mask when it is a power of two
-// (chunk sizes and stripe counts usually are): Map runs on every access at
-// every level of a stack, and a 64-bit divide costs tens of cycles.
-class Divisor {
- public:
-  explicit Divisor(uint64_t d) : d_(d), shift_(IsPowerOfTwo(d) ? __builtin_ctzll(d) : -1) {}
-  uint64_t Div(uint64_t v) const { return shift_ >= 0 ? v >> shift_ : v / d_; }
-  uint64_t Mod(uint64_t v) const { return shift_ >= 0 ? v & (d_ - 1) : v % d_; }
-
- private:
-  uint64_t d_;
-  int shift_;
-};
-
 class StripedTarget final : public Target {
  public:
   StripedTarget(std::vector<Stripe> stripes, uint64_t chunk, uint64_t len)
@@ -60,6 +46,11 @@ class StripedTarget final : public Target {
     std::vector<size_t> v;
     for (const Stripe& s : stripes_) v.push_back(s.base);
     return v;
+  }
+  std::optional<Layout> Striping() const override {
+    Layout l{chunk_, {}};
+    for (const Stripe& s : stripes_) l.legs.push_back({s.base, s.offset});
+    return l;
   }
 
  private:

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,18 @@ struct ByteRange {
 // Sorts `v` and joins ranges that overlap or touch.
 std::vector<ByteRange> MergeRanges(std::vector<ByteRange> v);
 
+// A segment dealt out in `chunk`-byte chunks to its legs in turn, each
+// leg's chunks contiguous on its base from its offset; linear is one leg
+// with the whole segment as its chunk.
+struct Layout {
+  struct Leg {
+    size_t base;
+    uint64_t offset;  // bytes into the base
+  };
+  uint64_t chunk = 0;
+  std::vector<Leg> legs;
+};
+
 class Target {
  public:
   virtual ~Target() = default;
@@ -46,6 +59,8 @@ class Target {
   virtual void Unmap(size_t base, uint64_t off, uint64_t len, std::vector<ByteRange>* out) const = 0;
   // The bases it uses, in table order (repeats kept).
   virtual std::vector<size_t> Bases() const = 0;
+  // The mapping as a Layout, when it is one (not for the error target).
+  virtual std::optional<Layout> Striping() const { return std::nullopt; }
 };
 
 // What a target needs to know of a base device the table names.

@@ -1,0 +1,70 @@
+// dm::FlatMap: a stack's translation composed once, when the stack is
+// built, down to the device files beneath every level, for the clean data
+// path (ReadClean / WriteClean). A striped-over-linear stack then reads as a
+// striped device whose legs are the device files themselves: no call per
+// level, and a stripe's chunks, contiguous on its file, are checked in one
+// test and copied back to back. Stacks that do not reduce (an error
+// segment, stripes over stripes) have none and walk their levels.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "common/units.h"
+#include "dax/pmem_dax.h"
+
+namespace daxguard::dm {
+
+// [start, start+len) of a stack dealt out in `chunk`-byte chunks to its
+// legs in turn, each leg's chunks contiguous on its device file.
+struct FlatSegment {
+  struct Leg {
+    dax::PmemDax* dev;
+    uint64_t offset;  // bytes into the file's device
+  };
+  uint64_t start = 0;
+  uint64_t len = 0;
+  uint64_t chunk = 0;
+  std::vector<Leg> legs;
+};
+
+class FlatMap {
+ public:
+  // Segments in order, covering the stack.
+  explicit FlatMap(std::vector<FlatSegment> segments);
+
+  // As Device::ReadClean / WriteClean, for a range within the stack.
+  bool Read(uint64_t off, void* dst, uint64_t len) const { return Copy(off, static_cast<uint8_t*>(dst), len); }
+  bool Write(uint64_t off, const void* src, uint64_t len) const {
+    return Copy(off, static_cast<const uint8_t*>(src), len);
+  }
+  // [off, off+len) as a segment of its own (start 0), if one segment holds
+  // it and it starts on a row of that segment's chunks: what a stack above,
+  // whose table names this range, composes with.
+  std::optional<FlatSegment> Window(uint64_t off, uint64_t len) const;
+
+ private:
+  struct Seg {
+    FlatSegment s;
+    Divisor per_chunk;
+    Divisor per_leg;
+  };
+  template <typename Byte>
+  bool Copy(uint64_t off, Byte* mem, uint64_t len) const;
+  template <typename Byte>
+  static bool CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len);
+  // A part of one chunk.
+  template <typename Byte>
+  static bool CopyPart(const Seg& seg, uint64_t in, Byte* mem, uint64_t len);
+  // `count` pieces of `piece` bytes from `at` on the leg's device, to or
+  // from memory `stride` bytes apart; one clean test for them all.
+  template <typename Byte>
+  static bool CopyPieces(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t piece, uint64_t count,
+                         uint64_t stride);
+  size_t SegmentAt(uint64_t off) const;
+
+  std::vector<Seg> segs_;
+};
+
+}  // namespace daxguard::dm
