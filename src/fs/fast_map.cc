@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/units.h"
+
 namespace daxguard::fs {
 
 void FastMap::Add(uint64_t start, uint64_t end, uint64_t dev, bool writable, unsigned* n) {
@@ -12,7 +14,24 @@ void FastMap::Add(uint64_t start, uint64_t end, uint64_t dev, bool writable, uns
   r.dev.store(dev | (writable ? kWritable : 0), std::memory_order_relaxed);
 }
 
-void FastMap::Fill(uint64_t gen, const Inode& in, const SpaceMap& space, uint64_t off, bool writable) {
+void FastMap::VouchAround(unsigned n, uint64_t off, const dax::CleanPath& clean) {
+  uint64_t lo = 0, hi = 0, epoch = dax::CleanPath::kNoEpoch;
+  unsigned i = Search(n, off);
+  if (i < n && runs_[i].start.load(std::memory_order_relaxed) <= off) {
+    const Run& r = runs_[i];
+    uint64_t start = r.start.load(std::memory_order_relaxed), end = r.end.load(std::memory_order_relaxed);
+    uint64_t window = AlignDown(off, kVouchBytes);
+    lo = std::max(start, window);
+    hi = std::min(end, window + kVouchBytes);
+    epoch = clean.Vouch((r.dev.load(std::memory_order_relaxed) & ~kWritable) + (lo - start), hi - lo);
+  }
+  vouch_lo_.store(lo, std::memory_order_relaxed);
+  vouch_hi_.store(hi, std::memory_order_relaxed);
+  vouch_epoch_.store(epoch, std::memory_order_relaxed);
+}
+
+void FastMap::Fill(uint64_t gen, const Inode& in, const SpaceMap& space, uint64_t off, bool writable,
+                   const dax::CleanPath& clean) {
   uint64_t seq = seq_.load(std::memory_order_relaxed);
   seq_.store(seq + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);  // lookups see it odd before any run changes
@@ -39,6 +58,13 @@ void FastMap::Fill(uint64_t gen, const Inode& in, const SpaceMap& space, uint64_
       }
       Add(at, hi, r.pblk * kBlockSize + (at - lo), own, &n);
     }
+  }
+  VouchAround(n, off, clean);
+  // Empty the slots past the new count that the old one used: a lookup
+  // may try any slot before it reads the count.
+  for (unsigned k = n, old = count_.load(std::memory_order_relaxed); k < old; ++k) {
+    runs_[k].start.store(0, std::memory_order_relaxed);
+    runs_[k].end.store(0, std::memory_order_relaxed);
   }
   count_.store(n, std::memory_order_relaxed);
   seq_.store(seq + 2, std::memory_order_release);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "common/light_section.h"
 #include "dax/dax_io.h"
@@ -57,16 +58,18 @@ Result<Inode*> File::Me() {
 // Everything that would need more — holes, damage, known or latent poison,
 // shared blocks, the size changing, a stale map — misses and goes the
 // careful way under the lock.
-bool File::FastIo(uint64_t off, size_t len, void* dst, const void* src) {
+template <typename Mem>
+bool File::FastIo(uint64_t off, size_t len, Mem* mem) {
+  constexpr bool kWrite = std::is_const_v<Mem>;
   Filesystem* fs = fs_;
   if (!fs || len == 0) return false;
-  bool write = src != nullptr;
   LightSection::Enter(fs);
-  uint64_t at;
-  bool done = fast_.Find(fs->data_gen_.load(std::memory_order_acquire), off, len, write, &at) &&
-              (write ? fs->dev_.WriteClean(at, src, len) : fs->dev_.ReadClean(at, dst, len));
+  uint64_t at, vouched;
+  bool done = fast_.Find(fs->data_gen_.load(std::memory_order_acquire), off, len, kWrite, &at, &vouched);
+  if constexpr (kWrite) done = done && fs->clean_.Write(at, mem, len, vouched);
+  else done = done && fs->clean_.Read(at, mem, len, vouched);
   LightSection::Exit();
-  if (done && write && !times_marked_.load(std::memory_order_relaxed))
+  if (kWrite && done && !times_marked_.load(std::memory_order_relaxed))
     times_marked_.store(true, std::memory_order_relaxed);
   return done;
 }
@@ -80,12 +83,13 @@ bool File::FastEligible(const Inode& in, uint64_t off, uint64_t len) const {
 }
 
 void File::RefillFastMap(const Inode& in, uint64_t off) {
-  fast_.Fill(fs_->data_gen_.load(std::memory_order_relaxed), in, fs_->state_.space(), off, fs_->Writable().ok());
+  fast_.Fill(fs_->data_gen_.load(std::memory_order_relaxed), in, fs_->state_.space(), off, fs_->Writable().ok(),
+             fs_->clean_);
   fs_->fast_maps_filled_ = true;
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
-  if (FastIo(off, len, dst, nullptr)) [[likely]] return len;
+  if (FastIo(off, len, dst)) [[likely]] return len;
   return ReadSlow(off, dst, len);
 }
 
@@ -240,7 +244,7 @@ void File::TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops) {
 }
 
 Result<size_t> File::Write(uint64_t off, const void* data, size_t len) {
-  if (FastIo(off, len, nullptr, data)) [[likely]] return len;
+  if (FastIo(off, len, data)) [[likely]] return len;
   return WriteSlow(off, data, len);
 }
 

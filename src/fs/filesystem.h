@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "dax/clean_path.h"
 #include "dax/dax_device.h"
 #include "fs/file_map.h"
 #include "fs/fast_map.h"
@@ -161,6 +162,7 @@ class Filesystem : public dax::Holder {
   void FoldTimes(Inode* in);
 
   dax::Device& dev_;
+  dax::CleanPath clean_{dev_};  // the fast path's copies
   Geometry geo_;
   MetaLog log_;
   State state_;
@@ -215,10 +217,11 @@ class File {
   // for a change the filesystem writable and the fast path quiesced.
   Result<Inode*> Begin(Guard* g, Access a);
   Result<Inode*> Me();
-  // Reads into dst, or writes from src, [off, off+len) through the fast
-  // map without the filesystem's lock when it lies in one clean run;
-  // false: not done.
-  bool FastIo(uint64_t off, size_t len, void* dst, const void* src);
+  // Reads into `mem` (void), or writes from it (const void), [off,
+  // off+len) through the fast map without the filesystem's lock when it
+  // lies in one clean run; false: not done.
+  template <typename Mem>
+  bool FastIo(uint64_t off, size_t len, Mem* mem);
   // After a miss, under the guard: whether the fast map could serve
   // [off, off+len) once refilled, and the refill (done after the operation).
   bool FastEligible(const Inode& in, uint64_t off, uint64_t len) const;

@@ -151,6 +151,10 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path) {
     WriteLock lock(dev.get());  // a writer died mid-edit: make the tables whole again
     if (Live(pt->seq).load() & 1) dev->poison_.Repair();
     if (Live(bt->seq).load() & 1) dev->bb_.Repair();
+    // What the dead writer added was never announced: whoever vouched for
+    // a range at the current CleanEpoch must look again.
+    Live(dev->header()->live.error_events).fetch_add(1);
+    dev->SignalPoisonChange();
   }
   return dev;
 }

@@ -102,6 +102,20 @@ class PmemDevice {
     return !bb_.MayOverlapBits(first * kSectorsPerPage, last * kSectorsPerPage + kSectorsPerPage - 1) &&
            !(latent && poison_.MayOverlapBits(first, last));
   }
+  // Moves whenever poison or a known error may have been added anywhere on
+  // the device, by any process (each such change sets its filter bits
+  // first, then moves it): a range PagesClean found clean after reading one
+  // value is still clean while the value holds. Never kNoEpoch.
+  static constexpr uint64_t kNoEpoch = UINT64_MAX;
+  const LiveState& live() const { return header()->live; }
+  static uint64_t CleanEpoch(const LiveState& live) {
+    auto load = [](const uint32_t& w) -> uint64_t {
+      return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(w)).load(std::memory_order_acquire);
+    };
+    uint64_t poison = load(live.poison_events), errors = load(live.error_events);
+    return (poison & 0x7fffffff) << 32 | errors;
+  }
+  uint64_t CleanEpoch() const { return CleanEpoch(live()); }
   // Stores reach the media; poison stays poisoned (only Clear resets it).
   void Write(uint64_t off, const void* src, size_t len) {
     if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
