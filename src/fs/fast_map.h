@@ -71,8 +71,8 @@ class FastMap {
   void Fill(uint64_t gen, const Inode& in, const SpaceMap& space, uint64_t off, bool writable,
             const dax::CleanPath& clean);
   // Vouching reads a filter bit per device sector: the window's bound keeps
-  // it (about 600 words) well below the cost of the miss that refills.
-  static constexpr uint64_t kVouchBytes = 16ull << 20;
+  // it to about 2,300 words (a microsecond or two) per refill.
+  static constexpr uint64_t kVouchBytes = 64ull << 20;
 
  private:
   // Device offsets are multiples of 64 (damage is line-precise), so the
