@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/test_util.h"
+#include "dax_test_util.h"
 
 namespace daxguard::dax {
 namespace {
@@ -19,11 +20,8 @@ constexpr uint64_t P = kPageSize;
 class CleanPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    media::CreateOptions opt;
-    opt.size = 4ull << 20;
-    auto m = media::PmemDevice::Create(dir_.File("dev"), opt);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    dax_ = std::make_unique<PmemDax>(std::move(m).value());
+    dax_ = testing::NewPmemDax(dir_.File("dev"), 4ull << 20);
+    ASSERT_TRUE(dax_);
     std::vector<uint8_t> data(dax_->size(), 0x3c);
     ASSERT_TRUE(dax_->Write(0, data.data(), data.size()).ok());
     // Another handle on the file, as another process would have.

@@ -13,6 +13,7 @@
 
 #include "common/units.h"
 #include "dax/pmem_dax.h"
+#include "dax_test_util.h"
 
 namespace daxguard::dax {
 using daxguard::testing::TempDir;
@@ -56,12 +57,8 @@ class NoRecoveryDevice final : public Device {
 class DaxIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    media::CreateOptions opt;
-    opt.size = 2 * kMiB;
-    opt.clear_unit = 256;
-    auto m = PmemDevice::Create(dir_.File("dev"), opt);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    dax_ = std::make_unique<PmemDax>(std::move(m).value());
+    dax_ = testing::NewPmemDax(dir_.File("dev"), 2 * kMiB, 256);
+    ASSERT_TRUE(dax_);
     std::vector<uint8_t> buf(dax_->size());
     for (size_t i = 0; i < buf.size(); ++i) buf[i] = Pattern(i);
     ASSERT_TRUE(dax_->Write(0, buf.data(), buf.size()).ok());

@@ -15,6 +15,7 @@
 #include "common/units.h"
 #include "dax/mapping.h"
 #include "dax/pmem_dax.h"
+#include "dax_test_util.h"
 
 namespace daxguard::dax {
 namespace {
@@ -30,11 +31,8 @@ constexpr uint64_t P = kPageSize;
 class MappingConcurrencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    media::CreateOptions opt;
-    opt.size = 1ull << 20;
-    auto m = media::PmemDevice::Create(dir_.File("d0"), opt);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    dev_ = std::make_unique<PmemDax>(std::move(m).value());
+    dev_ = testing::NewPmemDax(dir_.File("d0"), 1ull << 20);
+    ASSERT_TRUE(dev_);
     auto r = MappedRegion::Reserve(dev_->size(), true, "d0");
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     region_ = std::move(r).value();

@@ -19,6 +19,7 @@
 #include "common/test_util.h"
 #include "common/units.h"
 #include "dax/pmem_dax.h"
+#include "dax_test_util.h"
 
 namespace daxguard::dax {
 namespace {
@@ -52,9 +53,7 @@ class MappingTest : public ::testing::Test {
   // A device file and one PmemDax over it.
   std::unique_ptr<PmemDax> MakeDevice(const std::string& name, const media::CreateOptions& opt) {
     path_ = dir_.File(name);
-    auto m = media::PmemDevice::Create(path_, opt);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? std::make_unique<PmemDax>(std::move(m).value()) : nullptr;
+    return testing::NewPmemDax(path_, opt);
   }
   std::unique_ptr<PmemDax> MakeFsdax(uint64_t size = 4 * kMiB) {
     media::CreateOptions opt;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/units.h"
+#include "dax_test_util.h"
 
 namespace daxguard::dax {
 using daxguard::testing::TempDir;
@@ -46,12 +47,8 @@ struct RecordingHolder : daxguard::testing::RecordingHolder {
 class PmemDaxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    media::CreateOptions opt;
-    opt.size = 4 * kMiB;
-    opt.clear_unit = 256;
-    auto m = PmemDevice::Create(path(), opt);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    dax_ = std::make_unique<PmemDax>(std::move(m).value());
+    dax_ = testing::NewPmemDax(path(), 4 * kMiB, 256);
+    ASSERT_TRUE(dax_);
   }
   std::string path() const { return dir_.File("dev"); }
   PmemDax& dax() { return *dax_; }
