@@ -45,42 +45,32 @@ bool FlatMap::Copy(uint64_t off, Byte* mem, uint64_t len) const {
   return true;
 }
 
-// A partial chunk at either end goes alone; the whole chunks between go a
-// leg at a time, each leg's being contiguous on its device.
+// Each leg's share of the range is contiguous on its device: one clean
+// test per leg, all before anything is copied (so a refused write changes
+// nothing, as with the walk), then the chunks in order.
 template <typename Byte>
 bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) {
-  const auto& legs = seg.s.legs;
-  uint64_t n = legs.size(), chunk = seg.s.chunk, end = in + len;
-  if (n == 1) return CopyPieces(legs[0], legs[0].offset + in, mem, len, 1, len);
-  uint64_t first = seg.per_chunk.Div(in + chunk - 1), last = seg.per_chunk.Div(end);  // whole chunks [first, last)
-  uint64_t head_end = std::min(end, first * chunk), tail = std::max(head_end, last * chunk);
-  if (in < head_end && !CopyPart(seg, in, mem, head_end - in)) return false;
-  for (uint64_t c = first; c < std::min(last, first + n); ++c) {
-    const FlatSegment::Leg& leg = legs[seg.per_leg.Mod(c)];
-    uint64_t count = (last - c + n - 1) / n;
-    if (!CopyPieces(leg, leg.offset + seg.per_leg.Div(c) * chunk, mem + (c * chunk - in), chunk, count, n * chunk))
-      return false;
-  }
-  return tail == end || CopyPart(seg, tail, mem + (tail - in), end - tail);
-}
-
-template <typename Byte>
-bool FlatMap::CopyPart(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) {
-  uint64_t c = seg.per_chunk.Div(in);
-  const FlatSegment::Leg& leg = seg.s.legs[seg.per_leg.Mod(c)];
-  return CopyPieces(leg, leg.offset + seg.per_leg.Div(c) * seg.s.chunk + seg.per_chunk.Mod(in), mem, len, 1, len);
-}
-
-template <typename Byte>
-bool FlatMap::CopyPieces(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t piece, uint64_t count,
-                         uint64_t stride) {
   constexpr bool kReading = !std::is_const_v<Byte>;
-  if (!leg.dev->Clean(at, piece * count, kReading)) return false;
-  uint8_t* dev = leg.dev->data() + at;
-  for (uint64_t k = 0; k < count; ++k, dev += piece, mem += stride) {
-    if constexpr (kReading) std::memcpy(mem, dev, piece);
-    else std::memcpy(dev, mem, piece);
+  const uint64_t n = seg.s.legs.size(), chunk = seg.s.chunk, end = in + len;
+  const uint64_t first = seg.per_chunk.Div(in), last = seg.per_chunk.Div(end - 1);  // chunks touched
+  if (first == last) return CopyRun(Leg(seg, first), DeviceAt(seg, in), mem, len);  // the usual small access
+  for (uint64_t c = first; c <= last && c < first + n; ++c) {
+    uint64_t final_c = c + (last - c) / n * n;  // this leg's last chunk in range
+    uint64_t lo = DeviceAt(seg, std::max(in, c * chunk));
+    uint64_t hi = DeviceAt(seg, std::min(end, final_c * chunk + chunk) - 1) + 1;
+    if (!Leg(seg, c).dev->Clean(lo, hi - lo, kReading)) return false;
   }
+  for (uint64_t c = first; c <= last; ++c) {
+    uint64_t from = std::max(in, c * chunk), to = std::min(end, c * chunk + chunk);
+    Move(Leg(seg, c).dev->data() + DeviceAt(seg, from), mem + (from - in), to - from);
+  }
+  return true;
+}
+
+template <typename Byte>
+bool FlatMap::CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len) {
+  if (!leg.dev->Clean(at, len, !std::is_const_v<Byte>)) return false;
+  Move(leg.dev->data() + at, mem, len);
   return true;
 }
 

@@ -3,11 +3,12 @@
 // path (ReadClean / WriteClean). A striped-over-linear stack then reads as a
 // striped device whose legs are the device files themselves: no call per
 // level, and a stripe's chunks, contiguous on its file, are checked in one
-// test and copied back to back. Stacks that do not reduce (an error
+// test before anything is copied. Stacks that do not reduce (an error
 // segment, stripes over stripes) have none and walk their levels.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -54,14 +55,19 @@ class FlatMap {
   bool Copy(uint64_t off, Byte* mem, uint64_t len) const;
   template <typename Byte>
   static bool CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len);
-  // A part of one chunk.
+  // [at, at+len) of the leg's device, if clean.
   template <typename Byte>
-  static bool CopyPart(const Seg& seg, uint64_t in, Byte* mem, uint64_t len);
-  // `count` pieces of `piece` bytes from `at` on the leg's device, to or
-  // from memory `stride` bytes apart; one clean test for them all.
-  template <typename Byte>
-  static bool CopyPieces(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t piece, uint64_t count,
-                         uint64_t stride);
+  static bool CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len);
+  // Device memory to memory (reading), or back (writing).
+  static void Move(uint8_t* dev, uint8_t* mem, uint64_t len) { std::memcpy(mem, dev, len); }
+  static void Move(uint8_t* dev, const uint8_t* mem, uint64_t len) { std::memcpy(dev, mem, len); }
+  // The leg chunk c of a segment lies on, and where byte `in` of the
+  // segment lies on that leg's device.
+  static const FlatSegment::Leg& Leg(const Seg& seg, uint64_t c) { return seg.s.legs[seg.per_leg.Mod(c)]; }
+  static uint64_t DeviceAt(const Seg& seg, uint64_t in) {
+    uint64_t c = seg.per_chunk.Div(in);
+    return Leg(seg, c).offset + seg.per_leg.Div(c) * seg.s.chunk + seg.per_chunk.Mod(in);
+  }
   size_t SegmentAt(uint64_t off) const;
 
   std::vector<Seg> segs_;

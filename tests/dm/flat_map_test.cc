@@ -132,7 +132,12 @@ TEST_F(FlatMapTest, PoisonBelowRefusesOnlyTheChunksOverIt) {
   auto n = dax::ReadAt(*s, 0, buf.data(), 64 * P);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 11 * P + 3 * kSectorSize);
-  EXPECT_FALSE(s->WriteClean(8 * P, buf.data(), 8 * P)) << "known poison refuses a write";
+  std::vector<uint8_t> other(8 * P, 0xa5), before(P), after(P);
+  ASSERT_TRUE(s->ReadClean(8 * P, before.data(), P));
+  ASSERT_NE(before[0], 0xa5);
+  EXPECT_FALSE(s->WriteClean(8 * P, other.data(), 8 * P)) << "known poison refuses a write";
+  ASSERT_TRUE(s->ReadClean(8 * P, after.data(), P));
+  EXPECT_EQ(after, before) << "a refused write changed the clean stripe's chunk";
   EXPECT_TRUE(s->WriteClean(12 * P, buf.data(), 8 * P));
 }
 
