@@ -9,7 +9,9 @@ namespace daxguard::dm {
 FlatMap::FlatMap(std::vector<FlatSegment> segments) {
   for (FlatSegment& s : segments) {
     Divisor per_chunk(s.chunk), per_leg(s.legs.size());
-    segs_.push_back({std::move(s), per_chunk, per_leg});
+    std::vector<uint8_t*> mem;
+    for (const FlatSegment::Leg& leg : s.legs) mem.push_back(leg.dev->data() + leg.offset);
+    segs_.push_back({std::move(s), per_chunk, per_leg, std::move(mem)});
   }
 }
 
@@ -60,9 +62,13 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
     uint64_t hi = DeviceAt(seg, std::min(end, final_c * chunk + chunk) - 1) + 1;
     if (!Leg(seg, c).dev->Clean(lo, hi - lo, kReading)) return false;
   }
-  for (uint64_t c = first; c <= last; ++c) {
+  // Walked chunk by chunk, leg and row stepping along: no division, and
+  // nothing reloaded that the copies could have changed.
+  uint8_t* const* legs = seg.mem.data();
+  for (uint64_t c = first, leg = seg.per_leg.Mod(first), row = seg.per_leg.Div(first); c <= last; ++c) {
     uint64_t from = std::max(in, c * chunk), to = std::min(end, c * chunk + chunk);
-    Move(Leg(seg, c).dev->data() + DeviceAt(seg, from), mem + (from - in), to - from);
+    Move(legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
+    if (++leg == n) leg = 0, ++row;
   }
   return true;
 }

@@ -50,6 +50,7 @@ class FlatMap {
     FlatSegment s;
     Divisor per_chunk;
     Divisor per_leg;
+    std::vector<uint8_t*> mem;  // where each leg starts in memory
   };
   template <typename Byte>
   bool Copy(uint64_t off, Byte* mem, uint64_t len) const;
