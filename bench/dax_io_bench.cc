@@ -74,12 +74,12 @@ uint8_t* Buffer() {
   return static_cast<uint8_t*>(p);
 }
 
-void Register(State& st, uint8_t* dst, uint8_t* src, int reps, double min_time) {
+void Register(State& st, uint8_t* dst, uint8_t* src) {
   dax::PmemDax* dev = st.dev.get();
   dax::Device* base = dev;  // calls through the dax::Device interface
   uint8_t* data = dev->media().data();
   auto add = [&](const std::string& name, auto fn, const Case& c) {
-    RegisterIo(name, fn, &Offsets(c.spread), c.len, reps, min_time);
+    RegisterIo(name, fn, &Offsets(c.spread), c.len);
   };
   for (const Case& c : kCases) {
     uint64_t n = c.len;
@@ -125,8 +125,6 @@ int main(int argc, char** argv) {
   // Interleaved repetitions so drift (frequency, host noise, writeback of
   // the file's dirty pages) hits baseline and path alike.
   InitBenchmark(&argc, argv, {"--benchmark_enable_random_interleaving=true"});
-  const int reps = 12;
-  const double min_time = 0.025;
 
   ScratchDir dir;
   std::vector<State> states(2);
@@ -154,14 +152,14 @@ int main(int argc, char** argv) {
 
   uint8_t* dst = Buffer();
   uint8_t* src = Buffer();
-  for (State& st : states) Register(st, dst, src, reps, min_time);
+  for (State& st : states) Register(st, dst, src);
 
   CaptureReporter rep;
   benchmark::RunSpecifiedBenchmarks(&rep);
 
   std::printf("\n== dax_io_bench summary: throughput ratio vs memcpy on the same mapping "
               "(median of %d interleaved repetitions; ratio = memcpy_ns / path_ns, by wall and "
-              "by CPU time) ==\n", reps);
+              "by CPU time) ==\n", kIoReps);
   std::printf("%-7s %-5s %-11s %9s %8s | %-13s %9s %7s %7s  %-6s %s\n", "badblk", "op", "size",
               "memcpy_ns", "GB/s", "path", "path_ns", "wall", "cpu", "target", "verdict");
   int misses = 0;

@@ -135,8 +135,6 @@ int main(int argc, char** argv) {
   using namespace daxguard;
   using namespace daxguard::bench;
   InitBenchmark(&argc, argv, {"--benchmark_enable_random_interleaving=true"});
-  const int reps = 12;
-  const double min_time = 0.025;
   constexpr double kTarget = 0.95;
 
   ScratchDir dir;
@@ -159,14 +157,14 @@ int main(int argc, char** argv) {
         auto r = dax::ReadAt(*dev, off, dst, n);
         benchmark::DoNotOptimize(dst);
         return r.ok() && *r == n;
-      }, &Offsets(c.spread), n, reps, min_time);
+      }, &Offsets(c.spread), n);
       if (!t.chunk) continue;
       const Target* tp = &t;
       RegisterIo(FloorName(t, c), [=](uint64_t off) {
         CopyChunks(*tp, off, dst, n);
         benchmark::DoNotOptimize(dst);
         return true;
-      }, &Offsets(c.spread), n, reps, min_time);
+      }, &Offsets(c.spread), n);
     }
   }
 
@@ -175,7 +173,7 @@ int main(int argc, char** argv) {
 
   std::printf("\n== dm_bench summary: dax::ReadAt through a 3-level stack vs a plain device (median of %d "
               "interleaved repetitions; ratio = plain_ns / stack_ns, by wall and by CPU time; floor_ns: the "
-              "chunk copies alone, and floor_ns / stack_ns) ==\n", reps);
+              "chunk copies alone, and floor_ns / stack_ns) ==\n", kIoReps);
   std::printf("%-10s %-13s %9s %9s %7s %7s  %-7s %-10s | %9s %7s\n", "stack", "size", "plain_ns", "stack_ns", "wall",
               "cpu", "target", "verdict", "floor_ns", "vs floor");
   int misses = 0;

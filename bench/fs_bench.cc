@@ -297,7 +297,7 @@ struct Io {
   }
 };
 
-void SetUpIo(ScratchDir& dir, Io* io, int reps, double min_time) {
+void SetUpIo(ScratchDir& dir, Io* io) {
   io->dev = std::make_unique<dax::PmemDax>(dir.Create("fs_io", kIoDeviceSize));
   io->fs = MkfsMount(*io->dev);
   io->file = Must(io->fs->Open("/io", fs::kCreate), "Open /io");
@@ -344,31 +344,31 @@ void SetUpIo(ScratchDir& dir, Io* io, int reps, double min_time) {
       std::memcpy(dst, data + off, n);
       benchmark::DoNotOptimize(dst);
       return true;
-    }, dof, n, reps, min_time);
+    }, dof, n);
     RegisterIo(IoName("read", "daxfs", c), [=](uint64_t off) {
       auto r = f->Read(off, dst, n);
       benchmark::DoNotOptimize(dst);
       return r.ok() && *r == n;
-    }, fo, n, reps, min_time);
+    }, fo, n);
     RegisterIo(IoName("read", "tmpfs", c), [=](uint64_t off) {
       ssize_t r = ::pread(shm_fd, dst, n, static_cast<off_t>(off));
       benchmark::DoNotOptimize(dst);
       return r == static_cast<ssize_t>(n);
-    }, fo, n, reps, min_time);
+    }, fo, n);
     RegisterIo(IoName("write", "memcpy", c), [=](uint64_t off) {
       std::memcpy(data + off, src, n);
       benchmark::DoNotOptimize(data);
       return true;
-    }, dof, n, reps, min_time);
+    }, dof, n);
     RegisterIo(IoName("write", "daxfs", c), [=](uint64_t off) {
       auto r = f->Write(off, src, n);
       benchmark::DoNotOptimize(data);
       return r.ok() && *r == n;
-    }, fo, n, reps, min_time);
+    }, fo, n);
     RegisterIo(IoName("write", "tmpfs", c), [=](uint64_t off) {
       ssize_t r = ::pwrite(shm_fd, src, n, static_cast<off_t>(off));
       return r == static_cast<ssize_t>(n);
-    }, fo, n, reps, min_time);
+    }, fo, n);
   }
 }
 
@@ -463,8 +463,6 @@ int main(int argc, char** argv) {
   using namespace daxguard::bench;
   // Interleaved repetitions so drift hits baseline and path alike.
   InitBenchmark(&argc, argv, {"--benchmark_enable_random_interleaving=true"});
-  const int reps = 20;
-  const double min_time = 0.025;
   ScratchDir dir;
   CaptureReporter rep;
 
@@ -473,7 +471,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<Io> io;
   if (Part("io")) {
     io = std::make_unique<Io>();
-    SetUpIo(dir, io.get(), reps, min_time);
+    SetUpIo(dir, io.get());
     std::printf("file I/O: /io is %llu MiB in %zu extent(s) on a 1 GiB daxfs; the tmpfs file is in /dev/shm\n",
                 static_cast<unsigned long long>(kIoFileSize >> 20), io->extents);
     std::fflush(stdout);
@@ -491,7 +489,7 @@ int main(int argc, char** argv) {
   std::printf("\n== fs_bench summary ==\n");
   int misses = 0;
   if (Part("io")) {
-    std::printf("-- file I/O: ratio of medians of %d interleaved repetitions, by wall and by CPU time\n", reps);
+    std::printf("-- file I/O: ratio of medians of %d interleaved repetitions, by wall and by CPU time\n", kIoReps);
     std::printf("   vs memcpy = memcpy_ns / daxfs_ns (target below); vs tmpfs = tmpfs_ns / daxfs_ns "
                 "(above 1: daxfs faster)\n");
     std::printf("%-5s %-11s %9s %9s %9s | %15s %-7s %-10s | %15s\n", "op", "size", "memcpy_ns", "daxfs_ns",
