@@ -62,8 +62,8 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
     uint64_t hi = DeviceAt(seg, std::min(end, final_c * chunk + chunk) - 1) + 1;
     if (!Leg(seg, c).dev->Clean(lo, hi - lo, kReading)) return false;
   }
-  // Walked chunk by chunk, leg and row stepping along: no division, and
-  // nothing reloaded that the copies could have changed.
+  // Chunk by chunk from where each leg starts, leg and row stepping along
+  // instead of translating every chunk again.
   uint8_t* const* legs = seg.mem.data();
   for (uint64_t c = first, leg = seg.per_leg.Mod(first), row = seg.per_leg.Div(first); c <= last; ++c) {
     uint64_t from = std::max(in, c * chunk), to = std::min(end, c * chunk + chunk);
