@@ -5,9 +5,9 @@
 // dax::MappedRegion (PmemDax::MapInto: the media file's pages, trap-free),
 // over a 64 MiB daxfs file mapped with File::Map (its extents placed in
 // place), and over a 64 MiB anonymous mapping, all written first so no
-// fault is timed. Google Benchmark runs them in interleaved repetitions;
-// the summary is the ratio of the medians of single passes, anonymous time / mapping time (1.0 =
-// as fast as plain memory), target >= 0.98.
+// fault is timed. Google Benchmark runs them in interleaved repetitions of
+// one pass each; the summary is the ratio of medians, anonymous time /
+// mapping time (1.0 = as fast as plain memory), target >= 0.98.
 #include <sys/mman.h>
 
 #include <cstdio>
