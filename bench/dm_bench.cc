@@ -197,5 +197,5 @@ int main(int argc, char** argv) {
   }
   std::printf("targets missed (by both wall and CPU time): %d\n", misses);
   benchmark::Shutdown();
-  return 0;
+  return misses ? 1 : 0;  // a missed target fails the run
 }

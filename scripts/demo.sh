@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh build -DDAXGUARD_BENCH=OFF -DDAXGUARD_TESTS=OFF >/dev/null
-exec build/src/tools/daxguard demo var/daxguard.dev
+scripts/build.sh build-demo -DDAXGUARD_BENCH=OFF -DDAXGUARD_TESTS=OFF >/dev/null
+exec build-demo/src/tools/daxguard demo var/daxguard.dev
