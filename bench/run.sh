@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the benchmarks in Release (in build-bench/) and runs all six,
 # each ending with its summary of ratios; exits 1 if any missed a target.
-# Device files live in a private
-# directory under ${DAXGUARD_BENCH_DIR:-/tmp} and are removed at exit.
+# Device files live in a private directory under ${DAXGUARD_BENCH_DIR:-/tmp}
+# and are removed at exit.
 # Extra arguments go to dax_io_bench, badblocks_bench, fs_bench and dm_bench (Google
 # Benchmark flags, e.g. --benchmark_filter=read). fs_bench runs only some of
 # its parts with DAXGUARD_FS_BENCH_PARTS=io,who,mount.
