@@ -254,6 +254,11 @@ int RunFileIo(const std::string& target, const std::vector<std::string>& texts, 
   }
   auto m = MountDev(t->first);
   if (!m.ok()) return Fail("io", m.status());
+  // Every command is checked before any runs (or -f creates the file).
+  MapPlan plan;
+  for (size_t i = 0; i < cmds.size(); ++i)
+    if (Status s = CheckFileCommand(cmds[i], m->dev->size(), &plan); !s.ok())
+      return Fail("io", "'" + texts[i] + "': " + s.message());
   auto file = m->fs->Open(t->second, create ? fs::kCreate : 0);
   if (!file.ok()) return Fail("io", file.status());
   return RunFileCommands(*m->fs, **file, t->second, cmds, std::cout, std::cerr) ? 1 : 0;
