@@ -90,5 +90,26 @@ TEST_F(CliInput, FileIoChecksEveryCommandBeforeTheFirstRuns) {
   EXPECT_NE(Dg({"fs", "ls", F("/new")}).rc, 0);
 }
 
+TEST_F(CliInput, HelpPrintsTheUsage) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"help"}, std::vector<std::string>{}}) {
+    CliRun r = Dg(args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+    for (const char* cmd : {"create-device", "inject-error", "io", "fsck", "help"})
+      EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd << " missing from\n" << r.out;
+  }
+  CliRun io = Dg({"help", "io"});
+  EXPECT_EQ(io.rc, 0) << io.err;
+  EXPECT_NE(io.out.find("--command"), std::string::npos) << io.out;
+  ExpectOneLineError(Dg({"help", "frobnicate"}), "no command 'frobnicate'");
+}
+
+TEST_F(CliInput, ArgumentErrorsNameWhatIsWrong) {
+  Mkfs();
+  ExpectOneLineError(Dg({"fs", "badverb", F("/"), F("/x")}), "daxguard fs: unknown verb 'badverb' (ls, mkdir, rm, mv, put, get)");
+  ExpectOneLineError(Dg({"fs", "badverb"}), "unknown verb 'badverb'");
+  ExpectOneLineError(Dg({"who", dev_, "--offset", "0", "--length", "0"}), "daxguard who: --length must be positive");
+}
+
 }  // namespace
 }  // namespace daxguard::testing
