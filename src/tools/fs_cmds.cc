@@ -26,7 +26,7 @@ Result<Mounted> MountDev(const std::string& dev) {
   if (!d.ok()) return d.status();
   DG_RETURN_IF_ERROR(CheckNotDevdax(**d, dev, "it holds no filesystem"));
   auto f = fs::Filesystem::Mount(**d);
-  if (!f.ok()) return Status::Error(f.status().err(), dev + ": " + f.status().message());
+  if (!f.ok()) return Named(dev, f.status());
   return Mounted{std::move(d).value(), std::move(f).value()};
 }
 

@@ -2,7 +2,10 @@
 // any runs, one-line errors that say what is wrong once, and listings and
 // reads that work on read-only device files.
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "dax/pmem_dax.h"
+#include "fs/filesystem.h"
 #include "tools/cli_harness.h"
 
 namespace daxguard::testing {
@@ -109,6 +112,24 @@ TEST_F(CliInput, ArgumentErrorsNameWhatIsWrong) {
   ExpectOneLineError(Dg({"fs", "badverb", F("/"), F("/x")}), "daxguard fs: unknown verb 'badverb' (ls, mkdir, rm, mv, put, get)");
   ExpectOneLineError(Dg({"fs", "badverb"}), "unknown verb 'badverb'");
   ExpectOneLineError(Dg({"who", dev_, "--offset", "0", "--length", "0"}), "daxguard who: --length must be positive");
+}
+
+TEST_F(CliInput, ErrorsNameTheirSubjectOnce) {
+  Mkfs();
+  ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite 0 4k"}).rc, 0);
+  auto dev = dax::PmemDax::Open(dev_);
+  ASSERT_TRUE(dev.ok()) << dev.status().message();
+  auto mounted = fs::Filesystem::Mount(**dev);  // this process holds the device
+  ASSERT_TRUE(mounted.ok()) << mounted.status().message();
+  std::string held = dev_ + ": device already has a holder (pid " + std::to_string(getpid()) + ")";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"io", F("/x"), "-c", "pread 0 1"}, {"fs", "ls", F("/")}, {"health", dev_},
+        {"who", dev_, "--offset", "0"}, {"fs", "get", F("/x"), Path("copy")}}) {
+    SCOPED_TRACE(args[0]);
+    CliRun r = Dg(args);
+    ExpectOneLineError(r, held);
+    EXPECT_EQ(r.err.find(dev_ + ": " + dev_), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
