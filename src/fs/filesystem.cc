@@ -388,6 +388,7 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
     va.nlink = victim->is_dir() || va.nlink == 0 ? 0 : va.nlink - 1;
     va.ctime_ns = NowNs();
     ops.push_back(Op::SetInode(victim->ino, va));
+    if (victim->is_dir()) to_links--;  // its ".." goes with it
   }
   ops.push_back(Op::Unlink(fp->ino, src->name()));
   ops.push_back(Op::Link(tp->ino, dst->name(), in->ino));

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "fs/fs_fixture.h"
 #include "fs/fsck.h"
@@ -107,6 +108,87 @@ TEST_F(NamespaceTest, ATrailingSlashNamesADirectory) {
   EXPECT_TRUE(fs_->Rename("/d/", "/e/").ok());
   EXPECT_TRUE(fs_->Rmdir("/e/").ok());
   EXPECT_TRUE(fs_->Unlink("/f").ok());
+  ExpectFsckClean();
+}
+
+TEST_F(NamespaceTest, RenameKeepsEveryLinkCountRight) {
+  ASSERT_TRUE(fs_->Mkdir("/a").ok());
+  ASSERT_TRUE(fs_->Mkdir("/b").ok());
+  ASSERT_TRUE(fs_->Mkdir("/p").ok());
+  ASSERT_TRUE(fs_->Mkdir("/p/q").ok());
+  Create("/f");
+  Create("/g");
+  ASSERT_EQ(Links("/"), 5u);
+  struct Case {
+    const char* what;
+    std::function<Status()> op;
+  };
+  std::vector<Case> cases = {
+      {"file over file", [&] { return fs_->Rename("/f", "/g"); }},
+      {"dir over empty dir, same parent", [&] { return fs_->Rename("/a", "/b"); }},
+      {"dir across directories", [&] { return fs_->Rename("/b", "/p/b"); }},
+      {"dir over empty dir across directories", [&] { return fs_->Rename("/p/q", "/b2"); }},
+      {"dir back over an empty dir in another directory", [&] {
+         DG_RETURN_IF_ERROR(fs_->Mkdir("/p/e"));
+         return fs_->Rename("/b2", "/p/e");
+       }},
+      {"file across directories", [&] { return fs_->Rename("/g", "/p/b/g"); }},
+      {"file over file across directories", [&] {
+         Create("/h");
+         return fs_->Rename("/h", "/p/b/g");
+       }},
+      {"hard link over its other name", [&] {
+         DG_RETURN_IF_ERROR(fs_->Link("/p/b/g", "/p/g2"));
+         return fs_->Rename("/p/g2", "/p/b/g");
+       }},
+      {"onto itself", [&] { return fs_->Rename("/p/e", "/p/./e/"); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Status s = c.op();
+    ASSERT_TRUE(s.ok()) << s.message();
+    ExpectFsckClean();
+  }
+  EXPECT_EQ(Names("/"), NameList{"p"});
+  EXPECT_EQ(Names("/p"), (NameList{"b", "e", "g2"}));
+  EXPECT_EQ(Names("/p/b"), NameList{"g"});
+  EXPECT_EQ(Links("/"), 3u);
+  EXPECT_EQ(Links("/p"), 4u);
+  EXPECT_EQ(Links("/p/b/g"), 2u) << "a rename of one name over another of the same file changes nothing";
+  // Nothing freed was left behind: the overwritten directories and file are gone.
+  fs_.reset();
+  auto r = Fsck(*dev_, false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->inodes, 5u) << "root, p, b, e and the file g";
+  Mount();
+}
+
+TEST_F(NamespaceTest, RenameRefusesWhatRenameTwoRefusesAndChangesNothing) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  ASSERT_TRUE(fs_->Mkdir("/d/sub").ok());
+  ASSERT_TRUE(fs_->Mkdir("/full").ok());
+  Create("/full/x");
+  Create("/f");
+  struct Case {
+    const char *from, *to;
+    int err;
+  };
+  for (const Case& c : std::vector<Case>{{"/d", "/full", ENOTEMPTY},
+                                         {"/f", "/d", EISDIR},
+                                         {"/d", "/f", ENOTDIR},
+                                         {"/d", "/d/sub/d", EINVAL},
+                                         {"/d", "/d/new", EINVAL},
+                                         {"/d/sub", "/d/sub/x/..", ENOENT},
+                                         {"/missing", "/m", ENOENT},
+                                         {"/f", "/missing/f", ENOENT},
+                                         {"/f", "/f/x", ENOTDIR},
+                                         {"/", "/r", EINVAL},
+                                         {"/f", "/", EINVAL}}) {
+    EXPECT_EQ(fs_->Rename(c.from, c.to).err(), c.err) << c.from << " -> " << c.to;
+  }
+  EXPECT_EQ(Names("/"), (NameList{"d", "f", "full"}));
+  EXPECT_EQ(Names("/d"), NameList{"sub"});
+  EXPECT_EQ(Names("/full"), NameList{"x"});
   ExpectFsckClean();
 }
 

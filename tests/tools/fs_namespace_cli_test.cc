@@ -75,5 +75,18 @@ TEST_F(FsNamespaceCli, ATrailingSlashOnAFileIsNotADirectory) {
   EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
 }
 
+TEST_F(FsNamespaceCli, MovingADirectoryOverAnEmptyOneLeavesFsckClean) {
+  ASSERT_EQ(Dg({"fs", "mkdir", F("/a")}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "mkdir", F("/b")}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/a/f"), "-c", "pwrite 0 4k"}).rc, 0);
+  CliRun mv = Dg({"fs", "mv", F("/a"), "/b"});
+  ASSERT_EQ(mv.rc, 0) << mv.err;
+  EXPECT_EQ(Ls("/"), "b/\n");
+  EXPECT_EQ(Ls("/b"), "f\n");
+  CliRun fsck = Dg({"fsck", dev_});
+  EXPECT_EQ(fsck.rc, 0) << fsck.out << fsck.err;
+  OneLineFailure(Dg({"fs", "mv", F("/b"), "/b/c"}), "fs mv", "inside itself");
+}
+
 }  // namespace
 }  // namespace daxguard::testing
