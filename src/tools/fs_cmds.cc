@@ -89,16 +89,6 @@ int RunLs(const std::string& target, bool long_form) {
   return 0;
 }
 
-Status RemoveTree(fs::Filesystem& f, const std::string& path) {
-  auto st = f.Stat(path);
-  if (!st.ok()) return st.status();
-  if (!S_ISDIR(st->attr.mode)) return f.Unlink(path);
-  auto ls = f.ReadDir(path);
-  if (!ls.ok()) return ls.status();
-  for (const fs::DirEntry& e : *ls) DG_RETURN_IF_ERROR(RemoveTree(f, path + "/" + e.name));
-  return f.Rmdir(path);
-}
-
 Status Put(fs::Filesystem& f, const std::string& host, const std::string& path) {
   std::ifstream in(host, std::ios::binary);
   if (!in) return Status::FromErrno(errno, host);
@@ -157,7 +147,7 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   if (verb == "mkdir") {
     s = f.Mkdir(t->second);
   } else if (verb == "rm") {
-    s = flag ? RemoveTree(f, t->second) : f.Unlink(t->second);
+    s = flag ? f.RemoveTree(t->second) : f.Unlink(t->second);
     if (s.err() == EISDIR) s = f.Rmdir(t->second);
   } else if (verb == "mv") {
     std::string dev, to = args[1];
