@@ -127,14 +127,18 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
     uint64_t dev_off = e->pblk * kBlockSize + in_blk;
     auto r = dax::ReadAt(fs_->dev_, dev_off, out + done, n);
     uint64_t got = r.ok() ? *r : 0;
+    bool stopped = false;
     if (got < n) {
       // The device refuses the whole page; the file knows its damage to the
-      // line, so the bytes before it are read line-precisely.
+      // line, so the page is read line-precisely, and when the page's poison
+      // lies outside the range the read goes on with the next page.
       uint64_t page_end = std::min(n, AlignUp(dev_off + got + 1, kBlockSize) - dev_off);
-      got += fs_->dev_.ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      uint64_t part = fs_->dev_.ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      stopped = part < page_end - got;
+      got += part;
     }
     done += got;
-    if (got < n) break;
+    if (stopped) break;
   }
   if (done == 0) return Status::Io("media error in file range");
   return done;
