@@ -406,6 +406,9 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   if (soff > s->attr.size) return Status::Invalid("clone source offset beyond its end");
   if (len == 0 || soff + len > s->attr.size) len = s->attr.size - soff;
   if (len % kBlockSize && soff + len != s->attr.size) return Status::Invalid("clone length must be whole blocks");
+  // The block holds the source's bytes past its end: the destination's after them would be lost.
+  if (len % kBlockSize && doff + len < dst->attr.size)
+    return Status::Invalid("a partial last block may be cloned only to or past the destination's end");
   uint64_t nblk = AlignUp(len, kBlockSize) / kBlockSize, sb = soff / kBlockSize, db = doff / kBlockSize;
   if (dst == s && sb < db + nblk && db < sb + nblk) return Status::Invalid("clone ranges overlap");
   if (doff + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");

@@ -30,5 +30,21 @@ TEST_F(FsxRepro, ReadPastDamageEarlierInAPageGoesOnToTheNextPages) {
   EXPECT_EQ(got, std::vector<uint8_t>(16384 - 8704, 0x10));
 }
 
+// Cloning a partial last block into the middle of a file would replace the
+// destination's bytes after it with the source's bytes past its end: as
+// Linux, refused.
+TEST_F(FsxRepro, ClonedPartialLastBlockMustReachTheDestinationsEnd) {
+  auto src = Create("/src");
+  auto dst = Create("/dst");
+  Fill(*src, 0, 5000, 0x11);
+  Fill(*dst, 0, 16384, 0x22);
+  EXPECT_EQ(dst->CloneFrom(*src, 0, 4096, 0).err(), EINVAL);
+  EXPECT_EQ(ReadAll(*dst, 0, 16384), std::vector<uint8_t>(16384, 0x22));
+  // At the destination's end it is taken, and the file ends where the source does.
+  ASSERT_TRUE(dst->CloneFrom(*src, 0, 12288, 0).ok());
+  EXPECT_EQ(dst->Stat()->attr.size, 12288u + 5000);
+  EXPECT_EQ(ReadAll(*dst, 12288, 8192), std::vector<uint8_t>(5000, 0x11));
+}
+
 }  // namespace
 }  // namespace daxguard::fs
