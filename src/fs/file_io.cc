@@ -330,7 +330,9 @@ Status File::Truncate(uint64_t size) {
       DG_RETURN_IF_ERROR(ZeroBytes(in, size, kBlockSize - size % kBlockSize, PartLine::kKeepDamaged, &ops));
     uint64_t first = AlignUp(size, kBlockSize) / kBlockSize;
     ops = fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first);
-    if (in->damage.Overlaps(size, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, size, UINT64_MAX / 2, false));
+    // Damage is kept in whole lines: one the new end cuts stays damaged.
+    uint64_t past = AlignUp(size, kLineSize);
+    if (in->damage.Overlaps(past, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, past, UINT64_MAX / 2, false));
   }
   Attr a = in->attr;
   a.size = size;

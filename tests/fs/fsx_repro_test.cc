@@ -46,5 +46,20 @@ TEST_F(FsxRepro, ClonedPartialLastBlockMustReachTheDestinationsEnd) {
   EXPECT_EQ(ReadAll(*dst, 12288, 8192), std::vector<uint8_t>(5000, 0x11));
 }
 
+// Damage is kept in whole lines: truncating into a damaged line keeps all of
+// it, so what reads as EIO does not change when another write to the same
+// block rewrites the page.
+TEST_F(FsxRepro, TruncateIntoADamagedLineKeepsTheWholeLine) {
+  auto f = Create("/f");
+  Fill(*f, 0, 8192, 0x10);
+  InjectAt(DeviceOffset(*f, 0));  // bytes 0..511
+  ASSERT_TRUE(f->Truncate(100).ok());
+  ASSERT_TRUE(f->Truncate(8192).ok());
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{0, 128}}));
+  ASSERT_TRUE(f->Fallocate(kFallocPunchHole | kFallocKeepSize, 1024, 100).ok());
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{0, 128}}));
+  EXPECT_EQ(ReadAll(*f, 128, 8064), std::vector<uint8_t>(8064, 0));
+}
+
 }  // namespace
 }  // namespace daxguard::fs
