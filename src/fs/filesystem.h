@@ -257,11 +257,19 @@ class File {
   [[gnu::noinline]] Result<size_t> WriteSlow(uint64_t off, const void* src, size_t len);
   Result<size_t> ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t len);
   Result<size_t> WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len);
+  // Bytes written into a damaged line covered only in part would read back
+  // EIO: writes, punches and zeroing refuse such a line (EIO) within the
+  // file; truncation keeps it damaged (its bytes past the end go unread).
+  enum class PartLine { kRefuse, kKeepDamaged };
+  // EIO if [off, off+len) covers only part of a damaged line within the
+  // file: checked before anything is written, so nothing is.
+  Status CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const;
   Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
-  Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
+  Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
+                    std::vector<Op>* ops);
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
                   std::vector<Op>* ops, bool unwritten);
-  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, std::vector<Op>* ops);
+  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std::vector<Op>* ops);
   void TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops);
   // Gives file blocks [b0, b1) written blocks of this file's own (damaged
   // ones excepted: they trap until repaired), so that stores through a
