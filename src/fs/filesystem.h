@@ -107,8 +107,9 @@ class Filesystem : public dax::Holder {
   // fsck --repair: accepts the losses fsck named (lost log records,
   // extents outside the device or over metadata), rebuilds the reverse map
   // and free space from the extents, rebuilds log blocks that differ
-  // between the copies, sets link counts to what the directory tree says,
-  // drops dangling entries, and writes a fresh snapshot.
+  // between the copies, drops dangling entries, links inodes that lost
+  // their entry into /lost+found, sets link counts to what the directory
+  // tree says, and writes it all as one fresh snapshot.
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
