@@ -132,5 +132,22 @@ TEST_F(CliInput, ErrorsNameTheirSubjectOnce) {
   }
 }
 
+TEST_F(CliInput, LsEscapesNamesAsLsBDoes) {
+  Mkfs();
+  ASSERT_EQ(Dg({"fs", "mkdir", F("/two\nlines")}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/\033[31mred"), "-c", "pwrite 0 1"}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/back\\slash\t\x7f\xff"), "-c", "pwrite 0 1"}).rc, 0);
+  CliRun r = Dg({"fs", "ls", F("/")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "\\033[31mred\nback\\\\slash\\t\\177\\377\ntwo\\nlines/\n");
+  r = Dg({"fs", "ls", "-l", F("/")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_EQ(r.out.find('\033'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" two\\nlines\n"), std::string::npos) << r.out;
+  r = Dg({"fs", "ls", F("/\033[31mred")});
+  EXPECT_EQ(r.out, "/\\033[31mred\n");
+}
+
 }  // namespace
 }  // namespace daxguard::testing
