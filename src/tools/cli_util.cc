@@ -45,7 +45,10 @@ std::string EscapeName(std::string_view name) {
   return out;
 }
 
-void PrintJson(const Json& j) { std::cout << j.dump(2) << std::endl; }
+// A name need not be UTF-8: a byte that is not becomes U+FFFD, not an abort.
+void PrintJson(const Json& j) {
+  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << std::endl;
+}
 
 bool IsDevdax(dax::Device& dev) {
   auto* pmem = dynamic_cast<dax::PmemDax*>(&dev);

@@ -11,6 +11,8 @@
 namespace daxguard::testing {
 namespace {
 
+using Json = nlohmann::json;
+
 class CliInput : public CliHarness {
  protected:
   void SetUp() override {
@@ -147,6 +149,22 @@ TEST_F(CliInput, LsEscapesNamesAsLsBDoes) {
   EXPECT_NE(r.out.find(" two\\nlines\n"), std::string::npos) << r.out;
   r = Dg({"fs", "ls", F("/\033[31mred")});
   EXPECT_EQ(r.out, "/\\033[31mred\n");
+}
+
+TEST_F(CliInput, JsonOfANameThatIsNotUtf8) {
+  Mkfs();
+  std::string name = "/bad\xff";
+  ASSERT_EQ(Dg({"io", "-f", F(name), "-c", "pwrite 0 4k"}).rc, 0);
+  uint64_t sector = SectorOf(F(name), 0);
+  CliRun who = Dg({"who", dev_, "--offset", std::to_string(sector * 512)});
+  ASSERT_EQ(who.rc, 0) << who.err;
+  Json owners = Json::parse(who.out);
+  ASSERT_EQ(owners.size(), 1u) << who.out;
+  EXPECT_EQ(owners[0]["path"], "/bad\ufffd") << "the byte that is not UTF-8 is replaced, the rest kept";
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(sector)}).rc, 0);
+  CliRun health = Dg({"health", dev_});
+  ASSERT_EQ(health.rc, 0) << health.err;
+  EXPECT_EQ(Json::parse(health.out)["damaged_files"][0]["path"], "/bad\ufffd");
 }
 
 }  // namespace
