@@ -27,7 +27,28 @@ Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text) 
   return Status::Invalid("invalid " + what + " '" + text + "'");
 }
 
-void PrintJson(const Json& j) { std::cout << j.dump(2) << std::endl; }
+std::string EscapeName(std::string_view name) {
+  static constexpr std::string_view kEscaped = "\\\n\t\r\a\b\f\v", kLetter = "\\ntrabfv";
+  std::string out;
+  out.reserve(name.size());
+  for (char ch : name) {
+    auto b = static_cast<unsigned char>(ch);
+    if (size_t i = kEscaped.find(ch); i != std::string_view::npos) {
+      out += '\\';
+      out += kLetter[i];
+    } else if (b < 0x20 || b >= 0x7f) {
+      out += fmt::format("\\{:03o}", b);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// A name need not be UTF-8: a byte that is not becomes U+FFFD, not an abort.
+void PrintJson(const Json& j) {
+  std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << std::endl;
+}
 
 bool IsDevdax(dax::Device& dev) {
   auto* pmem = dynamic_cast<dax::PmemDax*>(&dev);

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "dax/dax_device.h"
@@ -26,6 +27,12 @@ Status Named(const std::string& name, const Status& s);
 
 // Parses a size or offset argument ("4096", "0x1000", "64k", "1g").
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
+
+// A name as `ls -b` prints it in the C locale, so that no name can forge
+// lines or terminal escapes in a listing: backslash and C's control escapes
+// (\n, \t, \r, \a, \b, \f, \v) as such, every other byte outside printable
+// ASCII as three octal digits (\033, \377).
+std::string EscapeName(std::string_view name);
 
 void PrintJson(const Json& j);
 

@@ -77,14 +77,14 @@ int RunLs(const std::string& target, bool long_form) {
   }
   for (const fs::DirEntry& e : entries) {
     if (!long_form) {
-      std::printf("%s%s\n", e.name.c_str(), S_ISDIR(e.mode) ? "/" : "");
+      std::printf("%s%s\n", EscapeName(e.name).c_str(), S_ISDIR(e.mode) ? "/" : "");
       continue;
     }
     std::string p = S_ISDIR(st->attr.mode) ? t->second + "/" + e.name : t->second;
     auto es = m->fs->Stat(p);
     std::printf("%c%04o %3u %10llu %8llu %s\n", S_ISDIR(e.mode) ? 'd' : '-', e.mode & 07777, es->attr.nlink,
                 static_cast<unsigned long long>(es->attr.size), static_cast<unsigned long long>(e.ino),
-                e.name.c_str());
+                EscapeName(e.name).c_str());
   }
   return 0;
 }

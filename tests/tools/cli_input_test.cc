@@ -11,6 +11,8 @@
 namespace daxguard::testing {
 namespace {
 
+using Json = nlohmann::json;
+
 class CliInput : public CliHarness {
  protected:
   void SetUp() override {
@@ -130,6 +132,39 @@ TEST_F(CliInput, ErrorsNameTheirSubjectOnce) {
     ExpectOneLineError(r, held);
     EXPECT_EQ(r.err.find(dev_ + ": " + dev_), std::string::npos) << r.err;
   }
+}
+
+TEST_F(CliInput, LsEscapesNamesAsLsBDoes) {
+  Mkfs();
+  ASSERT_EQ(Dg({"fs", "mkdir", F("/two\nlines")}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/\033[31mred"), "-c", "pwrite 0 1"}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/back\\slash\t\x7f\xff"), "-c", "pwrite 0 1"}).rc, 0);
+  CliRun r = Dg({"fs", "ls", F("/")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "\\033[31mred\nback\\\\slash\\t\\177\\377\ntwo\\nlines/\n");
+  r = Dg({"fs", "ls", "-l", F("/")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_EQ(r.out.find('\033'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" two\\nlines\n"), std::string::npos) << r.out;
+  r = Dg({"fs", "ls", F("/\033[31mred")});
+  EXPECT_EQ(r.out, "/\\033[31mred\n");
+}
+
+TEST_F(CliInput, JsonOfANameThatIsNotUtf8) {
+  Mkfs();
+  std::string name = "/bad\xff";
+  ASSERT_EQ(Dg({"io", "-f", F(name), "-c", "pwrite 0 4k"}).rc, 0);
+  uint64_t sector = SectorOf(F(name), 0);
+  CliRun who = Dg({"who", dev_, "--offset", std::to_string(sector * 512)});
+  ASSERT_EQ(who.rc, 0) << who.err;
+  Json owners = Json::parse(who.out);
+  ASSERT_EQ(owners.size(), 1u) << who.out;
+  EXPECT_EQ(owners[0]["path"], "/bad\ufffd") << "the byte that is not UTF-8 is replaced, the rest kept";
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(sector)}).rc, 0);
+  CliRun health = Dg({"health", dev_});
+  ASSERT_EQ(health.rc, 0) << health.err;
+  EXPECT_EQ(Json::parse(health.out)["damaged_files"][0]["path"], "/bad\ufffd");
 }
 
 }  // namespace
