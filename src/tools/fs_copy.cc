@@ -64,6 +64,8 @@ class TempFile {
     fd_ = mkstemp(path_.data());
     created_ = fd_ >= 0;
   }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
   ~TempFile() {
     if (fd_ >= 0) close(fd_);
     if (created_) unlink(path_.c_str());
