@@ -215,9 +215,7 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
     DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 1)),
                                Op::Link(at->parent()->ino, at->name(), ino)}));
   }
-  std::unique_ptr<File> f(new File(this, ino));
-  open_inodes_.insert(ino);
-  open_files_.insert(f.get());
+  std::unique_ptr<File> f = NewHandle(ino);
   if (flags & kTruncate) {
     mu_.unlock();  // Truncate takes the guard itself
     in_op_ = nullptr;
@@ -227,6 +225,60 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
     if (!s.ok()) return s;
   }
   return f;
+}
+
+std::unique_ptr<File> Filesystem::NewHandle(uint64_t ino) {
+  std::unique_ptr<File> f(new File(this, ino));
+  open_inodes_.insert(ino);
+  open_files_.insert(f.get());
+  return f;
+}
+
+Result<Filesystem::Located> Filesystem::ReplaceableEntry(const std::string& path) {
+  auto at = LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if ((at->inode && at->inode->is_dir()) || at->must_be_dir) return Status::Error(EISDIR, path + ": is a directory");
+  return at;
+}
+
+Result<std::unique_ptr<File>> Filesystem::CreateUnnamed(const std::string& path, uint32_t mode) {
+  OpGuard g(this);
+  auto at = ReplaceableEntry(path);
+  if (!at.ok()) return at.status();
+  if (at->inode) mode = at->inode->attr.mode;
+  uint64_t ino = state_.NextIno();
+  DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 0))}));
+  return NewHandle(ino);
+}
+
+Status Filesystem::Publish(File& f, const std::string& path) {
+  OpGuard g(this);
+  Inode* in = f.fs_ == this ? state_.Find(f.ino_) : nullptr;
+  if (!in || in->is_dir() || in->attr.nlink != 0) return Status::Invalid(path + ": not an unnamed file to publish");
+  auto at = ReplaceableEntry(path);
+  if (!at.ok()) return at.status();
+  Inode* old = at->inode;
+  FoldTimes(in);
+  Attr a = in->attr;
+  a.nlink = 1;
+  a.ctime_ns = NowNs();
+  std::vector<Op> ops;
+  uint64_t victim = old ? old->ino : 0;
+  if (victim) {
+    Attr va = old->attr;
+    va.nlink--;
+    va.ctime_ns = a.ctime_ns;
+    ops.push_back(Op::SetInode(victim, va));
+  }
+  ops.push_back(Op::Link(at->parent()->ino, at->name(), in->ino));
+  ops.push_back(Op::SetInode(in->ino, a));
+  DG_RETURN_IF_ERROR(Commit(std::move(ops)));
+  // Published: freeing the replaced file is tidying, which the next mount
+  // does for an orphan if this fails.
+  ops.clear();
+  if (Inode* v = victim ? state_.Find(victim) : nullptr) DropIfUnused(v, &ops);
+  (void)Commit(std::move(ops));
+  return Status::Ok();
 }
 
 Status Filesystem::Mkdir(const std::string& path, uint32_t mode) {

@@ -89,6 +89,16 @@ class Filesystem : public dax::Holder {
   ~Filesystem() override;
 
   Result<std::unique_ptr<File>> Open(const std::string& path, int flags = 0, uint32_t mode = 0644);
+  // Replacing a file all or nothing: CreateUnnamed makes a regular file with
+  // no name, Publish names it `path` in one log transaction. Until then
+  // `path` is untouched; an unnamed file is freed when its last handle
+  // closes, or by the next mount after a crash. path's parent must be a
+  // directory and path, if it exists, a regular file, whose mode the new
+  // file takes (else `mode`).
+  Result<std::unique_ptr<File>> CreateUnnamed(const std::string& path, uint32_t mode = 0644);
+  // Names `f` (from CreateUnnamed) `path`: readers see the file that was
+  // there or `f`, never a mix. The file it replaces loses this name.
+  Status Publish(File& f, const std::string& path);
   Status Mkdir(const std::string& path, uint32_t mode = 0755);
   Status Unlink(const std::string& path);
   Status Rmdir(const std::string& path);
@@ -165,6 +175,9 @@ class Filesystem : public dax::Holder {
   Inode* EntryTarget(uint64_t ino);
   Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
   Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);
+  // Where `path` may be published: a regular file or nothing, and not the root.
+  Result<Located> ReplaceableEntry(const std::string& path);
+  std::unique_ptr<File> NewHandle(uint64_t ino);
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);

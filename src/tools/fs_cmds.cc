@@ -3,14 +3,15 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "dm/open.h"
 #include "fs/filesystem.h"
 #include "fs/fsck.h"
 #include "tools/cli_util.h"
+#include "tools/fs_copy.h"
 #include "tools/fs_io.h"
 
 namespace daxguard::tools {
@@ -89,44 +90,6 @@ int RunLs(const std::string& target, bool long_form) {
   return 0;
 }
 
-Status Put(fs::Filesystem& f, const std::string& host, const std::string& path) {
-  std::ifstream in(host, std::ios::binary);
-  if (!in) return Status::FromErrno(errno, host);
-  auto file = f.Open(path, fs::kCreate | fs::kTruncate);
-  if (!file.ok()) return file.status();
-  std::vector<char> buf(1 << 20);
-  uint64_t off = 0;
-  while (in.read(buf.data(), buf.size()) || in.gcount() > 0) {
-    auto w = (*file)->Write(off, buf.data(), in.gcount());
-    if (!w.ok()) return w.status();
-    off += *w;
-  }
-  return (*file)->Fsync();
-}
-
-Status Get(fs::Filesystem& f, const std::string& path, const std::string& host) {
-  auto file = f.Open(path);
-  if (!file.ok()) return file.status();
-  uint64_t size = (*file)->Stat()->attr.size;
-  std::vector<char> buf(1 << 20);
-  std::string tmp = host + ".daxguard-partial";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::FromErrno(errno, host);
-    for (uint64_t off = 0; off < size;) {
-      auto r = (*file)->Read(off, buf.data(), buf.size());
-      if (!r.ok() || *r == 0) {
-        std::remove(tmp.c_str());
-        return Status::Io(path + ": media error at offset " + std::to_string(off) + "; nothing written");
-      }
-      out.write(buf.data(), *r);
-      off += *r;
-    }
-  }
-  if (std::rename(tmp.c_str(), host.c_str()) != 0) return Status::FromErrno(errno, host);
-  return Status::Ok();
-}
-
 int RunFs(const std::string& verb, const std::vector<std::string>& args, bool flag) {
   static const std::set<std::string> kVerbs = {"ls", "mkdir", "rm", "mv", "put", "get"};
   if (!kVerbs.count(verb)) return Fail("fs", "unknown verb '" + verb + "' (ls, mkdir, rm, mv, put, get)");
@@ -140,6 +103,15 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   const std::string& fs_arg = verb == "put" ? args[1] : args[0];
   auto t = Target(fs_arg);
   if (!t.ok()) return Fail(cmd, t.status());
+  // The host side first: a refused copy mounts nothing.
+  std::optional<HostSource> src;
+  if (verb == "put") {
+    auto s = HostSource::Open(args[0]);
+    if (!s.ok()) return Fail(cmd, s.status());
+    src.emplace(std::move(s).value());
+  } else if (verb == "get") {
+    if (Status s = CheckGetDestination(args[1]); !s.ok()) return Fail(cmd, s);
+  }
   auto m = MountDev(t->first);
   if (!m.ok()) return Fail(cmd, m.status());
   fs::Filesystem& f = *m->fs;
@@ -154,7 +126,7 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
     if (SplitTarget(args[1], &dev, &to) && dev != t->first) return Fail(cmd, "cannot move across devices");
     s = f.Rename(t->second, to);
   } else if (verb == "put") {
-    s = Put(f, args[0], t->second);
+    s = Put(*src, f, t->second);
   } else {
     s = Get(f, t->second, args[1]);
   }

@@ -1,6 +1,7 @@
 // daxguard: one command for the emulated persistent-memory stack, shaped
 // after ndctl, cxl-cli and xfs_io so their users' habits carry over.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -32,6 +33,9 @@ void AddHelpCommand(CLI::App& app, int* rc) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past the file size limit a write fails with EFBIG, reported and undone
+  // like any failed write, instead of killing the tool halfway.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"daxguard: persistent-memory devices with a faithful poison model"};
   app.require_subcommand(0, 1);
   int rc = 0;
