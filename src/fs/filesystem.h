@@ -75,6 +75,7 @@ struct HealthReport {
   std::vector<DamagedFile> files;
   std::vector<IntervalSet::Interval> quarantined;  // device bytes
   std::vector<std::string> lost_metadata;
+  std::vector<std::string> damaged_entries;  // "/d/x: names missing inode 7"
   bool read_only = false;
   uint64_t metadata_repairs = 0;
 };
@@ -108,7 +109,8 @@ class Filesystem : public dax::Holder {
   // extents outside the device or over metadata), rebuilds the reverse map
   // and free space from the extents, rebuilds log blocks that differ
   // between the copies, sets link counts to what the directory tree says,
-  // drops dangling entries, and writes a fresh snapshot.
+  // drops dangling entries and every name of a directory but the first
+  // (cycles replay made of lost records), and writes a fresh snapshot.
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
@@ -138,6 +140,8 @@ class Filesystem : public dax::Holder {
   Status Commit(std::vector<Op> ops);
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
+  // fsck --repair: the entries that make the tree other than a tree.
+  std::vector<Op> DamagedEntryDrops();
   Status Writable() const;
   // Where a path leads. Every namespace operation starts at Locate, so
   // "/a/b", "//a/./b/" and "/a/c/../b" are one path: empty names and "."

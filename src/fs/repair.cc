@@ -5,6 +5,7 @@
 // are never applied; dropping them loses data, so mount goes read-only
 // naming the files and only fsck --repair drops them.
 #include <map>
+#include <set>
 
 #include "fs/filesystem.h"
 
@@ -45,15 +46,12 @@ Status Filesystem::RepairForFsck() {
   state_.RebuildReverseMap();
   ReplayReport scrub;
   DG_RETURN_IF_ERROR(log_.Scrub(&scrub));
+  DG_RETURN_IF_ERROR(Commit(DamagedEntryDrops()));
   std::vector<Op> ops;
   std::map<uint64_t, uint32_t> links = {{kRootIno, 2}};
   for (const auto& [ino, in] : state_.inodes())
     for (const auto& [name, child] : in->entries) {
       const Inode* c = state_.Find(child);
-      if (!c) {
-        ops.push_back(Op::Unlink(ino, name));  // dangling entry
-        continue;
-      }
       links[child] += c->is_dir() ? 2 : 1;
       if (c->is_dir()) links[ino]++;
     }
@@ -73,6 +71,29 @@ Status Filesystem::RepairForFsck() {
   // A fresh snapshot: no hole, no dropped extent, the reverse map stored as
   // the extents give it.
   return log_.Compact(state_.Snapshot());
+}
+
+// Dangling entries, and every entry naming a directory but the first met
+// from the root (the root included: no entry may name it).
+std::vector<Op> Filesystem::DamagedEntryDrops() {
+  std::vector<Op> ops;
+  std::set<uint64_t> dirs_seen = {kRootIno};
+  for (std::vector<uint64_t> todo = {kRootIno}; !todo.empty();) {
+    const Inode* d = state_.Find(todo.back());
+    todo.pop_back();
+    for (const auto& [name, child] : d->entries) {
+      const Inode* c = state_.Find(child);
+      if (!c || !c->is_dir()) continue;
+      if (dirs_seen.insert(child).second)
+        todo.push_back(child);
+      else
+        ops.push_back(Op::Unlink(d->ino, name));
+    }
+  }
+  for (const auto& [ino, in] : state_.inodes())
+    for (const auto& [name, child] : in->entries)
+      if (!state_.Find(child)) ops.push_back(Op::Unlink(ino, name));
+  return ops;
 }
 
 }  // namespace daxguard::fs
