@@ -324,8 +324,9 @@ void Filesystem::CloseInode(uint64_t ino) {
 }
 
 void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
-  // An entry still naming it (a link count the damage left too low) keeps it.
-  if (in->attr.nlink > 0 || open_inodes_.count(in->ino) || state_.NameCount(in->ino)) return;
+  // An entry still naming it (a link count damage left too low) keeps it, as
+  // the root is kept whatever its count says.
+  if (in->attr.nlink > 0 || open_inodes_.count(in->ino) || state_.NameCount(in->ino) || in->ino == kRootIno) return;
   for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops->push_back(std::move(op));
   ops->push_back(Op::FreeInode(in->ino));
 }

@@ -75,6 +75,7 @@ struct HealthReport {
   std::vector<DamagedFile> files;
   std::vector<IntervalSet::Interval> quarantined;  // device bytes
   std::vector<std::string> lost_metadata;
+  std::vector<std::string> damaged_entries;  // "/d/x: names missing inode 7"
   bool read_only = false;
   uint64_t metadata_repairs = 0;
 };

@@ -26,7 +26,9 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
     r->problems.push_back("superblock copies differ");
 }
 
-// Link counts and reachability, from the directory tree.
+// Link counts and reachability, from the directory tree. A directory is
+// counted under the first entry found naming it; any other (a cycle replay
+// made of lost records) is named, and --repair drops it.
 void CheckTree(const State& s, FsckReport* r) {
   std::map<uint64_t, uint32_t> links;  // ino -> expected nlink
   std::vector<uint64_t> todo = {kRootIno};
@@ -37,8 +39,13 @@ void CheckTree(const State& s, FsckReport* r) {
     todo.pop_back();
     for (const auto& [name, child] : d->entries) {
       const Inode* c = s.Find(child);
+      std::string entry = "entry '" + name + "' in directory " + std::to_string(d->ino);
       if (!c) {
-        r->problems.push_back("entry '" + name + "' in directory " + std::to_string(d->ino) + " points to missing inode " + std::to_string(child));
+        r->problems.push_back(entry + " points to missing inode " + std::to_string(child));
+        continue;
+      }
+      if (c->is_dir() && links.count(child)) {
+        r->problems.push_back(entry + ": directory inode " + std::to_string(child) + " is named by more than one entry");
         continue;
       }
       if (c->is_dir() && !dirs.insert(child).second) {

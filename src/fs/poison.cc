@@ -132,6 +132,11 @@ HealthReport Filesystem::Health() {
   }
   for (const auto& [pblk, len] : state_.space().quarantine().intervals())
     h.quarantined.push_back({pblk * kBlockSize, len * kBlockSize});
+  for (const auto& [ino, in] : state_.inodes())
+    for (const auto& [name, child] : in->entries)
+      if (!EntryTarget(child))
+        h.damaged_entries.push_back(PathOf(ino) + "/" + name + ": names " +
+                                    (child == kRootIno ? "the root" : "missing inode " + std::to_string(child)));
   h.lost_metadata = read_only_why_;
   h.read_only = !read_only_why_.empty();
   h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks + mount_report_.repaired.size();

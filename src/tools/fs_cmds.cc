@@ -76,18 +76,30 @@ int RunLs(const std::string& target, bool long_form) {
   } else {
     entries.push_back({t->second, st->ino, st->attr.mode});
   }
+  // As ls(1): the entries that can be read are listed, each one that
+  // cannot is named on stderr, and the exit status says so.
+  int rc = 0;
   for (const fs::DirEntry& e : entries) {
+    std::string p = S_ISDIR(st->attr.mode) ? t->second + "/" + e.name : t->second;
+    if (e.damaged) {
+      rc = Fail("fs ls", p + ": damaged directory entry naming inode " + std::to_string(e.ino) +
+                             " (run daxguard fsck --repair)");
+      continue;
+    }
     if (!long_form) {
       std::printf("%s%s\n", EscapeName(e.name).c_str(), S_ISDIR(e.mode) ? "/" : "");
       continue;
     }
-    std::string p = S_ISDIR(st->attr.mode) ? t->second + "/" + e.name : t->second;
     auto es = m->fs->Stat(p);
+    if (!es.ok()) {
+      rc = Fail("fs ls", es.status());
+      continue;
+    }
     std::printf("%c%04o %3u %10llu %8llu %s\n", S_ISDIR(e.mode) ? 'd' : '-', e.mode & 07777, es->attr.nlink,
                 static_cast<unsigned long long>(es->attr.size), static_cast<unsigned long long>(e.ino),
                 EscapeName(e.name).c_str());
   }
-  return 0;
+  return rc;
 }
 
 int RunFs(const std::string& verb, const std::vector<std::string>& args, bool flag) {
@@ -184,6 +196,7 @@ int RunHealth(const std::string& dev) {
                  {"damaged_files", files},
                  {"quarantined", quarantine},
                  {"lost_metadata", h.lost_metadata},
+                 {"damaged_entries", h.damaged_entries},
                  {"metadata_repairs", h.metadata_repairs}});
   return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "fs/fs_fixture.h"
 #include "fs/fsck.h"
+#include "fs/log_surgery.h"
 
 namespace daxguard::fs {
 namespace {
@@ -38,6 +39,37 @@ class NamespaceTest : public FsTest {
     auto st = fs_->Stat(path);
     EXPECT_TRUE(st.ok()) << path << ": " << st.status().message();
     return st.ok() ? st->attr.nlink : 0;
+  }
+  // Appends `ops` to the log of the unmounted filesystem, as a bug would
+  // have committed them, and mounts again.
+  void AppendToLog(const std::vector<Op>& ops) {
+    fs_.reset();
+    {
+      LogSurgery s(*dev_);
+      ASSERT_TRUE(s.log().Append(ops).ok());
+    }
+    Mount();
+  }
+  // Unlinks `path` and loses the record that did it in both log copies
+  // (the one freeing the inode after it survives): a dangling entry.
+  void UnlinkAndLoseTheRecord(const std::string& dir, const std::string& name) {
+    ASSERT_TRUE(fs_->Unlink(dir + "/" + name).ok());
+    fs_.reset();
+    {
+      LogSurgery s(*dev_);
+      bool found = false;
+      for (const LogRecord& r : s.Records())
+        for (const Op& op : r.ops)
+          if (!found && op.type == OpType::kUnlink && op.name == name) {
+            s.Scribble(r.pos, r.span, 0x5a);
+            found = true;
+          }
+      ASSERT_TRUE(found);
+    }
+    Mount();
+  }
+  static bool Damaged(const Status& s) {
+    return s.err() == EIO && s.message().find("damaged directory entry") != std::string::npos;
   }
   uint64_t Ino(const std::string& path) {
     auto st = fs_->Stat(path);
@@ -190,6 +222,177 @@ TEST_F(NamespaceTest, RenameRefusesWhatRenameTwoRefusesAndChangesNothing) {
   EXPECT_EQ(Names("/d"), NameList{"sub"});
   EXPECT_EQ(Names("/full"), NameList{"x"});
   ExpectFsckClean();
+}
+
+TEST_F(NamespaceTest, EveryReaderCopesWithADanglingEntryAndRepairRemovesIt) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  Fill(*Create("/d/x"), 0, 8192, 0x11);
+  Create("/d/y");
+  Create("/z");
+  uint64_t x = Ino("/d/x");
+  UnlinkAndLoseTheRecord("/d", "x");
+  ASSERT_TRUE(fs_->read_only()) << "a lost record";
+  auto ls = fs_->ReadDir("/d");
+  ASSERT_TRUE(ls.ok()) << ls.status().message();
+  ASSERT_EQ(ls->size(), 2u);
+  EXPECT_EQ((*ls)[0].name, "x");
+  EXPECT_TRUE((*ls)[0].damaged);
+  EXPECT_EQ((*ls)[0].ino, x);
+  EXPECT_FALSE((*ls)[1].damaged);
+  for (const char* p : {"/d/x", "/d/x/", "/d/x/..", "/d/x/y"}) {
+    EXPECT_TRUE(Damaged(fs_->Stat(p).status())) << p << ": " << fs_->Stat(p).status().message();
+    EXPECT_TRUE(Damaged(fs_->Open(p).status())) << p;
+    EXPECT_TRUE(Damaged(fs_->ReadDir(p).status())) << p;
+  }
+  EXPECT_TRUE(Damaged(fs_->Unlink("/d/x")));
+  EXPECT_TRUE(Damaged(fs_->RemoveTree("/d"))) << "rm -r names the damage, not only the read-only filesystem";
+  EXPECT_TRUE(Damaged(fs_->Rename("/d/x", "/q")));
+  EXPECT_TRUE(Damaged(fs_->Rename("/z", "/d/x")));
+  EXPECT_TRUE(Damaged(fs_->Link("/z", "/d/x")));
+  EXPECT_TRUE(fs_->Who(0, kDevSize).ok());
+  HealthReport h = fs_->Health();
+  ASSERT_EQ(h.damaged_entries.size(), 1u);
+  EXPECT_NE(h.damaged_entries[0].find("/d/x"), std::string::npos) << h.damaged_entries[0];
+  std::vector<std::string> problems = FsckProblems();
+  EXPECT_TRUE(std::any_of(problems.begin(), problems.end(), [&](const std::string& p) {
+    return p.find("entry 'x'") != std::string::npos && p.find("missing inode " + std::to_string(x)) != std::string::npos;
+  }));
+  fs_.reset();
+  auto fixed = Fsck(*dev_, true);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().message();
+  Mount();
+  ExpectFsckClean();
+  EXPECT_FALSE(fs_->read_only());
+  EXPECT_EQ(Names("/d"), NameList{"y"});
+  EXPECT_TRUE(fs_->Health().damaged_entries.empty());
+  EXPECT_TRUE(fs_->RemoveTree("/d").ok());
+}
+
+TEST_F(NamespaceTest, ChangesRefuseADanglingEntryOnAWritableFilesystem) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  Create("/d/y");
+  Create("/z");
+  AppendToLog({Op::Link(Ino("/d"), "ghost", 999), Op::Link(kRootIno, "ghost", 998)});
+  ASSERT_FALSE(fs_->read_only());
+  EXPECT_TRUE(Damaged(fs_->Unlink("/ghost")));
+  EXPECT_TRUE(Damaged(fs_->Rmdir("/ghost")));
+  EXPECT_TRUE(Damaged(fs_->Mkdir("/ghost")));
+  EXPECT_TRUE(Damaged(fs_->Open("/ghost", kCreate).status()));
+  EXPECT_TRUE(Damaged(fs_->Rename("/z", "/ghost")));
+  EXPECT_TRUE(Damaged(fs_->Rename("/ghost", "/z2")));
+  EXPECT_TRUE(Damaged(fs_->RemoveTree("/d")));
+  EXPECT_EQ(Names("/d"), (NameList{"ghost", "y"})) << "rm -r checked the tree before removing anything";
+  EXPECT_EQ(Names("/"), (NameList{"d", "ghost", "z"}));
+  EXPECT_EQ(fs_->Health().damaged_entries.size(), 2u);
+}
+
+TEST_F(NamespaceTest, AnEntryNamingTheRootIsDamaged) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  AppendToLog({Op::Link(Ino("/d"), "r", kRootIno)});
+  EXPECT_TRUE(Damaged(fs_->Stat("/d/r").status()));
+  auto ls = fs_->ReadDir("/d");
+  ASSERT_TRUE(ls.ok());
+  ASSERT_EQ(ls->size(), 1u);
+  EXPECT_TRUE((*ls)[0].damaged);
+  EXPECT_TRUE(Damaged(fs_->RemoveTree("/d")));
+  EXPECT_TRUE(Damaged(fs_->Rmdir("/d/r")));
+  EXPECT_EQ(Ino("/d/.."), kRootIno);
+  EXPECT_FALSE(FsckProblems().empty());
+  fs_.reset();
+  ASSERT_TRUE(Fsck(*dev_, true).ok());
+  Mount();
+  ExpectFsckClean();
+  EXPECT_TRUE(fs_->Rmdir("/d").ok());
+}
+
+// A directory named twice, and a cycle reachable from the root, as replay
+// makes them when records are lost: /x/y moved to /y (lost), then /x moved
+// into /y, then /y renamed /z.
+TEST_F(NamespaceTest, ReadersAndRepairCopeWithADirectoryCycle) {
+  ASSERT_TRUE(fs_->Mkdir("/x").ok());
+  ASSERT_TRUE(fs_->Mkdir("/x/y").ok());
+  Create("/x/y/f");
+  Create("/keep");
+  uint64_t x = Ino("/x"), y = Ino("/x/y");
+  ASSERT_TRUE(fs_->Rename("/x/y", "/y").ok());
+  ASSERT_TRUE(fs_->Rename("/x", "/y/x").ok());
+  ASSERT_TRUE(fs_->Rename("/y", "/z").ok());
+  fs_.reset();
+  {
+    LogSurgery s(*dev_);
+    std::vector<LogRecord> recs = s.Records();
+    auto moved_y = std::find_if(recs.begin(), recs.end(), [&](const LogRecord& r) {
+      return std::any_of(r.ops.begin(), r.ops.end(),
+                         [&](const Op& op) { return op.type == OpType::kLink && op.name == "y" && op.parent == kRootIno; });
+    });
+    ASSERT_NE(moved_y, recs.end());
+    s.Scribble(moved_y->pos, moved_y->span, 0x5a);
+  }
+  Mount();
+  ASSERT_EQ(Ino("/z"), y);
+  ASSERT_EQ(Ino("/z/x"), x);
+  ASSERT_EQ(Ino("/z/x/y"), y) << "the cycle replay made";
+  EXPECT_EQ(Ino("/z/x/y/x/y/f"), Ino("/z/f"));
+  EXPECT_EQ(Ino("/z/x/y/x/.."), y);
+  EXPECT_TRUE(fs_->RemoveTree("/z").err() == EIO);
+  EXPECT_TRUE(fs_->Who(0, kDevSize).ok());
+  (void)fs_->Health();
+  EXPECT_EQ(Names("/"), (NameList{"keep", "z"}));
+  std::vector<std::string> problems = FsckProblems();  // terminates
+  EXPECT_TRUE(std::any_of(problems.begin(), problems.end(), [&](const std::string& p) {
+    return p.find("directory inode " + std::to_string(y)) != std::string::npos &&
+           p.find("named by more than one entry") != std::string::npos;
+  })) << ::testing::PrintToString(problems);
+  fs_.reset();
+  auto fixed = Fsck(*dev_, true);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().message();
+  Mount();
+  ExpectFsckClean();
+  EXPECT_EQ(Names("/z"), (NameList{"f", "x"}));
+  EXPECT_EQ(Names("/z/x"), NameList{}) << "the name that closed the cycle is dropped, the tree kept";
+  EXPECT_TRUE(fs_->RemoveTree("/z").ok());
+  ExpectFsckClean();
+  EXPECT_EQ(Names("/"), NameList{"keep"});
+}
+
+TEST_F(NamespaceTest, ALinkCountTooLowNeverFreesANamedFileNorWraps) {
+  Fill(*Create("/x"), 0, 4096, 0x33);
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  Attr zero = fs_->Stat("/d").value().attr;
+  zero.nlink = 0;
+  // Two names, one link; the root at 0 (mount must not free it).
+  AppendToLog({Op::Link(kRootIno, "x2", Ino("/x")), Op::SetInode(kRootIno, zero)});
+  ASSERT_EQ(Links("/x"), 1u);
+  ASSERT_TRUE(fs_->Unlink("/x").ok());
+  auto f = OpenFile("/x2");
+  ASSERT_NE(f, nullptr) << "the other name still reaches the file";
+  EXPECT_EQ(ReadAll(*f, 0, 4096), std::vector<uint8_t>(4096, 0x33));
+  f.reset();
+  EXPECT_EQ(Links("/x2"), 0u);
+  ASSERT_TRUE(fs_->Unlink("/x2").ok());
+  ASSERT_TRUE(fs_->Rmdir("/d").ok());
+  EXPECT_EQ(Links("/"), 0u) << "a count at 0 stays there, never wraps";
+  EXPECT_FALSE(FsckProblems().empty());
+  fs_.reset();
+  ASSERT_TRUE(Fsck(*dev_, true).ok());
+  Mount();
+  ExpectFsckClean();
+  EXPECT_EQ(Links("/"), 2u);
+}
+
+TEST_F(NamespaceTest, AFileHoldingEntriesIsNoDirectoryToReaders) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  Create("/d/x");
+  Attr file = fs_->Stat("/d").value().attr;
+  file.mode = S_IFREG | 0644;
+  AppendToLog({Op::SetInode(Ino("/d"), file)});
+  EXPECT_EQ(fs_->Stat("/d/x").status().err(), ENOTDIR);
+  EXPECT_EQ(fs_->ReadDir("/d").status().err(), ENOTDIR);
+  EXPECT_EQ(fs_->Rename("/d/x", "/x").err(), ENOTDIR);
+  EXPECT_EQ(Names("/").size(), 1u);
+  EXPECT_FALSE(FsckProblems().empty()) << "fsck ends, naming what it found";
+  EXPECT_TRUE(fs_->Who(0, kDevSize).ok());
+  (void)fs_->Health();
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // root, trailing slashes, and listings over damaged directory entries.
 #include <algorithm>
 
+#include "dax/pmem_dax.h"
+#include "fs/log_surgery.h"
 #include "tools/cli_harness.h"
 
 namespace daxguard::testing {
@@ -86,6 +88,44 @@ TEST_F(FsNamespaceCli, MovingADirectoryOverAnEmptyOneLeavesFsckClean) {
   CliRun fsck = Dg({"fsck", dev_});
   EXPECT_EQ(fsck.rc, 0) << fsck.out << fsck.err;
   OneLineFailure(Dg({"fs", "mv", F("/b"), "/b/c"}), "fs mv", "inside itself");
+}
+
+// A dangling entry, as an unlink record lost in both log copies leaves it
+// (the record freeing the inode after it survives).
+TEST_F(FsNamespaceCli, EveryCommandCopesWithADanglingEntryAndRepairRemovesIt) {
+  for (const char* f : {"/a", "/b", "/c"}) ASSERT_EQ(Dg({"io", "-f", F(f), "-c", "pwrite 0 4k"}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "rm", F("/b")}).rc, 0);
+  {
+    auto dev = dax::PmemDax::Open(dev_);
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery s(**dev);
+    for (const fs::LogRecord& r : s.Records())
+      if (std::any_of(r.ops.begin(), r.ops.end(), [](const fs::Op& op) { return op.type == fs::OpType::kUnlink; }))
+        s.Scribble(r.pos, r.span, 0x5a);
+  }
+  for (bool long_form : {false, true}) {
+    CliRun ls = long_form ? Dg({"fs", "ls", "-l", F("/")}) : Dg({"fs", "ls", F("/")});
+    OneLineFailure(ls, "fs ls", "/b: damaged directory entry naming inode");
+    EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 2) << "a and c are listed: " << ls.out;
+  }
+  OneLineFailure(Dg({"fs", "rm", F("/b")}), "fs rm", "damaged directory entry");
+  OneLineFailure(Dg({"fs", "mv", F("/b"), "/q"}), "fs mv", "damaged directory entry");
+  OneLineFailure(Dg({"fs", "mv", F("/a"), "/b"}), "fs mv", "damaged directory entry");
+  OneLineFailure(Dg({"fs", "get", F("/b"), Path("out")}), "fs get", "damaged directory entry");
+  OneLineFailure(Dg({"io", F("/b"), "-c", "stat"}), "io", "damaged directory entry");
+  EXPECT_EQ(Dg({"who", dev_, "--offset", "0", "--length", "32m"}).rc, 0);
+  nlohmann::json h = DgJson({"health", dev_});
+  ASSERT_EQ(h["damaged_entries"].size(), 1u) << h.dump();
+  EXPECT_NE(h["damaged_entries"][0].get<std::string>().find("/b: names missing inode"), std::string::npos);
+  CliRun fsck = Dg({"fsck", dev_});
+  EXPECT_EQ(fsck.rc, 1);
+  EXPECT_NE(fsck.out.find("entry 'b' in directory 1 points to missing inode"), std::string::npos) << fsck.out;
+  CliRun fix = Dg({"fsck", "--repair", dev_});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
+  CliRun ls = Dg({"fs", "ls", F("/")});
+  EXPECT_EQ(ls.rc, 0) << ls.err;
+  EXPECT_EQ(ls.out, "a\nc\n");
 }
 
 }  // namespace
