@@ -174,6 +174,11 @@ struct IoArgs {
   std::vector<std::string> cmds;
 };
 
+bool Writes(const IoCommand& c) {
+  if (c.op == IoCommand::Op::kMap) return c.map.op == MapCommand::Op::kMwrite;
+  return c.op != IoCommand::Op::kPread;
+}
+
 int RunIo(const IoArgs& a) {
   const char* cmd = "io";
   if (IsFsTarget(a.dev)) return RunFileIo(a.dev, a.cmds, a.create);
@@ -191,6 +196,12 @@ int RunIo(const IoArgs& a) {
     if (c->offset > (*dev)->size() || c->length > (*dev)->size() - c->offset)
       return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
     cmds.push_back(*c);
+  }
+  // Raw writes under a holder would change its data behind its back.
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    if (!Writes(cmds[i])) continue;
+    if (Status held = (*dev)->CheckNotHeld(); !held.ok())
+      return Fail(cmd, a.dev + ": " + held.message() + "; '" + a.cmds[i] + "' would write under it");
   }
   return RunIoCommands(**dev, a.dev, cmds, std::cout, std::cerr) ? 1 : 0;
 }
