@@ -1,5 +1,7 @@
 #include "dax/dax_device.h"
 
+#include <unistd.h>
+
 #include <string>
 
 namespace daxguard::dax {
@@ -35,6 +37,14 @@ void Device::ReleaseHolder(Holder* holder) {
 bool Device::HasHolder() const {
   std::lock_guard<std::recursive_mutex> g(holder_mu_);
   return holder_ != nullptr;
+}
+
+uint32_t Device::HolderPid() const { return HasHolder() ? static_cast<uint32_t>(getpid()) : 0; }
+
+Status Device::CheckNotHeld() const {
+  uint32_t pid = HolderPid();
+  if (pid == 0) return Status::Ok();
+  return Status::Busy("device is held by pid " + std::to_string(pid) + " (a mounted filesystem?)");
 }
 
 bool Device::alive() const { return alive_.load(); }

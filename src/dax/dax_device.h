@@ -99,6 +99,13 @@ class Device {
   Status RegisterHolder(Holder* holder);
   void ReleaseHolder(Holder* holder);
   bool HasHolder() const;
+  // Who holds this device, or a device below it, in any process: the
+  // holder's pid, 0 if nobody does. A driver whose claim lives in the
+  // device file answers for other processes too.
+  virtual uint32_t HolderPid() const;
+  // EBUSY naming the holder's pid while anyone holds the device: what
+  // formatting and raw writes check first.
+  Status CheckNotHeld() const;
   // The device goes away: the holder hears PRE_REMOVE and is released;
   // later access fails with ENXIO.
   void Kill();

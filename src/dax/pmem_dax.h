@@ -52,6 +52,7 @@ class PmemDax final : public Device {
   }
   uint8_t* data() const { return media_->data(); }
   std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
+  uint32_t HolderPid() const override { return media_->HolderPid(); }
   // Fault unit: a page, or for device-dax its alignment, which the range
   // must then start and end on (a fixed fault size, as device-dax has).
   Status MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;

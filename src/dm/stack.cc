@@ -290,6 +290,12 @@ bool Stack::CanRecover(uint64_t off, uint64_t len) const {
   });
 }
 
+uint32_t Stack::HolderPid() const {
+  for (const Base& b : bases_)
+    if (uint32_t pid = b.dev->HolderPid()) return pid;
+  return Device::HolderPid();  // a stack of error targets alone holds no base
+}
+
 std::vector<SegmentStatus> Stack::SegmentStatuses() const {
   std::vector<media::BadBlock> bad = BadBlocks();
   std::vector<SegmentStatus> out;

@@ -82,6 +82,8 @@ class Stack final : public dax::Device {
   bool WriteClean(uint64_t off, const void* src, size_t len) override;
   std::vector<media::BadBlock> BadBlocks() const override;
   bool CanRecover(uint64_t off, uint64_t len) const override;
+  // A stack's holder holds every base, so the bases answer for any process.
+  uint32_t HolderPid() const override;
   // Each contiguous run goes to its base; an error-target run fails (EIO)
   // before anything is placed.
   Status MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;

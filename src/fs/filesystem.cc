@@ -72,7 +72,7 @@ Filesystem::~Filesystem() {
 Status Filesystem::Mkfs(dax::Device& dev) {
   Geometry g = GeometryFor(dev.size());
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small for daxfs (16 MiB at least)");
-  if (dev.HasHolder()) return Status::Busy("device is in use (mounted?)");
+  DG_RETURN_IF_ERROR(dev.CheckNotHeld());
   State fresh(g);
   DG_RETURN_IF_ERROR(fresh.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))));
   MetaLog log(dev, g);
@@ -80,6 +80,8 @@ Status Filesystem::Mkfs(dax::Device& dev) {
 }
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
+  // Replay may write (repairs, upgrades): never under another holder.
+  DG_RETURN_IF_ERROR(dev.CheckNotHeld());
   std::unique_ptr<Filesystem> fs(new Filesystem(dev));
   if (fs->geo_.blocks < kMinBlocks) return Status::Invalid("device too small to hold daxfs");
   Status s = fs->log_.Replay([&](const std::vector<Op>& ops) { return fs->state_.ApplyAll(ops); },

@@ -178,7 +178,7 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
 }  // namespace
 
 Result<FsckReport> Fsck(dax::Device& dev, bool repair) {
-  if (dev.HasHolder()) return Status::Busy("device is in use (mounted?)");
+  DG_RETURN_IF_ERROR(dev.CheckNotHeld());
   auto first = Check(dev, /*dry_run=*/true);
   if (!first.ok() || !repair || first->problems.empty()) return first;
   // Repair: a mount rebuilds bad copies and frees orphans; link counts are

@@ -460,6 +460,13 @@ void PmemDevice::ReleaseHolder(uint64_t token) {
   }
 }
 
+uint32_t PmemDevice::HolderPid() const {
+  LiveState& live = header()->live;
+  uint32_t pid = Live(live.holder_pid).load();
+  if (pid == static_cast<uint32_t>(getpid())) return Live(live.holder_token).load() ? pid : 0;
+  return ProcessAlive(pid) ? pid : 0;
+}
+
 Status PmemDevice::Sync() {
   if (msync(base_, geo_.file_size, MS_SYNC) != 0) return Status::FromErrno(errno, "msync " + path_);
   return Status::Ok();

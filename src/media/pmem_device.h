@@ -179,6 +179,9 @@ class PmemDevice {
   // --- the one holder, across all processes
   Status ClaimHolder(uint64_t token);
   void ReleaseHolder(uint64_t token);
+  // The pid of the process holding the device (this one included); 0 when
+  // nobody does or the holder's process has died.
+  uint32_t HolderPid() const;
 
   // Flushes the file mapping to the backing store (host-level durability).
   Status Sync();

@@ -197,6 +197,11 @@ struct IoArgs {
   std::vector<std::string> cmds;
 };
 
+bool Writes(const IoCommand& c) {
+  if (c.op == IoCommand::Op::kMap) return c.map.op == MapCommand::Op::kMwrite;
+  return c.op != IoCommand::Op::kPread;
+}
+
 int RunIo(const IoArgs& a) {
   const char* cmd = "io";
   if (IsFsTarget(a.dev)) return RunFileIo(a.dev, a.cmds, a.create);
@@ -214,6 +219,12 @@ int RunIo(const IoArgs& a) {
   for (size_t i = 0; i < cmds.size(); ++i)
     if (Status s = CheckIoCommand(**dev, a.dev, cmds[i], &plan); !s.ok())
       return Fail(cmd, "'" + a.cmds[i] + "': " + s.message());
+  // Raw writes under a holder would change its data behind its back.
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    if (!Writes(cmds[i])) continue;
+    if (Status held = (*dev)->CheckNotHeld(); !held.ok())
+      return Fail(cmd, a.dev + ": " + held.message() + "; '" + a.cmds[i] + "' would write under it");
+  }
   return RunIoCommands(**dev, a.dev, cmds, std::cout, std::cerr) ? 1 : 0;
 }
 

@@ -301,3 +301,35 @@ TEST_F(StackHolderTest, AnotherProcessCannotHoldAHeldStackButCanUseIt) {
 
 }  // namespace
 }  // namespace daxguard::dm
+
+namespace daxguard::dm {
+namespace {
+
+using namespace testing;  // NOLINT: the dm test helpers
+
+TEST(StackHolderPid, AStacksHolderHoldsEveryDeviceBelowForAnyOpener) {
+  TempDir dir;
+  MakeDevice(dir.File("d0"), 8 * kMiB);
+  ASSERT_TRUE(MakeStack(dir.File("a"), {"0 8192 linear d0 0"}).ok());
+  ASSERT_TRUE(MakeStack(dir.File("b"), {"0 8192 linear d0 8192"}).ok());
+  auto a = OpenOrDie(dir.File("a"));
+  auto b = OpenOrDie(dir.File("b"));
+  auto d0 = OpenOrDie(dir.File("d0"));
+  EXPECT_EQ(d0->HolderPid(), 0u);
+  EXPECT_TRUE(b->CheckNotHeld().ok());
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*a).ok());
+  uint32_t me = static_cast<uint32_t>(getpid());
+  EXPECT_EQ(a->HolderPid(), me);
+  EXPECT_EQ(d0->HolderPid(), me) << "the device below, opened apart";
+  EXPECT_EQ(b->HolderPid(), me) << "another stack over the held device";
+  Status s = d0->CheckNotHeld();
+  EXPECT_EQ(s.err(), EBUSY);
+  EXPECT_NE(s.message().find("held by pid " + std::to_string(me)), std::string::npos) << s.message();
+  a->ReleaseHolder(&h);
+  EXPECT_EQ(d0->HolderPid(), 0u);
+  EXPECT_EQ(b->HolderPid(), 0u);
+}
+
+}  // namespace
+}  // namespace daxguard::dm
