@@ -152,13 +152,13 @@ Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   uint8_t page[kBlockSize] = {};
   bool bad[kLinesPerBlock] = {};
   bool had_damage = in->damage.Overlaps(fblk * kBlockSize, kBlockSize);
-  if (e && !e->unwritten) {
-    for (uint64_t l = 0; l < kLinesPerBlock; ++l) {
-      uint64_t foff = fblk * kBlockSize + l * kLineSize;
-      bad[l] = in->damage.Overlaps(foff, kLineSize) ||
-               dev.ReadMcSafe(e->pblk * kBlockSize + l * kLineSize, page + l * kLineSize, kLineSize) != kLineSize;
-      if (bad[l]) std::memset(page + l * kLineSize, 0, kLineSize);
-    }
+  bool written = e && !e->unwritten;
+  // A hole can be damaged too (its extent record was lost): its lines stay so.
+  for (uint64_t l = 0; l < kLinesPerBlock && (written || had_damage); ++l) {
+    uint8_t* line = page + l * kLineSize;
+    bad[l] = in->damage.Overlaps(fblk * kBlockSize + l * kLineSize, kLineSize) ||
+             (written && dev.ReadMcSafe(e->pblk * kBlockSize + l * kLineSize, line, kLineSize) != kLineSize);
+    if (bad[l]) std::memset(line, 0, kLineSize);
   }
   std::memcpy(page + in_blk, src, n);
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
@@ -204,6 +204,11 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
       if (!w.ok()) return w.status();
     }
     ops->push_back(Op::Map(ino_, fblk, pblk, cnt, unwritten));
+    // Damage in a hole (its extent record was lost) ends where whole lines
+    // were written; the rest of it still reads as EIO.
+    uint64_t lo = AlignUp(std::max(pos, fblk * kBlockSize), kLineSize);
+    uint64_t hi = AlignDown(std::min(pos + n, (fblk + cnt) * kBlockSize), kLineSize);
+    if (!unwritten && lo < hi && in->damage.Overlaps(lo, hi - lo)) ops->push_back(Op::Damage(ino_, lo, hi - lo, false));
     DG_RETURN_IF_ERROR(fs_->Commit(std::exchange(*ops, {})));
     fblk += cnt;
     nblk -= cnt;
