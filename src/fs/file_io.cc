@@ -223,6 +223,11 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
       if (!w.ok()) return w.status();
     }
     ops->push_back(Op::Map(ino_, fblk, pblk, cnt, unwritten));
+    // Damage in a hole (its extent record was lost) ends where whole lines
+    // were written; the rest of it still reads as EIO.
+    uint64_t lo = AlignUp(std::max(pos, fblk * kBlockSize), kLineSize);
+    uint64_t hi = AlignDown(std::min(pos + n, (fblk + cnt) * kBlockSize), kLineSize);
+    if (!unwritten && lo < hi && in->damage.Overlaps(lo, hi - lo)) ops->push_back(Op::Damage(ino_, lo, hi - lo, false));
     DG_RETURN_IF_ERROR(fs_->Commit(std::exchange(*ops, {})));
     fblk += cnt;
     nblk -= cnt;

@@ -85,7 +85,8 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   std::unique_ptr<Filesystem> fs(new Filesystem(dev));
   if (fs->geo_.blocks < kMinBlocks) return Status::Invalid("device too small to hold daxfs");
   Status s = fs->log_.Replay([&](const std::vector<Op>& ops) { return fs->state_.ApplyAll(ops); },
-                             &fs->mount_report_);
+                             &fs->mount_report_, [&](const Summary& lost) { fs->state_.ApplyLoss(lost); });
+  fs->state_.EndReplay();
   if (!s.ok()) return Status::Corrupt("cannot mount: " + s.message());
   for (const std::string& what : fs->mount_report_.lost) fs->GoReadOnly(what);
   if (!fs->state_.Find(kRootIno)) {

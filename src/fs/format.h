@@ -24,8 +24,11 @@ inline constexpr char kSuperMagic[8] = {'D', 'A', 'X', 'G', 'F', 'S', '0', '1'};
 inline constexpr uint32_t kRecordMagic = 0x52474c44;  // "DLGR"
 // 1: the reverse map was rebuilt from the extents at every mount.
 // 2: snapshots store the reverse map (kOwners, kMetaOwner) apart from the
-//    extents (kExtent). A version 1 filesystem is upgraded at mount.
-inline constexpr uint32_t kFormatVersion = 2;
+//    extents (kExtent).
+// 3: every log record carries the summary of the record before it.
+// Older filesystems are upgraded at their first writable mount.
+inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kStoredReverseMapVersion = 2;
 inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr size_t kMaxNameLen = 255;
@@ -95,13 +98,14 @@ void SealSuperBlock(SuperBlock* sb);
 Status CheckSuperBlock(const SuperBlock& sb, uint64_t device_bytes);
 
 // Every log record starts with this header, 8-byte aligned; the payload
-// (a transaction: a list of operations) follows.
+// (a transaction: a list of operations) follows, then the summary of the
+// record before it (see Summary in ops.h; none before format 3).
 struct RecordHeader {
   uint32_t magic;
   uint32_t len;  // payload bytes
   uint64_t seq;
-  uint32_t crc;  // CRC32C of header (crc = 0) and payload
-  uint32_t pad;
+  uint32_t crc;  // CRC32C of header (crc = 0), payload and summary
+  uint32_t summary_len;
 };
 static_assert(sizeof(RecordHeader) == 24);
 

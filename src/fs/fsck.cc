@@ -151,7 +151,9 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
   log.set_dry_run(dry_run);
   State state(g);
   ReplayReport rep;
-  Status s = log.Replay([&](const std::vector<Op>& ops) { return state.ApplyAll(ops); }, &rep);
+  Status s = log.Replay([&](const std::vector<Op>& ops) { return state.ApplyAll(ops); }, &rep,
+                        [&](const Summary& lost) { state.ApplyLoss(lost); });
+  state.EndReplay();
   if (!s.ok()) return s;
   r.records = rep.records;
   ReplayReport scrub;
@@ -167,7 +169,7 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
     return r;
   }
   CheckTree(state, &r);
-  bool stored_map = log.super().version >= kFormatVersion;
+  bool stored_map = log.super().version >= kStoredReverseMapVersion;
   if (!stored_map)
     r.problems.push_back("format version " + std::to_string(log.super().version) +
                          ": the reverse map is not stored on the device (mount or fsck --repair upgrades it)");

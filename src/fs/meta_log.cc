@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstring>
 #include <random>
+#include <string_view>
+#include <utility>
 
 #include "dax/dax_io.h"
 
@@ -19,26 +21,36 @@ std::string LostRecords(uint64_t first, uint64_t next) {
   return "metadata log records " + std::to_string(first) + " to " + std::to_string(next - 1);
 }
 
-// Payloads of at most kMaxPayload bytes (a single op may exceed it).
-std::vector<std::string> SplitPayloads(const std::vector<Op>& ops) {
-  std::vector<std::string> out(1);
-  for (const Op& op : ops) {
-    if (out.back().size() >= kMaxPayload) out.emplace_back();
-    EncodeOps({op}, &out.back());
+}  // namespace
+
+// Records of at most kMaxPayload bytes each (a single op may exceed it).
+std::vector<MetaLog::Encoded> MetaLog::Encode(const std::vector<Op>& ops) {
+  std::vector<Encoded> out;
+  size_t first = 0;
+  std::string payload;
+  for (size_t i = 0; i <= ops.size(); ++i) {
+    if (i == ops.size() || payload.size() >= kMaxPayload) {
+      std::string summary;
+      EncodeSummary(Summarize(std::span(ops).subspan(first, i - first)), &summary);
+      out.push_back({std::move(payload), std::move(summary)});
+      payload.clear();
+      first = i;
+    }
+    if (i < ops.size()) EncodeOps({ops[i]}, &payload);
   }
   return out;
 }
 
-}  // namespace
-
 // The CRC is seeded from the filesystem's uuid, so records left over from an
 // earlier filesystem on the same device never pass for ours.
-static std::string BuildRecord(uint32_t seed, uint64_t seq, const std::string& payload) {
-  RecordHeader h{kRecordMagic, static_cast<uint32_t>(payload.size()), seq, 0, 0};
-  std::string rec(RecordSpan(payload.size()), '\0');
+static std::string BuildRecord(uint32_t seed, uint64_t seq, const std::string& payload, const std::string& summary) {
+  RecordHeader h{kRecordMagic, static_cast<uint32_t>(payload.size()), seq, 0, static_cast<uint32_t>(summary.size())};
+  size_t body = payload.size() + summary.size();
+  std::string rec(RecordSpan(body), '\0');
   std::memcpy(rec.data(), &h, sizeof h);
   std::memcpy(rec.data() + sizeof h, payload.data(), payload.size());
-  uint32_t crc = Crc32c(rec.data(), sizeof h + payload.size(), seed);
+  std::memcpy(rec.data() + sizeof h + payload.size(), summary.data(), summary.size());
+  uint32_t crc = Crc32c(rec.data(), sizeof h + body, seed);
   std::memcpy(rec.data() + offsetof(RecordHeader, crc), &crc, sizeof crc);
   return rec;
 }
@@ -54,9 +66,10 @@ MetaLog::Read MetaLog::ReadRecord(int copy, uint64_t pos, uint64_t seq, std::str
   if (pos + sizeof(RecordHeader) > SlotBytes()) return Read::kEnd;
   RecordHeader h;
   if (dev_.ReadMcSafe(SlotAddr(copy, slot, pos), &h, sizeof h) != sizeof h) return Read::kPoison;
-  if (h.magic != kRecordMagic || h.seq != seq || h.len > SlotBytes() - pos - sizeof h) return Read::kEnd;
-  bytes->assign(RecordSpan(h.len), '\0');
-  size_t want = sizeof h + h.len;
+  uint64_t body = uint64_t{h.len} + h.summary_len;
+  if (h.magic != kRecordMagic || h.seq != seq || body > SlotBytes() - pos - sizeof h) return Read::kEnd;
+  bytes->assign(RecordSpan(body), '\0');
+  size_t want = sizeof h + body;
   if (dev_.ReadMcSafe(SlotAddr(copy, slot, pos), bytes->data(), want) != want) return Read::kPoison;
   uint32_t crc = h.crc;
   std::memset(bytes->data() + offsetof(RecordHeader, crc), 0, sizeof crc);
@@ -151,10 +164,10 @@ Status MetaLog::WriteBytes(int copy, int slot, uint64_t off, const std::string& 
   return *w == bytes.size() ? Status::Ok() : Status::Io("short metadata write");
 }
 
-Status MetaLog::WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
-                             uint64_t* end) {
-  for (const std::string& p : payloads) {
-    std::string rec = BuildRecord(SeedOf(sb_), seq++, p);
+Status MetaLog::WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<Encoded>& recs,
+                             const std::string& before, uint64_t* end) {
+  for (size_t i = 0; i < recs.size(); ++i) {
+    std::string rec = BuildRecord(SeedOf(sb_), seq++, recs[i].payload, i ? recs[i - 1].summary : before);
     if (off + rec.size() > SlotBytes()) return Status::Error(ENOSPC, "metadata log full");
     for (int c = 0; c < 2; ++c) DG_RETURN_IF_ERROR(WriteBytes(c, slot, off, rec));
     off += rec.size();
@@ -245,16 +258,35 @@ Status MetaLog::Format(const std::vector<Op>& snapshot) {
   // Clearing the areas also clears any poison in them.
   for (int c = 0; c < 2; ++c)
     DG_RETURN_IF_ERROR(dev_.ZeroPageRange(geo_.SuperBlock(c), geo_.AreaStart(c) + geo_.meta_blocks - geo_.SuperBlock(c)));
-  DG_RETURN_IF_ERROR(WriteRecords(0, 0, 1, SplitPayloads(snapshot), &tail_));
-  next_seq_ = 1 + SplitPayloads(snapshot).size();
+  std::vector<Encoded> recs = Encode(snapshot);
+  DG_RETURN_IF_ERROR(WriteRecords(0, 0, 1, recs, "", &tail_));
+  next_seq_ = 1 + recs.size();
+  prev_summary_ = recs.back().summary;
   return WriteSuper();
 }
 
-Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report) {
+void MetaLog::NoteLoss(uint64_t first, uint64_t next, std::string_view summary,
+                       const std::function<void(const Summary&)>& lost, ReplayReport* report) const {
+  // Record `next` tells what the one before it changed; of any lost before
+  // that, nothing is known.
+  Summary sum;
+  bool known = !summary.empty() && DecodeSummary(summary, &sum).ok();
+  std::string what = LostRecords(first, next) + " unreadable in both copies; replay resumed at record " +
+                     std::to_string(next);
+  uint64_t unknown_to = known && sum.complete ? next - 1 : next;
+  if (unknown_to > first) what += "; what " + LostRecords(first, unknown_to) + " changed is unknown";
+  report->lost.push_back(what);
+  if (known && lost) lost(sum);
+}
+
+Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report,
+                       const std::function<void(const Summary&)>& lost) {
   DG_RETURN_IF_ERROR(ChooseSuper());
   int slot = static_cast<int>(sb_.active_slot);
   uint64_t pos = 0, seq = sb_.log_start_seq, last = UINT64_MAX;
+  uint64_t hole = 0;  // the first record of a hole just passed, else 0
   std::string rec, other;
+  std::vector<Op> ops;  // the last record's
   for (;; ++seq) {
     Read a = ReadRecord(0, pos, seq, &rec);
     if (a != Read::kOk) {
@@ -265,24 +297,24 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
         uint64_t next_pos, next_seq;
         if (CleanEndAt(pos, seq)) break;
         if (FindNextRecord(pos, seq, &next_pos, &next_seq)) {
-          report->lost.push_back(LostRecords(seq, next_seq) + " unreadable in both copies; replay resumed at record " +
-                                 std::to_string(next_seq));
+          hole = seq;
           pos = next_pos;
           seq = next_seq - 1;
           continue;
         }
         if (a == Read::kPoison && b == Read::kPoison)
           report->lost.push_back("metadata log record " + std::to_string(seq) +
-                                 " unreadable in both copies; changes from it on are missing");
+                                 " unreadable in both copies; changes from it on are missing, what they changed is unknown");
         break;
       }
       DG_RETURN_IF_ERROR(WriteBytes(0, slot, pos, rec));  // copy A rebuilt from B
       ++report->repaired_blocks;
     }
-    std::vector<Op> ops;
-    DG_RETURN_IF_ERROR(DecodeOps(std::string_view(rec).substr(sizeof(RecordHeader),
-                                                              reinterpret_cast<RecordHeader*>(rec.data())->len),
-                                 &ops));
+    const RecordHeader* h = reinterpret_cast<const RecordHeader*>(rec.data());
+    std::string_view body = std::string_view(rec).substr(sizeof *h);
+    ops.clear();
+    DG_RETURN_IF_ERROR(DecodeOps(body.substr(0, h->len), &ops));
+    if (hole) NoteLoss(std::exchange(hole, 0), seq, body.substr(h->len, h->summary_len), lost, report);
     if (Status applied = apply(ops); !applied.ok()) {
       // Past a hole a change may build on what was lost: named, not fatal.
       if (report->lost.empty()) return applied;
@@ -295,6 +327,8 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
   }
   tail_ = pos;
   next_seq_ = seq;
+  prev_summary_.clear();
+  EncodeSummary(Summarize(ops), &prev_summary_);
   // A crash between the two copies' writes leaves B without the last record.
   if (last != UINT64_MAX && report->lost.empty()) {
     ReadRecord(0, last, seq - 1, &rec);
@@ -312,18 +346,20 @@ Status MetaLog::Append(const std::vector<Op>& ops) {
     DG_RETURN_IF_ERROR(WriteCleanEnd(CleanEnd{}));
     clean_end_cleared_ = true;
   }
-  std::string payload;
-  EncodeOps(ops, &payload);
-  DG_RETURN_IF_ERROR(WriteRecords(static_cast<int>(sb_.active_slot), tail_, next_seq_, {payload}, &tail_));
+  Encoded rec;
+  EncodeOps(ops, &rec.payload);
+  EncodeSummary(Summarize(ops), &rec.summary);
+  DG_RETURN_IF_ERROR(WriteRecords(static_cast<int>(sb_.active_slot), tail_, next_seq_, {rec}, prev_summary_, &tail_));
   ++next_seq_;
+  prev_summary_ = std::move(rec.summary);
   return Status::Ok();
 }
 
 Status MetaLog::Compact(const std::vector<Op>& snapshot) {
   int other = 1 - static_cast<int>(sb_.active_slot);
-  std::vector<std::string> payloads = SplitPayloads(snapshot);
+  std::vector<Encoded> recs = Encode(snapshot);
   uint64_t end = 0;
-  DG_RETURN_IF_ERROR(WriteRecords(other, 0, next_seq_, payloads, &end));
+  DG_RETURN_IF_ERROR(WriteRecords(other, 0, next_seq_, recs, "", &end));  // the first of its slot
   SuperBlock old = sb_;
   sb_.generation++;
   sb_.version = kFormatVersion;  // a fresh snapshot is always in the current format
@@ -334,7 +370,8 @@ Status MetaLog::Compact(const std::vector<Op>& snapshot) {
     return s;
   }
   tail_ = end;
-  next_seq_ += payloads.size();
+  next_seq_ += recs.size();
+  prev_summary_ = recs.back().summary;
   return Status::Ok();
 }
 

@@ -33,8 +33,11 @@ class MetaLog {
 
   // mkfs: the snapshot goes into slot 0 of both copies, then the superblocks.
   Status Format(const std::vector<Op>& snapshot);
-  // mount: choose the newest valid superblock and replay its slot.
-  Status Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report);
+  // mount: choose the newest valid superblock and replay its slot. Past
+  // records lost in both copies, `lost` (if set) is given what the last of
+  // them changed, as the record after it tells, before that record is applied.
+  Status Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report,
+                const std::function<void(const Summary&)>& lost = nullptr);
   // Commits one transaction: on return it is in both copies.
   Status Append(const std::vector<Op>& ops);
   bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
@@ -60,6 +63,11 @@ class MetaLog {
 
  private:
   enum class Read { kOk, kEnd, kPoison };
+  // A record's payload, and its summary (which the next record carries).
+  struct Encoded {
+    std::string payload, summary;
+  };
+  static std::vector<Encoded> Encode(const std::vector<Op>& ops);
   uint64_t SlotBytes() const { return geo_.SlotBlocks() * kBlockSize; }
   uint64_t SlotAddr(int copy, int slot, uint64_t off) const {
     return geo_.SlotStart(copy, slot) * kBlockSize + off;
@@ -74,8 +82,14 @@ class MetaLog {
   // long (a MiB of metadata lost in both copies, then cleared) ends the log.
   bool FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const;
   Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
-  Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<std::string>& payloads,
-                      uint64_t* end);
+  // Writes `recs` from `off`, each with the summary of the one before it
+  // (`before`: of the record before the first).
+  Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<Encoded>& recs,
+                      const std::string& before, uint64_t* end);
+  // Records [first, next) were lost; `summary` is what record `next` says
+  // the one before it changed.
+  void NoteLoss(uint64_t first, uint64_t next, std::string_view summary,
+                const std::function<void(const Summary&)>& lost, ReplayReport* report) const;
   Status WriteSuper();
   // Whether a clean unmount recorded the log as ending at (pos, seq).
   bool CleanEndAt(uint64_t pos, uint64_t seq) const;
@@ -90,6 +104,7 @@ class MetaLog {
   SuperBlock sb_{};
   uint64_t tail_ = 0;      // bytes used in the active slot
   uint64_t next_seq_ = 0;  // seq of the next record
+  std::string prev_summary_;  // of the last record: the next one carries it
   bool dry_run_ = false;
   bool clean_end_cleared_ = false;  // since this mount, before any append
   // Dry run: where copy B still lacks the last record (Scrub stops there).

@@ -1,6 +1,11 @@
 #include "fs/ops.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
+
+#include "fs/format.h"
 
 namespace daxguard::fs {
 namespace {
@@ -141,6 +146,109 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
     if (!ok) return Status::Corrupt("malformed metadata record (operation " + std::to_string(t) + ")");
     ops->push_back(std::move(o));
   }
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr size_t kMaxTouches = 4096;  // a snapshot chunk lists at most this many
+// Past anything a device can hold: ranges reaching beyond this (truncate
+// and free use them) go to the end of the file.
+constexpr uint64_t kMaxFileBytes = 1ull << 62;
+
+struct Touched {
+  std::optional<Touch> attr;
+  uint64_t lo = UINT64_MAX, hi = 0;  // data bytes, hi UINT64_MAX: to the end
+  bool entries = false;
+  void Data(uint64_t off, uint64_t len) {
+    if (len == 0 || off >= kMaxFileBytes) return;
+    lo = std::min(lo, off);
+    hi = len > kMaxFileBytes - off ? UINT64_MAX : std::max(hi, off + len);
+  }
+  void Blocks(uint64_t fblk, uint64_t len) {
+    constexpr uint64_t kMaxBlocks = kMaxFileBytes / kBlockSize;
+    if (fblk < kMaxBlocks) Data(fblk * kBlockSize, std::min(len, kMaxBlocks) * kBlockSize);
+  }
+};
+
+}  // namespace
+
+Summary Summarize(std::span<const Op> ops) {
+  std::map<uint64_t, Touched> by_ino;
+  for (const Op& o : ops) {
+    switch (o.type) {
+      case OpType::kSetInode:
+        by_ino[o.ino].attr = Touch{Touch::Kind::kAttr, o.ino, 0, 0, o.attr.size, o.attr.mode};
+        break;
+      case OpType::kFreeInode:
+        by_ino.erase(o.ino);  // gone: nothing of it to name
+        break;
+      case OpType::kLink:
+      case OpType::kUnlink:
+        by_ino[o.parent].entries = true;
+        break;
+      case OpType::kMap:
+      case OpType::kUnmap:
+      case OpType::kExtent:
+        by_ino[o.ino].Blocks(o.fblk, o.len);
+        break;
+      case OpType::kDamage:
+      case OpType::kUndamage:
+        by_ino[o.ino].Data(o.off, o.len);
+        break;
+      default:
+        break;
+    }
+  }
+  Summary s;
+  for (const auto& [ino, t] : by_ino) {
+    if (t.attr) s.touches.push_back(*t.attr);
+    if (t.lo < t.hi)
+      s.touches.push_back({Touch::Kind::kData, ino, t.lo, t.hi == UINT64_MAX ? Touch::kToEnd : t.hi - t.lo, 0, 0});
+    if (t.entries) s.touches.push_back({Touch::Kind::kEntries, ino, 0, 0, 0, 0});
+  }
+  if (s.touches.size() > kMaxTouches) {
+    s.touches.resize(kMaxTouches);
+    s.complete = false;
+  }
+  return s;
+}
+
+void EncodeSummary(const Summary& s, std::string* out) {
+  Put32(out, static_cast<uint32_t>(s.touches.size()));
+  out->push_back(s.complete ? 1 : 0);
+  for (const Touch& t : s.touches) {
+    out->push_back(static_cast<char>(t.kind));
+    Put64(out, t.ino);
+    if (t.kind == Touch::Kind::kData) Put64(out, t.off), Put64(out, t.len);
+    if (t.kind == Touch::Kind::kAttr) Put64(out, t.size), Put32(out, t.mode);
+  }
+}
+
+Status DecodeSummary(std::string_view in, Summary* s) {
+  Reader r(in);
+  uint32_t n = 0;
+  uint8_t complete = 0;
+  bool ok = r.Get32(&n) && r.Get(&complete, 1) && complete <= 1 && r.Has(uint64_t{n} * 9);
+  s->complete = complete == 1;
+  for (uint32_t i = 0; ok && i < n; ++i) {
+    Touch t;
+    ok = r.Get(&t.kind, 1) && r.Get64(&t.ino);
+    switch (t.kind) {
+      case Touch::Kind::kData:
+        ok = ok && r.Get64(&t.off) && r.Get64(&t.len) && (t.len == Touch::kToEnd || t.off + t.len >= t.off);
+        break;
+      case Touch::Kind::kAttr:
+        ok = ok && r.Get64(&t.size) && r.Get32(&t.mode);
+        break;
+      case Touch::Kind::kEntries:
+        break;
+      default:
+        ok = false;
+    }
+    if (ok) s->touches.push_back(t);
+  }
+  if (!ok || !r.empty()) return Status::Corrupt("malformed record summary");
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,5 +105,35 @@ struct Op {
 
 void EncodeOps(const std::vector<Op>& ops, std::string* out);
 Status DecodeOps(std::string_view in, std::vector<Op>* ops);
+
+// What one log record changed, in brief. Each record carries the summary of
+// the record before it (format 3), so that when a record is lost in both
+// copies, replay still knows what it changed: the file bytes become damage
+// (EIO until rewritten) instead of silently reading older bytes or zeroes.
+struct Touch {
+  enum class Kind : uint8_t {
+    kData = 1,  // what file bytes [off, +len) read changed (mapped, unmapped, damage)
+    kAttr,      // the inode was set to `size` and `mode` (created, if it was new)
+    kEntries,   // the directory's entries changed
+  };
+  static constexpr uint64_t kToEnd = UINT64_MAX;  // kData len: to the end of the file
+  Kind kind{};
+  uint64_t ino = 0;
+  uint64_t off = 0, len = 0;  // kData
+  uint64_t size = 0;          // kAttr
+  uint32_t mode = 0;          // kAttr
+  bool operator==(const Touch&) const = default;
+};
+
+struct Summary {
+  std::vector<Touch> touches;  // by inode; per inode its attributes first
+  bool complete = true;        // false: too much changed to list it all
+  bool operator==(const Summary&) const = default;
+};
+
+// One kData touch per inode, spanning everything the record changed in it.
+Summary Summarize(std::span<const Op> ops);
+void EncodeSummary(const Summary& s, std::string* out);
+Status DecodeSummary(std::string_view in, Summary* s);
 
 }  // namespace daxguard::fs

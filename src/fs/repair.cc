@@ -14,7 +14,7 @@
 namespace daxguard::fs {
 namespace {
 
-std::string Summary(const ReverseMapDiff& d) {
+std::string Describe(const ReverseMapDiff& d) {
   std::string s = "stored reverse map disagreed with the extents (" +
                   std::to_string(d.only_in_extents.size()) + " extent run(s) missing from it, " +
                   std::to_string(d.only_in_reverse_map.size()) + " run(s) no extent has";
@@ -148,13 +148,15 @@ std::vector<Op> LinkCountOps(const State& s) {
 
 Status Filesystem::CheckAtMount() {
   for (const State::BadExtent& b : state_.bad_extents()) GoReadOnly(state_.Describe(b) + " (run daxguard fsck --repair)");
-  // Format 1 stored no reverse map: built from the extents, then upgraded.
-  bool old_format = log_.super().version < kFormatVersion;
+  // Format 1 stored no reverse map: built from the extents. Older formats
+  // are upgraded by a fresh snapshot.
+  bool no_stored_map = log_.super().version < kStoredReverseMapVersion;
   ReverseMapDiff d = state_.ReverseMapSuspect() ? state_.CheckReverseMap() : ReverseMapDiff{};
   if (!d.empty()) {
-    if (!old_format) mount_report_.repaired.push_back(Summary(d));
+    if (!no_stored_map) mount_report_.repaired.push_back(Describe(d));
     state_.RebuildReverseMap();
   }
+  bool old_format = log_.super().version < kFormatVersion;
   if ((old_format || !d.empty()) && Writable().ok()) return log_.Compact(state_.Snapshot());
   return Status::Ok();
 }

@@ -30,6 +30,7 @@ const Inode* State::Find(uint64_t ino) const {
 
 void State::Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own) {
   uint64_t end = fblk + len;
+  if (!lost_ranges_.empty()) ForgetLostRange(in, fblk, len);
   auto it = in->extents.upper_bound(fblk);
   if (it != in->extents.begin()) --it;
   while (it != in->extents.end() && it->first < end) {
@@ -158,6 +159,55 @@ Status State::Apply(const Op& op) {
       return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
+}
+
+void State::ForgetLostRange(Inode* in, uint64_t fblk, uint64_t len) {
+  constexpr uint64_t kMaxBlocks = UINT64_MAX / kBlockSize;
+  auto it = lost_ranges_.find(in->ino);
+  if (it == lost_ranges_.end() || fblk >= kMaxBlocks) return;
+  uint64_t off = fblk * kBlockSize, n = std::min(len, kMaxBlocks - fblk) * kBlockSize;
+  for (const auto& [d, dl] : it->second.Overlapping(off, n)) in->damage.Remove(d, dl);
+  it->second.Remove(off, n);
+}
+
+Inode* State::StandIn(uint64_t ino, uint32_t mode) {
+  Attr a;
+  a.mode = mode;
+  a.nlink = S_ISDIR(mode) ? 2 : 1;  // linked somewhere: fsck --repair finds where, or reconnects it
+  (void)Apply(Op::SetInode(ino, a));
+  return Find(ino);
+}
+
+void State::ApplyLoss(const Summary& s) {
+  std::unordered_map<uint64_t, uint64_t> size_before;
+  for (const Touch& t : s.touches) {
+    Inode* in = Find(t.ino);
+    switch (t.kind) {
+      case Touch::Kind::kAttr:
+        if (!in) in = StandIn(t.ino, t.mode);
+        size_before.emplace(t.ino, in->attr.size);
+        in->attr.size = t.size;
+        break;
+      case Touch::Kind::kEntries:
+        if (!in) StandIn(t.ino, S_IFDIR | 0700);
+        break;
+      case Touch::Kind::kData: {
+        if (!in) {  // made by a record lost before: it held these bytes at least
+          in = StandIn(t.ino, S_IFREG | 0600);
+          if (t.len != Touch::kToEnd) in->attr.size = t.off + t.len;
+        }
+        uint64_t len = t.len;
+        if (len == Touch::kToEnd) {  // as far as the file reached before or after
+          auto b = size_before.find(t.ino);
+          uint64_t end = std::max(in->attr.size, b == size_before.end() ? 0 : b->second);
+          len = end > t.off ? end - t.off : 0;
+        }
+        in->damage.Add(t.off, len);
+        lost_ranges_[t.ino].Add(t.off, len);
+        break;
+      }
+    }
+  }
 }
 
 void State::LoadOwners(const Op& op) {

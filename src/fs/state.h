@@ -59,6 +59,14 @@ class State {
   explicit State(const Geometry& g) : geo_(g), space_(g) {}
 
   Status Apply(const Op& op);
+  // Replay, past log records lost in both copies: what the last of them
+  // changed (`s`, as the record after it tells) becomes damage, reading as
+  // EIO until rewritten; the sizes it set are set again, and inodes it made
+  // that are missing stand in (linked nowhere: fsck --repair reconnects
+  // them). Until EndReplay, a later record mapping or unmapping those bytes
+  // gives them definite contents again, and takes that damage back.
+  void ApplyLoss(const Summary& s);
+  void EndReplay() { lost_ranges_.clear(); }
   // Applies every operation; returns the first failure.
   Status ApplyAll(const std::vector<Op>& ops);
   // The whole state as operations: replayed into an empty State it gives
@@ -113,6 +121,9 @@ class State {
   // reverse map is stored apart).
   Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own);
   void Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own = true);
+  Inode* StandIn(uint64_t ino, uint32_t mode);
+  // A later record gave file blocks [fblk, +len) definite contents.
+  void ForgetLostRange(Inode* in, uint64_t fblk, uint64_t len);
   void LoadOwners(const Op& op);
   void LoadRun(const Op& op);
   void AddParent(uint64_t child, uint64_t dir, const std::string& name);
@@ -127,6 +138,7 @@ class State {
   uint64_t next_ino_ = kRootIno + 1;
   std::vector<std::string> lost_;  // metadata lost in both copies
   std::vector<BadExtent> bad_extents_;
+  std::unordered_map<uint64_t, IntervalSet> lost_ranges_;  // replay: damage ApplyLoss added, by inode
   std::vector<MetaRun> meta_owners_;      // as stored (kMetaOwner)
   std::vector<std::string> bad_owner_records_;
   // Loading stored records (see ReverseMapSuspect).

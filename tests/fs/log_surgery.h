@@ -39,10 +39,11 @@ class LogSurgery {
       if (h.magic != kRecordMagic || h.seq != seq) break;
       std::string payload(h.len, '\0');
       EXPECT_EQ(dev_.ReadMcSafe(Addr(0, pos) + sizeof h, payload.data(), h.len), h.len);
-      LogRecord r{pos, seq, RecordSpan(h.len), {}};
+      uint64_t span = RecordSpan(h.len + h.summary_len);
+      LogRecord r{pos, seq, span, {}};
       EXPECT_TRUE(DecodeOps(payload, &r.ops).ok());
       out.push_back(std::move(r));
-      pos += RecordSpan(h.len);
+      pos += span;
     }
     return out;
   }
@@ -52,6 +53,14 @@ class LogSurgery {
       for (const Op& op : r.ops)
         if (op.type == OpType::kLink && op.name == name) return r;
     ADD_FAILURE() << "no record links " << name;
+    return {};
+  }
+  // The first record holding an operation of `type` on inode `ino`.
+  LogRecord RecordWith(OpType type, uint64_t ino) {
+    for (LogRecord& r : Records())
+      for (const Op& op : r.ops)
+        if (op.type == type && op.ino == ino) return r;
+    ADD_FAILURE() << "no record has operation " << static_cast<int>(type) << " on inode " << ino;
     return {};
   }
   // Device offset of byte `pos` of the active slot in copy `copy`.

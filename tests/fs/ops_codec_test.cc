@@ -2,6 +2,7 @@
 // bytes are refused (never a crash, never a half-read operation).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "fs/ops.h"
@@ -84,6 +85,52 @@ TEST(OpsCodec, RandomBytesNeverCrash) {
     std::vector<Op> back;
     (void)DecodeOps(b, &back);
   }
+}
+
+// What a record changed, in brief: per inode its attributes, the span of
+// file bytes it changed (to the end of the file for truncate and free), and
+// whether its entries changed; nothing of an inode it freed.
+TEST(RecordSummary, NamesWhatEachInodeHad) {
+  Attr a{0100644, 0, 0, 1, 6000, 0, 0, 0};
+  Summary s = Summarize(std::vector<Op>{Op::Map(9, 2, 5000, 3, false), Op::Damage(9, 100, 64, true), Op::SetInode(9, a),
+                         Op::Link(1, "x", 9), Op::Unmap(12, 1, UINT64_MAX / 2), Op::Map(13, 0, 7000, 1, false),
+                         Op::FreeInode(13)});
+  using K = Touch::Kind;
+  std::vector<Touch> want = {{K::kAttr, 9, 0, 0, 6000, 0100644},
+                             {K::kData, 9, 100, 5 * 4096 - 100, 0, 0},
+                             {K::kEntries, 1, 0, 0, 0, 0},
+                             {K::kData, 12, 4096, Touch::kToEnd, 0, 0}};
+  // Sorted by inode: 1 first.
+  std::sort(want.begin(), want.end(), [](const Touch& x, const Touch& y) { return x.ino < y.ino; });
+  EXPECT_EQ(s.touches, want);
+  EXPECT_TRUE(s.complete);
+  EXPECT_EQ(Summarize(std::vector<Op>{Op::Damage(4, 8192, UINT64_MAX / 2, false)}).touches,
+            (std::vector<Touch>{{K::kData, 4, 8192, Touch::kToEnd, 0, 0}}));
+}
+
+TEST(RecordSummary, RoundTripsAndRefusesDamagedBytes) {
+  std::vector<Op> ops;
+  for (uint64_t ino = 2; ino < 5000; ++ino) ops.push_back(Op::Map(ino, ino, ino, 1, false));
+  Summary big = Summarize(ops);
+  EXPECT_FALSE(big.complete) << "a snapshot's worth of inodes is cut short, and says so";
+  for (const Summary& s : {Summarize(OneOfEach()), big}) {
+    std::string bytes;
+    EncodeSummary(s, &bytes);
+    Summary back;
+    ASSERT_TRUE(DecodeSummary(bytes, &back).ok());
+    EXPECT_EQ(back, s);
+  }
+  std::string bytes;
+  EncodeSummary(Summarize(OneOfEach()), &bytes);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    Summary back;
+    EXPECT_FALSE(DecodeSummary(std::string_view(bytes).substr(0, n), &back).ok()) << "prefix " << n;
+  }
+  Summary back;
+  EXPECT_FALSE(DecodeSummary(bytes + "x", &back).ok()) << "trailing bytes";
+  std::string wraps;
+  EncodeSummary({{{Touch::Kind::kData, 1, UINT64_MAX - 10, 100, 0, 0}}, true}, &wraps);
+  EXPECT_FALSE(DecodeSummary(wraps, &back).ok()) << "a range past the end of the address space";
 }
 
 }  // namespace
