@@ -285,6 +285,7 @@ Result<size_t> File::WriteSlow(uint64_t off, const void* data, size_t len) {
 Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len) {
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
+  DG_RETURN_IF_ERROR(GrowOver(in, off + len));
   std::vector<Op> ops;
   size_t done = 0;
   Status s;
@@ -325,10 +326,21 @@ Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std
   return Status::Ok();
 }
 
+Status File::GrowOver(Inode* in, uint64_t size) {
+  uint64_t from = AlignUp(in->attr.size, kLineSize);
+  if (size <= in->attr.size || !in->damage.Overlaps(from, UINT64_MAX / 2)) return Status::Ok();
+  std::vector<Op> ops;
+  for (const auto& [off, len] : in->damage.Overlapping(from, UINT64_MAX / 2))
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, &ops));
+  ops.push_back(Op::Damage(ino_, from, UINT64_MAX / 2, false));
+  return fs_->Commit(std::move(ops));
+}
+
 Status File::Truncate(uint64_t size) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   if (size > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  DG_RETURN_IF_ERROR(GrowOver(in, size));
   std::vector<Op> ops;
   if (size < in->attr.size) {
     if (size % kBlockSize)
@@ -355,6 +367,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (punch && !(mode & kFallocKeepSize)) return Status::Invalid("punch hole needs keep-size");
   if (punch && zero) return Status::Invalid("punch hole and zero range exclude each other");
   if (punch || zero) DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
+  if (!(mode & kFallocKeepSize)) DG_RETURN_IF_ERROR(GrowOver(in, off + len));
   std::vector<Op> ops;
   uint64_t b0 = AlignUp(off, kBlockSize) / kBlockSize, b1 = (off + len) / kBlockSize;  // whole blocks
   if (punch || zero) {  // partial blocks at the edges: zero just those bytes
@@ -419,6 +432,7 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   uint64_t nblk = AlignUp(len, kBlockSize) / kBlockSize, sb = soff / kBlockSize, db = doff / kBlockSize;
   if (dst == s && sb < db + nblk && db < sb + nblk) return Status::Invalid("clone ranges overlap");
   if (doff + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  DG_RETURN_IF_ERROR(GrowOver(dst, doff + len));
   std::vector<Op> ops = fs_->FreeBlocksOps(dst, db, nblk);
   ops.push_back(Op::Damage(ino_, doff, nblk * kBlockSize, false));
   for (auto it = s->extents.begin(); it != s->extents.end(); ++it) {

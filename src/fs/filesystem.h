@@ -285,6 +285,11 @@ class File {
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
                   std::vector<Op>* ops, bool unwritten);
   Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std::vector<Op>* ops);
+  // Growing the file to `size` brings its bytes from the old end on into
+  // it, and they must read as zeroes. They do (truncation zeroes the rest
+  // of the last block, new blocks come zeroed) except where poison found
+  // past the end left damage: those lines are zeroed and the damage dropped.
+  Status GrowOver(Inode* in, uint64_t size);
   void TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops);
   // Gives file blocks [b0, b1) written blocks of this file's own (damaged
   // ones excepted: they trap until repaired), so that stores through a

@@ -61,5 +61,34 @@ TEST_F(FsxRepro, TruncateIntoADamagedLineKeepsTheWholeLine) {
   EXPECT_EQ(ReadAll(*f, 128, 8064), std::vector<uint8_t>(8064, 0));
 }
 
+// Growing a file brings the bytes past its old end into it: poison found
+// there while they lay past the end must not show up inside the file, as
+// EIO or as stale bytes. However the file grows, they read as zeroes.
+TEST_F(FsxRepro, GrowingOverDamagePastTheEndDropsItAndReadsZeroes) {
+  enum Grow { kWrite, kWriteOverDamagedLines, kTruncate, kFallocate, kClone, kZeroRange };
+  auto donor = Create("/donor");
+  Fill(*donor, 0, 4096, 0x33);
+  for (Grow how : {kWrite, kWriteOverDamagedLines, kTruncate, kFallocate, kClone, kZeroRange}) {
+    SCOPED_TRACE(how);
+    auto f = Create("/g" + std::to_string(how));
+    Fill(*f, 0, 10944, 0x10);  // ends in a damaged sector: 10752..11263
+    ASSERT_TRUE(f->Fallocate(kFallocKeepSize, 10944, 3 * 4096).ok());  // and an unwritten block past the end
+    InjectAt(DeviceOffset(*f, 10752));
+    InjectAt(DeviceOffset(*f, 12288 + 1024));
+    switch (how) {
+      case kWrite: Fill(*f, 16384 + 42, 10, 0x20); break;
+      case kWriteOverDamagedLines: Fill(*f, 11000, 10, 0x20); break;  // parts of damaged lines past the end
+      case kTruncate: ASSERT_TRUE(f->Truncate(16394).ok()); break;
+      case kFallocate: ASSERT_TRUE(f->Fallocate(0, 16384, 10).ok()); break;
+      case kClone: ASSERT_TRUE(f->CloneFrom(*donor, 0, 16384, 4096).ok()); break;
+      case kZeroRange: ASSERT_TRUE(f->Fallocate(kFallocZeroRange, 16384, 10).ok()); break;
+    }
+    EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{10752, 192}}));
+    uint64_t end = how == kWriteOverDamagedLines ? 11000 : 16384;
+    auto got = ReadAll(*f, 10944, end - 10944);
+    EXPECT_EQ(got, std::vector<uint8_t>(end - 10944, 0));
+  }
+}
+
 }  // namespace
 }  // namespace daxguard::fs
