@@ -3,7 +3,8 @@
 // beside three device files: a and b (fsdax, 1 MiB) and x (devdax). s0 is
 // opened as every command opens a device, so stacks of stacks, cycles and
 // shared devices are reached, and read and written through; its lines are
-// also given to `dm create` as tables. Names with '/' are skipped: the
+// also given to `dm create` as tables. A stack that opens must not reach
+// the same bytes twice. Names with '/' are skipped: the
 // harness must not open files outside its scratch directory.
 #include <unistd.h>
 
@@ -37,6 +38,23 @@ void MakeDevices() {
   (void)made;
 }
 
+// No two pages of a stack may reach the same bytes below it: each page
+// that takes a write gets its own tag, and every tag must read back where
+// it was written (an aliasing stack corrupts one copy with the other).
+void CheckNoAliasing(dax::Device& dev) {
+  constexpr uint64_t kMaxChecked = 8ull << 20;
+  if (dev.size() > kMaxChecked) return;
+  const uint64_t pages = dev.size() / kPageSize;
+  std::vector<bool> written(pages);
+  for (uint64_t p = 0; p < pages; ++p) written[p] = dev.Write(p * kPageSize, &p, sizeof p).ok();
+  for (uint64_t p = 0; p < pages; ++p) {
+    uint64_t tag = p;
+    if (!written[p] || dev.ReadMcSafe(p * kPageSize, &tag, sizeof tag) != sizeof tag) continue;
+    DG_FUZZ_CHECK(tag == p, "stack page %llu reads the tag written to page %llu: two segments reach the same bytes",
+                  static_cast<unsigned long long>(p), static_cast<unsigned long long>(tag));
+  }
+}
+
 void Exercise(dax::Device& dev) {
   uint64_t size = dev.size();
   (void)dev.BadBlocks();
@@ -46,6 +64,7 @@ void Exercise(dax::Device& dev) {
     (void)dev.ReadMcSafe(off, buf.data(), n);
     (void)dev.Write(off, buf.data(), n);
   }
+  CheckNoAliasing(dev);
 }
 
 }  // namespace
