@@ -18,6 +18,12 @@ std::optional<Extent> Inode::ExtentAt(uint64_t fblk) const {
   return Extent{e.pblk + skip, e.len - skip, e.unwritten};
 }
 
+const char* State::BadDeviceRun(uint64_t pblk, uint64_t len) const {
+  if (len == 0 || pblk + len < pblk || pblk + len > geo_.blocks) return "lies beyond the device";
+  if (geo_.OverlapsMeta(pblk, len)) return "overlaps metadata";
+  return nullptr;
+}
+
 Inode* State::Find(uint64_t ino) {
   auto it = inodes_.find(ino);
   return it == inodes_.end() ? nullptr : it->second.get();
@@ -52,9 +58,7 @@ void State::Unmap(Inode* in, uint64_t fblk, uint64_t len, bool own) {
 Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own) {
   // Never applied (a file must not reach outside its blocks); reported by
   // mount and fsck, dropped by fsck --repair.
-  const char* why = len == 0 || pblk + len > geo_.blocks || pblk + len < pblk || fblk + len < fblk ? "lies beyond the device"
-                    : geo_.OverlapsMeta(pblk, len)                                              ? "overlaps metadata"
-                                                                                                : nullptr;
+  const char* why = fblk + len < fblk ? "lies beyond the device" : BadDeviceRun(pblk, len);
   if (why) {
     bad_extents_.push_back({{in->ino, fblk, pblk, len}, why});
     return Status::Ok();
@@ -143,15 +147,23 @@ Status State::Apply(const Op& op) {
       Unmap(in, op.fblk, op.len);
       return Status::Ok();
     case OpType::kDamage:
-    case OpType::kUndamage:
+    case OpType::kUndamage: {
       DG_RETURN_IF_ERROR(need());
+      uint64_t len = std::min(op.len, UINT64_MAX - op.off);  // file bytes end at 2^64
       if (op.type == OpType::kDamage)
-        in->damage.Add(op.off, op.len);
+        in->damage.Add(op.off, len);
       else
-        in->damage.Remove(op.off, op.len);
+        in->damage.Remove(op.off, len);
       return Status::Ok();
+    }
     case OpType::kQuarantine:
     case OpType::kUnquarantine:
+      // Unquarantined metadata would be handed to files: never applied.
+      if (const char* why = BadDeviceRun(op.pblk, op.len)) {
+        bad_owner_records_.push_back("quarantine record for device blocks " + std::to_string(op.pblk) + "+" +
+                                     std::to_string(op.len) + " " + why);
+        return Status::Ok();
+      }
       space_.SetQuarantine(op.pblk, op.len, op.type == OpType::kQuarantine);
       return Status::Ok();
     case OpType::kMetaLost:
@@ -211,10 +223,8 @@ void State::ApplyLoss(const Summary& s) {
 }
 
 void State::LoadOwners(const Op& op) {
-  const char* why = op.len == 0 || op.pblk + op.len > geo_.blocks || op.pblk + op.len < op.pblk ? "lies beyond the device"
-                    : geo_.OverlapsMeta(op.pblk, op.len)                                        ? "overlaps metadata"
-                    : op.owners.empty()                                                         ? "has no owner"
-                                                                                                : nullptr;
+  const char* why = BadDeviceRun(op.pblk, op.len);
+  if (!why && op.owners.empty()) why = "has no owner";
   if (!why) return LoadRun(op);
   bad_owner_records_.push_back("reverse-map record for device blocks " + std::to_string(op.pblk) + "+" +
                                std::to_string(op.len) + " " + why);

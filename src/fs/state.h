@@ -48,7 +48,7 @@ struct ReverseMapDiff {
   std::vector<Mapping> only_in_extents;
   std::vector<Mapping> only_in_reverse_map;
   bool metadata_differs = false;  // the metadata owners are not the geometry's
-  std::vector<std::string> bad_records;  // reverse-map records that could not be loaded
+  std::vector<std::string> bad_records;  // reverse-map and quarantine records not applied
   bool empty() const {
     return only_in_extents.empty() && only_in_reverse_map.empty() && !metadata_differs && bad_records.empty();
   }
@@ -117,6 +117,9 @@ class State {
   size_t NameCount(uint64_t ino) const;
 
  private:
+  // Why a record's device blocks [pblk, +len) cannot be data blocks (beyond
+  // the device, or metadata); nullptr when they can.
+  const char* BadDeviceRun(uint64_t pblk, uint64_t len) const;
   // `own`: keep the reverse map in step (false for snapshot extents, whose
   // reverse map is stored apart).
   Status Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten, bool own);
