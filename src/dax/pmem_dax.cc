@@ -17,8 +17,8 @@ PmemDax::~PmemDax() {
   if (claim_token_) media_->ReleaseHolder(claim_token_);
 }
 
-Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path) {
-  auto media = media::PmemDevice::Open(path);
+Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path, media::OpenMode mode) {
+  auto media = media::PmemDevice::Open(path, mode);
   if (!media.ok()) return media.status();
   return std::make_unique<PmemDax>(std::move(media).value());
 }

@@ -22,7 +22,8 @@ class PmemDax final : public Device {
  public:
   explicit PmemDax(std::unique_ptr<media::PmemDevice> media);
   ~PmemDax() override;
-  static Result<std::unique_ptr<PmemDax>> Open(const std::string& path);
+  static Result<std::unique_ptr<PmemDax>> Open(const std::string& path,
+                                               media::OpenMode mode = media::OpenMode::kReadWrite);
 
   media::PmemDevice& media() { return *media_; }
 

@@ -13,7 +13,10 @@
 
 namespace daxguard::dm {
 
-Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path);
+// kReadOnlyFallback: for commands that write nothing, device files this
+// process may not write are read (media::OpenMode), at any depth.
+Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path,
+                                                   media::OpenMode mode = media::OpenMode::kReadWrite);
 
 // Checks `table` as the table of a new stack file at `path`, opening every
 // device it names, and only then writes the file. Refuses an existing path.

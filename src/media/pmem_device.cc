@@ -121,8 +121,13 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Create(const std::string& path,
   return std::unique_ptr<PmemDevice>(new PmemDevice(path, fd, b, geo));
 }
 
-Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path) {
+Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path, OpenMode mode) {
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int sharing = MAP_SHARED;
+  if (fd < 0 && mode == OpenMode::kReadOnlyFallback && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    sharing = MAP_PRIVATE;  // stores stay in this process
+  }
   if (fd < 0) return Status::FromErrno(errno, path);
   struct stat st {};
   Header h{};
@@ -137,7 +142,7 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path) {
     s = Status::Corrupt(path + ": " + v.message());
   void* base = MAP_FAILED;
   if (s.ok()) {
-    base = mmap(nullptr, h.geo.file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    base = mmap(nullptr, h.geo.file_size, PROT_READ | PROT_WRITE, sharing | MAP_NORESERVE, fd, 0);
     if (base == MAP_FAILED) s = Status::FromErrno(errno, "cannot map " + path);
   }
   if (!s.ok()) {

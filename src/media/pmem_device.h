@@ -64,10 +64,20 @@ struct ScrubStatus {
   uint64_t progress = 0;  // bytes scanned by the running scrub
 };
 
+// How Open treats a device file this process may not write.
+enum class OpenMode {
+  kReadWrite,  // refused (EACCES, EROFS) as open(2) refuses it
+  // For commands that write nothing: such a file is opened for reading.
+  // What the process would still record (a consumed error, a holder claim,
+  // what a mount writes) stays in its private copy of the pages touched;
+  // the file never changes.
+  kReadOnlyFallback,
+};
+
 class PmemDevice {
  public:
   static Result<std::unique_ptr<PmemDevice>> Create(const std::string& path, const CreateOptions& opt);
-  static Result<std::unique_ptr<PmemDevice>> Open(const std::string& path);
+  static Result<std::unique_ptr<PmemDevice>> Open(const std::string& path, OpenMode mode = OpenMode::kReadWrite);
   ~PmemDevice();
   PmemDevice(const PmemDevice&) = delete;
   PmemDevice& operator=(const PmemDevice&) = delete;

@@ -25,6 +25,11 @@ int Fail(const std::string& cmd, const std::string& message);
 // begins it with NAME: every error names its subject once.
 Status Named(const std::string& name, const Status& s);
 
+// How a command that writes nothing opens its device: a device file it may
+// not write is read (media::OpenMode::kReadOnlyFallback), the file untouched.
+inline constexpr media::OpenMode kReadOnly = media::OpenMode::kReadOnlyFallback;
+inline constexpr media::OpenMode kReadWrite = media::OpenMode::kReadWrite;
+
 // Parses a size or offset argument ("4096", "0x1000", "64k", "1g").
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
 

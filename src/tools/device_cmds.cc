@@ -120,7 +120,7 @@ Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
 }
 
 int RunList(const ListArgs& a) {
-  auto d = dm::OpenDaxDevice(a.dev);
+  auto d = dm::OpenDaxDevice(a.dev, kReadOnly);
   if (!d.ok()) return Fail("list", d.status());
   auto* pmem = dynamic_cast<dax::PmemDax*>(d->get());
   PrintJson(pmem ? DeviceJson(pmem->media(), a.media_errors) : StackJson(a.dev, **d, a.media_errors));
@@ -171,7 +171,7 @@ Status InjectOnStack(dax::Device& stack, uint64_t block, uint64_t count, const m
 
 int RunInject(const InjectArgs& a) {
   const char* cmd = "inject-error";
-  auto d = dm::OpenDaxDevice(a.dev);
+  auto d = dm::OpenDaxDevice(a.dev, a.status ? kReadOnly : kReadWrite);
   if (!d.ok()) return Fail(cmd, d.status());
   if (a.status) {
     PrintJson(InjectedJson(a.dev, **d));

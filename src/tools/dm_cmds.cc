@@ -46,7 +46,7 @@ std::string Joined(const std::vector<std::string>& words) {
 // badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none.
 int RunStatus(const std::string& path) {
   const char* cmd = "dm status";
-  auto dev = dm::OpenDaxDevice(path);
+  auto dev = dm::OpenDaxDevice(path, kReadOnly);
   if (!dev.ok()) return Fail(cmd, dev.status());
   auto* stack = dynamic_cast<dm::Stack*>(dev->get());
   if (!stack) return Fail(cmd, path + " is a device, not a stack");

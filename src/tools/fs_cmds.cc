@@ -2,6 +2,7 @@
 // and file I/O for `io DEV:/path`.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -22,8 +23,8 @@ struct Mounted {
   std::unique_ptr<fs::Filesystem> fs;
 };
 
-Result<Mounted> MountDev(const std::string& dev) {
-  auto d = dm::OpenDaxDevice(dev);
+Result<Mounted> MountDev(const std::string& dev, media::OpenMode mode) {
+  auto d = dm::OpenDaxDevice(dev, mode);
   if (!d.ok()) return d.status();
   DG_RETURN_IF_ERROR(CheckNotDevdax(**d, dev, "it holds no filesystem"));
   auto f = fs::Filesystem::Mount(**d);
@@ -64,7 +65,7 @@ int RunMkfs(const std::string& dev, bool force) {
 int RunLs(const std::string& target, bool long_form) {
   auto t = Target(target);
   if (!t.ok()) return Fail("fs ls", t.status());
-  auto m = MountDev(t->first);
+  auto m = MountDev(t->first, kReadOnly);
   if (!m.ok()) return Fail("fs ls", m.status());
   auto st = m->fs->Stat(t->second);
   if (!st.ok()) return Fail("fs ls", st.status());
@@ -124,7 +125,7 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   } else if (verb == "get") {
     if (Status s = CheckGetDestination(args[1]); !s.ok()) return Fail(cmd, s);
   }
-  auto m = MountDev(t->first);
+  auto m = MountDev(t->first, verb == "get" ? kReadOnly : kReadWrite);
   if (!m.ok()) return Fail(cmd, m.status());
   fs::Filesystem& f = *m->fs;
   Status s;
@@ -161,7 +162,7 @@ int RunWho(const std::string& dev, const std::string& off_text, const std::strin
   if (!off.ok()) return Fail("who", off.status());
   if (!len.ok()) return Fail("who", len.status());
   if (*len == 0) return Fail("who", "--length must be positive");
-  auto m = MountDev(dev);
+  auto m = MountDev(dev, kReadOnly);
   if (!m.ok()) return Fail("who", m.status());
   auto owners = m->fs->Who(*off, *len);
   if (!owners.ok()) return Fail("who", owners.status());
@@ -181,7 +182,7 @@ int RunWho(const std::string& dev, const std::string& off_text, const std::strin
 }
 
 int RunHealth(const std::string& dev) {
-  auto m = MountDev(dev);
+  auto m = MountDev(dev, kReadOnly);
   if (!m.ok()) return Fail("health", m.status());
   fs::HealthReport h = m->fs->Health();
   Json files = Json::array(), quarantine = Json::array();
@@ -202,7 +203,7 @@ int RunHealth(const std::string& dev) {
 }
 
 int RunFsck(const std::string& dev, bool repair) {
-  auto d = dm::OpenDaxDevice(dev);
+  auto d = dm::OpenDaxDevice(dev, repair ? kReadWrite : kReadOnly);
   if (!d.ok()) return Fail("fsck", d.status());
   Status fsdax = CheckNotDevdax(**d, dev, "it holds no filesystem");
   if (!fsdax.ok()) return Fail("fsck", fsdax);
@@ -229,7 +230,9 @@ int RunFileIo(const std::string& target, const std::vector<std::string>& texts, 
     if (!c.ok()) return Fail("io", c.status());
     cmds.push_back(*c);
   }
-  auto m = MountDev(t->first);
+  static const std::set<std::string> kReads = {"pread", "fiemap", "stat"};
+  bool reads_only = !create && std::all_of(cmds.begin(), cmds.end(), [](const FileCommand& c) { return kReads.count(c.name) > 0; });
+  auto m = MountDev(t->first, reads_only ? kReadOnly : kReadWrite);
   if (!m.ok()) return Fail("io", m.status());
   // Every command is checked before any runs (or -f creates the file).
   MapPlan plan;

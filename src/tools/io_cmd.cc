@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -213,7 +214,8 @@ int RunIo(const IoArgs& a) {
     if (!c.ok()) return Fail(cmd, c.status());
     cmds.push_back(*c);
   }
-  auto dev = dm::OpenDaxDevice(a.dev);
+  bool reads_only = std::all_of(cmds.begin(), cmds.end(), [](const IoCommand& c) { return c.op == IoCommand::Op::kPread; });
+  auto dev = dm::OpenDaxDevice(a.dev, reads_only ? kReadOnly : kReadWrite);
   if (!dev.ok()) return Fail(cmd, dev.status());
   MapPlan plan;
   for (size_t i = 0; i < cmds.size(); ++i)

@@ -167,5 +167,74 @@ TEST_F(CliInput, JsonOfANameThatIsNotUtf8) {
   EXPECT_EQ(Json::parse(health.out)["damaged_files"][0]["path"], "/bad\ufffd");
 }
 
+// Runs daxguard unable to write a device file made read-only (as root,
+// chmod alone would not stop it: then it runs without CAP_DAC_OVERRIDE).
+class ReadOnlyDevice : public CliInput {
+ protected:
+  CliRun DgReadOnly(const std::vector<std::string>& args) {
+    std::string cmd = geteuid() == 0 ? "setpriv --bounding-set=-dac_override,-dac_read_search " : "";
+    cmd += DAXGUARD_BIN;
+    for (const std::string& a : args) cmd += " '" + a + "'";
+    cmd += " >" + (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
+    int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(dir_ / "out"), Slurp(dir_ / "err")};
+  }
+};
+
+TEST_F(ReadOnlyDevice, CommandsThatWriteNothingRead) {
+  Mkfs();
+  ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite -S 0x78 0 8k"}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", F("/y"), "-c", "pwrite -S 0x79 0 5000"}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(SectorOf(F("/x"), 4096))}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", "60000", "-N"}).rc, 0);  // latent: a read would make it known
+  ASSERT_EQ(Dg({"dm", "create", Path("s"), "--table", "0 65536 linear f 0"}).rc, 0);
+  std::filesystem::permissions(dev_, std::filesystem::perms::owner_read | std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read);
+  std::string before = Slurp(dev_);
+  CliRun denied = DgReadOnly({"io", dev_, "-c", "pwrite 0 4k"});
+  ASSERT_NE(denied.rc, 0) << "the device file is writable after all: the test proves nothing";
+  EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
+
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"list", dev_, "-M"},
+           {"list", Path("s")},
+           {"dm", "status", Path("s")},
+           {"inject-error", dev_, "-t"},
+           {"io", dev_, "-c", "pread -v 0 4k", "-c", "pread 0 64k"},
+           {"io", F("/x"), "-c", "pread 0 4k", "-c", "stat", "-c", "fiemap"},
+           {"fs", "ls", "-l", F("/")},
+           {"fs", "get", F("/y"), Path("copy")},
+           {"health", dev_},
+           {"who", dev_, "--offset", "0"},
+           {"fsck", dev_}}) {
+    SCOPED_TRACE(args[0] + " " + args[1]);
+    CliRun r = DgReadOnly(args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+  }
+  EXPECT_EQ(DgReadOnly({"fs", "ls", F("/")}).out, "x\ny\n");
+  EXPECT_EQ(Slurp(Path("copy")), std::string(5000, 'y'));
+  CliRun health = DgReadOnly({"health", dev_});
+  ASSERT_EQ(health.rc, 0) << health.err;
+  EXPECT_EQ(Json::parse(health.out)["damaged_files"][0]["path"], "/x") << health.out;
+  CliRun poisoned = DgReadOnly({"io", dev_, "-c", "pread 0 32m"});
+  EXPECT_NE(poisoned.rc, 0);
+  EXPECT_NE(poisoned.err.find("Input/output error"), std::string::npos) << poisoned.err;
+
+  // Whatever writes is refused in one line, and nothing changed.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"io", dev_, "-c", "pwrite 0 4k"},
+           {"io", F("/x"), "-c", "pwrite 0 4k"},
+           {"io", dev_, "-c", "mmap -r 0 4k"},
+           {"fs", "mkdir", F("/d")},
+           {"inject-error", dev_, "-B", "8"},
+           {"clear-errors", dev_},
+           {"fsck", dev_, "--repair"},
+           {"mkfs", "-f", dev_}}) {
+    SCOPED_TRACE(args[0] + " " + args[1]);
+    ExpectOneLineError(DgReadOnly(args), "Permission denied");
+  }
+  EXPECT_TRUE(Slurp(dev_) == before) << "a read-only command changed the device file";
+}
+
 }  // namespace
 }  // namespace daxguard::testing
