@@ -74,13 +74,14 @@ Status Filesystem::RepairForFsck() {
 }
 
 // Dangling entries, and every entry naming a directory but the first met
-// from the root (the root included: no entry may name it).
+// from the root breadth first, as fsck counts them (the root included: no
+// entry may name it).
 std::vector<Op> Filesystem::DamagedEntryDrops() {
   std::vector<Op> ops;
   std::set<uint64_t> dirs_seen = {kRootIno};
-  for (std::vector<uint64_t> todo = {kRootIno}; !todo.empty();) {
-    const Inode* d = state_.Find(todo.back());
-    todo.pop_back();
+  std::vector<uint64_t> todo = {kRootIno};
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const Inode* d = state_.Find(todo[i]);
     for (const auto& [name, child] : d->entries) {
       const Inode* c = state_.Find(child);
       if (!c || !c->is_dir()) continue;
