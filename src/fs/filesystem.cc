@@ -384,16 +384,16 @@ Status Filesystem::RemoveTree(const std::string& path) {
     Inode* in;
   };
   // Every entry of the tree, each directory before what it holds; removed
-  // in reverse. A damaged entry, or a directory reached twice (a cycle
-  // replay made of lost records), refuses the lot before anything goes.
+  // in reverse. A damaged entry, or a directory with a second name (which
+  // would see its contents go; replay makes such names, and cycles of them,
+  // of lost records), refuses the lot before anything goes.
   std::vector<Entry> tree = {{top->parent(), top->name(), top->inode}};
-  std::set<uint64_t> dirs_seen = {kRootIno};
   for (size_t i = 0; i < tree.size(); ++i) {
     Inode* dir = tree[i].in;
     if (!dir->is_dir()) continue;
-    if (!dirs_seen.insert(dir->ino).second)
-      return Status::Io(path + ": directory inode " + std::to_string(dir->ino) +
-                        " is reached twice in the tree (damaged; run daxguard fsck --repair)");
+    if (state_.NameCount(dir->ino) > 1)
+      return Status::Io(state_.PathOf(dir->ino) + ": directory inode " + std::to_string(dir->ino) +
+                        " has more than one name (damaged; run daxguard fsck --repair)");
     for (const auto& [name, ino] : dir->entries) {
       Inode* child = EntryTarget(ino);
       if (!child) return DamagedEntry(state_.PathOf(dir->ino) + "/" + name, ino);

@@ -27,16 +27,16 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
 }
 
 // Link counts and reachability, from the directory tree. A directory is
-// counted under the first entry found naming it; any other (a cycle replay
-// made of lost records) is named, and --repair drops it.
+// counted under the first entry found naming it, breadth first; any other
+// (replay makes them, and cycles of them, of lost records) is named, and
+// --repair drops it.
 void CheckTree(const State& s, FsckReport* r) {
   std::map<uint64_t, uint32_t> links;  // ino -> expected nlink
   std::vector<uint64_t> todo = {kRootIno};
   std::set<uint64_t> dirs = {kRootIno};  // reached
   links[kRootIno] = 2;
-  while (!todo.empty()) {
-    const Inode* d = s.Find(todo.back());
-    todo.pop_back();
+  for (size_t i = 0; i < todo.size(); ++i) {  // breadth first: the shallowest name counts
+    const Inode* d = s.Find(todo[i]);
     for (const auto& [name, child] : d->entries) {
       const Inode* c = s.Find(child);
       std::string entry = "entry '" + name + "' in directory " + std::to_string(d->ino);

@@ -23,15 +23,14 @@ std::string Describe(const ReverseMapDiff& d) {
   return s + "): rebuilt from the extents";
 }
 
-// Walks the tree below `top`, adding what it reaches to *seen. An entry
-// naming no inode, or a directory reached before (a directory has one
-// name), is dropped.
+// Walks the tree below `top` breadth first, as fsck counts it, adding what
+// it reaches to *seen. An entry naming no inode, or a directory reached
+// before (a directory has one name: its shallowest), is dropped.
 void Walk(const State& s, uint64_t top, std::set<uint64_t>* seen, std::vector<Op>* ops) {
   std::vector<uint64_t> todo = {top};
   seen->insert(top);
-  while (!todo.empty()) {
-    const Inode* d = s.Find(todo.back());
-    todo.pop_back();
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const Inode* d = s.Find(todo[i]);
     for (const auto& [name, child] : d->entries) {
       const Inode* c = s.Find(child);
       if (!c || (c->is_dir() && seen->count(child))) {

@@ -395,5 +395,36 @@ TEST_F(NamespaceTest, AFileHoldingEntriesIsNoDirectoryToReaders) {
   (void)fs_->Health();
 }
 
+TEST_F(NamespaceTest, RemoveTreeRefusesADirectoryWithASecondName) {
+  ASSERT_TRUE(fs_->Mkdir("/a").ok());
+  ASSERT_TRUE(fs_->Mkdir("/a/d").ok());
+  Fill(*Create("/a/d/f"), 0, 4096, 0x44);
+  ASSERT_TRUE(fs_->Mkdir("/b").ok());
+  AppendToLog({Op::Link(Ino("/b"), "alias", Ino("/a/d"))});
+  for (const char* p : {"/b", "/a", "/b/alias", "/a/d"}) {
+    Status s = fs_->RemoveTree(p);
+    EXPECT_EQ(s.err(), EIO) << p;
+    EXPECT_NE(s.message().find("has more than one name"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(Names("/a/d"), NameList{"f"}) << "nothing went";
+  EXPECT_EQ(Names("/b/alias"), NameList{"f"});
+  ASSERT_TRUE(fs_->Rmdir("/b/alias").err() == ENOTEMPTY);
+  std::vector<std::string> problems = FsckProblems();
+  EXPECT_TRUE(std::any_of(problems.begin(), problems.end(), [&](const std::string& p) {
+    return p.find("entry 'alias'") != std::string::npos && p.find("named by more than one entry") != std::string::npos;
+  })) << ::testing::PrintToString(problems);
+  fs_.reset();
+  ASSERT_TRUE(Fsck(*dev_, true).ok());
+  Mount();
+  ExpectFsckClean();
+  EXPECT_EQ(Names("/b"), NameList{}) << "the second name found from the root is dropped";
+  auto f = OpenFile("/a/d/f");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(ReadAll(*f, 0, 4096), std::vector<uint8_t>(4096, 0x44));
+  f.reset();
+  EXPECT_TRUE(fs_->RemoveTree("/a").ok());
+  ExpectFsckClean();
+}
+
 }  // namespace
 }  // namespace daxguard::fs
