@@ -113,21 +113,27 @@ bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uin
 Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
   uint8_t page[kBlockSize];
   uint8_t line[2][kLineSize];
-  bool rewrite[2] = {false, false};
+  // A copy whose page holds a known error is the suspect one: where both
+  // read and differ (it was cleared before the error was told) the other
+  // wins, and it is rewritten, since until then every write to it fails.
+  bool rewrite[2];
+  for (int c = 0; c < 2; ++c)
+    rewrite[c] = !dev_.DirectAccess(SlotAddr(c, slot, idx * kBlockSize) / kBlockSize, 1, dax::AccessMode::kAccess).ok();
+  int prefer = rewrite[0] && !rewrite[1] ? 1 : 0;
   uint64_t lost = 0;
   for (uint64_t l = 0; l < kBlockSize / kLineSize; ++l) {
     uint64_t off = idx * kBlockSize + l * kLineSize;
     bool ok[2];
     for (int c = 0; c < 2; ++c) ok[c] = dev_.ReadMcSafe(SlotAddr(c, slot, off), line[c], kLineSize) == kLineSize;
-    int src = ok[0] ? 0 : ok[1] ? 1 : -1;
+    int src = ok[prefer] ? prefer : ok[1 - prefer] ? 1 - prefer : -1;
     if (src < 0) {
       ++lost;
       std::memset(page + l * kLineSize, 0, kLineSize);
     } else {
       std::memcpy(page + l * kLineSize, line[src], kLineSize);
     }
-    rewrite[0] |= !ok[0];
-    rewrite[1] |= !ok[1] || (ok[0] && std::memcmp(line[0], line[1], kLineSize) != 0);
+    for (int c = 0; c < 2; ++c)
+      rewrite[c] |= !ok[c] || (src >= 0 && std::memcmp(line[c], line[src], kLineSize) != 0);
   }
   for (int c = 0; c < 2; ++c) {
     if (!rewrite[c] || dry_run_) continue;
