@@ -24,13 +24,15 @@ std::string Summary(const ReverseMapDiff& d) {
 
 Status Filesystem::CheckAtMount() {
   for (const State::BadExtent& b : state_.bad_extents()) GoReadOnly(state_.Describe(b) + " (run daxguard fsck --repair)");
-  // Format 1 stored no reverse map: built from the extents, then upgraded.
-  bool old_format = log_.super().version < kFormatVersion;
+  // Format 1 stored no reverse map: built from the extents. Older formats
+  // are upgraded by a fresh snapshot.
+  bool map_stored = log_.super().version >= kReverseMapVersion;
   ReverseMapDiff d = state_.ReverseMapSuspect() ? state_.CheckReverseMap() : ReverseMapDiff{};
   if (!d.empty()) {
-    if (!old_format) mount_report_.repaired.push_back(Summary(d));
+    if (map_stored) mount_report_.repaired.push_back(Summary(d));
     state_.RebuildReverseMap();
   }
+  bool old_format = log_.super().version < kFormatVersion;
   if ((old_format || !d.empty()) && Writable().ok()) return log_.Compact(state_.Snapshot());
   return Status::Ok();
 }

@@ -356,7 +356,7 @@ TEST_F(FsRepairTest, FormatVersionOneIsUpgradedAndUnknownVersionsRefused) {
   ASSERT_EQ(dev_->ReadMcSafe(0, before.data(), kBlockSize), kBlockSize);
   auto m = Filesystem::Mount(*dev_);
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().message().find("daxfs format version 3 is not supported"), std::string::npos)
+  EXPECT_NE(m.status().message().find("daxfs format version " + std::to_string(kFormatVersion + 1) + " is not supported"), std::string::npos)
       << m.status().message();
   EXPECT_FALSE(Fsck(*dev_, true).ok());
   ASSERT_EQ(dev_->ReadMcSafe(0, after.data(), kBlockSize), kBlockSize);

@@ -191,7 +191,7 @@ TEST_F(FsCli, UnsupportedFormatVersionIsRefusedWithOneLine) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{"fs", "ls", F("/")}, {"fsck", dev_}}) {
     CliRun r = Dg(args);
     EXPECT_NE(r.rc, 0) << args[0];
-    EXPECT_NE(r.err.find("daxfs format version 3 is not supported"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("daxfs format version " + std::to_string(fs::kFormatVersion + 1) + " is not supported"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
 }
