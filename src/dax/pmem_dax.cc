@@ -109,6 +109,9 @@ void PmemDax::Drain() {
 }
 
 void PmemDax::DeliverPending() {
+  // Errors cleared before any holder heard of them are told like the rest:
+  // their data is gone, and whoever owns it must learn so.
+  if (HasHolder()) media_->RestoreUntold();
   for (const media::BadBlock& b : media_->Unacknowledged()) {
     if (!NotifyHolder(b.sector * kSectorSize, b.count * kSectorSize, kFailureMedia)) return;
     (void)media_->Acknowledge(b);

@@ -25,11 +25,13 @@ inline constexpr uint32_t kRecordMagic = 0x52474c44;  // "DLGR"
 // 1: the reverse map was rebuilt from the extents at every mount.
 // 2: snapshots store the reverse map (kOwners, kMetaOwner) apart from the
 //    extents (kExtent).
-// 3: every log record carries the summary of the record before it.
+// 3: every log record carries the summary of the record before it, and
+//    every snapshot begins with a copy of the superblock that points at it
+//    (kSuper), so the superblocks can be rebuilt from either log copy.
 // Older filesystems are upgraded at their first writable mount.
 inline constexpr uint32_t kFormatVersion = 3;
-inline constexpr uint32_t kStoredReverseMapVersion = 2;
 inline constexpr uint32_t kOldestFormatVersion = 1;
+inline constexpr uint32_t kReverseMapVersion = 2;  // the first to store the reverse map
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr size_t kMaxNameLen = 255;
 

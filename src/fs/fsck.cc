@@ -169,7 +169,7 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
     return r;
   }
   CheckTree(state, &r);
-  bool stored_map = log.super().version >= kStoredReverseMapVersion;
+  bool stored_map = log.super().version >= kReverseMapVersion;
   if (!stored_map)
     r.problems.push_back("format version " + std::to_string(log.super().version) +
                          ": the reverse map is not stored on the device (mount or fsck --repair upgrades it)");

@@ -41,6 +41,16 @@ std::vector<MetaLog::Encoded> MetaLog::Encode(const std::vector<Op>& ops) {
   return out;
 }
 
+// A snapshot's records: the first leads with a copy of `sb`, the superblock
+// that is to point at it, and how many records the snapshot spans.
+std::vector<MetaLog::Encoded> MetaLog::EncodeSnapshot(const SuperBlock& sb, const std::vector<Op>& snapshot) {
+  std::vector<Encoded> out = Encode(snapshot);
+  std::string head;
+  EncodeOps({Op::Super(std::string(reinterpret_cast<const char*>(&sb), sizeof sb), out.size())}, &head);
+  out[0].payload.insert(0, head);
+  return out;
+}
+
 // The CRC is seeded from the filesystem's uuid, so records left over from an
 // earlier filesystem on the same device never pass for ours.
 static std::string BuildRecord(uint32_t seed, uint64_t seq, const std::string& payload, const std::string& summary) {
@@ -126,21 +136,27 @@ bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uin
 Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
   uint8_t page[kBlockSize];
   uint8_t line[2][kLineSize];
-  bool rewrite[2] = {false, false};
+  // A copy whose page holds a known error is the suspect one: where both
+  // read and differ (it was cleared before the error was told) the other
+  // wins, and it is rewritten, since until then every write to it fails.
+  bool rewrite[2];
+  for (int c = 0; c < 2; ++c)
+    rewrite[c] = !dev_.DirectAccess(SlotAddr(c, slot, idx * kBlockSize) / kBlockSize, 1, dax::AccessMode::kAccess).ok();
+  int prefer = rewrite[0] && !rewrite[1] ? 1 : 0;
   uint64_t lost = 0;
   for (uint64_t l = 0; l < kBlockSize / kLineSize; ++l) {
     uint64_t off = idx * kBlockSize + l * kLineSize;
     bool ok[2];
     for (int c = 0; c < 2; ++c) ok[c] = dev_.ReadMcSafe(SlotAddr(c, slot, off), line[c], kLineSize) == kLineSize;
-    int src = ok[0] ? 0 : ok[1] ? 1 : -1;
+    int src = ok[prefer] ? prefer : ok[1 - prefer] ? 1 - prefer : -1;
     if (src < 0) {
       ++lost;
       std::memset(page + l * kLineSize, 0, kLineSize);
     } else {
       std::memcpy(page + l * kLineSize, line[src], kLineSize);
     }
-    rewrite[0] |= !ok[0];
-    rewrite[1] |= !ok[1] || (ok[0] && std::memcmp(line[0], line[1], kLineSize) != 0);
+    for (int c = 0; c < 2; ++c)
+      rewrite[c] |= !ok[c] || (src >= 0 && std::memcmp(line[c], line[src], kLineSize) != 0);
   }
   for (int c = 0; c < 2; ++c) {
     if (!rewrite[c] || dry_run_) continue;
@@ -222,17 +238,18 @@ Status MetaLog::MarkCleanEnd() {
   return Status::Ok();
 }
 
-Status MetaLog::ChooseSuper() {
+Status MetaLog::ChooseSuper(ReplayReport* report) {
   bool found = false;
   bool stale = false;
-  Status why = Status::Corrupt("no valid daxfs superblock (run daxguard mkfs first)");
+  std::string why[2];
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
     bool read = dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb;
-    Status check = read ? CheckSuperBlock(sb, dev_.size()) : Status::Corrupt("superblock unreadable");
+    Status check = read ? CheckSuperBlock(sb, dev_.size()) : Status::Corrupt("unreadable");
     bool ok = check.ok();
-    // A daxfs superblock refused for its version says so, not "no daxfs".
-    if (check.err() == EPROTONOSUPPORT) why = check;
+    // A daxfs superblock refused for its version says so, and is not rebuilt.
+    if (check.err() == EPROTONOSUPPORT) return check;
+    why[c] = check.message();
     if (ok && (!found || sb.generation > sb_.generation)) {
       stale |= found;  // the copy read before is older
       sb_ = sb;
@@ -241,8 +258,96 @@ Status MetaLog::ChooseSuper() {
       stale = true;
     }
   }
-  if (!found) return why;
-  return stale ? WriteSuper() : Status::Ok();
+  if (found) return stale ? WriteSuper() : Status::Ok();
+  std::string from;
+  if (!RecoverSuper(&from)) {
+    std::string traces = FindDaxfs(dev_, geo_);
+    if (traces.empty()) return Status::Corrupt("no daxfs filesystem on this device (run daxguard mkfs first)");
+    return Status::Corrupt("no usable superblock (copy A: " + why[0] + "; copy B: " + why[1] +
+                           ") and no metadata log copy to rebuild one from, although the device holds " + traces);
+  }
+  report->repaired.push_back("both superblocks were unusable (copy A: " + why[0] + "; copy B: " + why[1] +
+                             "): rebuilt from the copy in " + from);
+  return WriteSuper();
+}
+
+bool MetaLog::ReadSuperCopy(int copy, int slot, SuperBlock* sb, uint64_t* records) const {
+  RecordHeader h;
+  uint64_t at = SlotAddr(copy, slot, 0);
+  if (dev_.ReadMcSafe(at, &h, sizeof h) != sizeof h || h.magic != kRecordMagic || h.len > SlotBytes() - sizeof h)
+    return false;
+  std::string payload(h.len, '\0');
+  std::vector<Op> ops;
+  if (dev_.ReadMcSafe(at + sizeof h, payload.data(), h.len) != h.len || !DecodeOps(payload, &ops).ok() ||
+      ops.empty() || ops[0].type != OpType::kSuper || ops[0].name.size() != sizeof *sb)
+    return false;
+  std::memcpy(sb, ops[0].name.data(), sizeof *sb);
+  *records = ops[0].len;
+  return CheckSuperBlock(*sb, dev_.size()).ok() && sb->active_slot == static_cast<uint64_t>(slot) &&
+         sb->log_start_seq == h.seq;
+}
+
+bool MetaLog::SnapshotWhole(const SuperBlock& sb, uint64_t records) {
+  SuperBlock saved = sb_;
+  sb_ = sb;  // ReadRecord reads sb's slot and checks with its seed
+  std::string rec;
+  bool whole = true;
+  for (uint64_t i = 0, pos = 0; whole && i < records; ++i, pos += rec.size())
+    whole = ReadRecord(0, pos, sb.log_start_seq + i, &rec) == Read::kOk ||
+            ReadRecord(1, pos, sb.log_start_seq + i, &rec) == Read::kOk;
+  sb_ = saved;
+  return whole;
+}
+
+bool MetaLog::RecoverSuper(std::string* from) {
+  bool found = false;
+  SuperBlock best{};
+  for (int slot = 0; slot < 2; ++slot) {
+    for (int c = 0; c < 2; ++c) {
+      SuperBlock sb;
+      uint64_t records = 0;
+      if (!ReadSuperCopy(c, slot, &sb, &records) || (found && sb.generation <= best.generation)) continue;
+      // A snapshot cut short by a crash while compacting never took over.
+      if (!SnapshotWhole(sb, records)) continue;
+      best = sb;
+      found = true;
+      *from = std::string("metadata log copy ") + CopyName(c) + " slot " + std::to_string(slot);
+    }
+  }
+  if (found) sb_ = best;
+  return found;
+}
+
+std::string FindDaxfs(dax::Device& dev, const Geometry& g) {
+  if (g.blocks < kMinBlocks) return "";  // too small to have held one
+  // Poison may hide one; what can never be read (an error target) holds none.
+  auto unreadable = [&](uint64_t off, void* dst, uint64_t len) {
+    return dev.ReadMcSafe(off, dst, len) != len && dev.CanRecover(off, len);
+  };
+  for (int c = 0; c < 2; ++c) {
+    SuperBlock sb{};
+    std::string what = std::string("superblock copy ") + CopyName(c);
+    if (unreadable(g.SuperBlock(c) * kBlockSize, &sb, sizeof sb)) return what + " (unreadable)";
+    if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0) return what;
+  }
+  // Any record header in a slot's first blocks (its first record may be
+  // the damaged one).
+  uint64_t span = std::min<uint64_t>(64 << 10, g.SlotBlocks() * kBlockSize);
+  std::vector<uint8_t> buf(span);
+  for (int c = 0; c < 2; ++c) {
+    for (int slot = 0; slot < 2; ++slot) {
+      std::string what = std::string("metadata log copy ") + CopyName(c) + " slot " + std::to_string(slot);
+      std::fill(buf.begin(), buf.end(), 0);
+      if (unreadable(g.SlotStart(c, slot) * kBlockSize, buf.data(), span)) return what + " (unreadable)";
+      for (uint64_t i = 0; i + sizeof(RecordHeader) <= span; i += 8) {
+        RecordHeader h;
+        std::memcpy(&h, buf.data() + i, sizeof h);
+        if (h.magic == kRecordMagic && h.seq != 0 && h.len < g.SlotBlocks() * kBlockSize)
+          return "a record of " + what;
+      }
+    }
+  }
+  return "";
 }
 
 Status MetaLog::Format(const std::vector<Op>& snapshot) {
@@ -255,10 +360,11 @@ Status MetaLog::Format(const std::vector<Op>& snapshot) {
   sb_.log_start_seq = 1;
   std::random_device rd;
   for (auto& b : sb_.uuid) b = static_cast<uint8_t>(rd());
+  SealSuperBlock(&sb_);
   // Clearing the areas also clears any poison in them.
   for (int c = 0; c < 2; ++c)
     DG_RETURN_IF_ERROR(dev_.ZeroPageRange(geo_.SuperBlock(c), geo_.AreaStart(c) + geo_.meta_blocks - geo_.SuperBlock(c)));
-  std::vector<Encoded> recs = Encode(snapshot);
+  std::vector<Encoded> recs = EncodeSnapshot(sb_, snapshot);
   DG_RETURN_IF_ERROR(WriteRecords(0, 0, 1, recs, "", &tail_));
   next_seq_ = 1 + recs.size();
   prev_summary_ = recs.back().summary;
@@ -281,7 +387,7 @@ void MetaLog::NoteLoss(uint64_t first, uint64_t next, std::string_view summary,
 
 Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& apply, ReplayReport* report,
                        const std::function<void(const Summary&)>& lost) {
-  DG_RETURN_IF_ERROR(ChooseSuper());
+  DG_RETURN_IF_ERROR(ChooseSuper(report));
   int slot = static_cast<int>(sb_.active_slot);
   uint64_t pos = 0, seq = sb_.log_start_seq, last = UINT64_MAX;
   uint64_t hole = 0;  // the first record of a hole just passed, else 0
@@ -356,15 +462,17 @@ Status MetaLog::Append(const std::vector<Op>& ops) {
 }
 
 Status MetaLog::Compact(const std::vector<Op>& snapshot) {
-  int other = 1 - static_cast<int>(sb_.active_slot);
-  std::vector<Encoded> recs = Encode(snapshot);
+  SuperBlock next = sb_;
+  next.generation++;
+  next.version = kFormatVersion;  // a fresh snapshot is always in the current format
+  next.active_slot = 1 - sb_.active_slot;
+  next.log_start_seq = next_seq_;
+  SealSuperBlock(&next);
+  std::vector<Encoded> recs = EncodeSnapshot(next, snapshot);
   uint64_t end = 0;
-  DG_RETURN_IF_ERROR(WriteRecords(other, 0, next_seq_, recs, "", &end));  // the first of its slot
+  DG_RETURN_IF_ERROR(WriteRecords(static_cast<int>(next.active_slot), 0, next_seq_, recs, "", &end));  // the first of its slot
   SuperBlock old = sb_;
-  sb_.generation++;
-  sb_.version = kFormatVersion;  // a fresh snapshot is always in the current format
-  sb_.active_slot = other;
-  sb_.log_start_seq = next_seq_;
+  sb_ = next;
   if (Status s = WriteSuper(); !s.ok()) {
     sb_ = old;
     return s;

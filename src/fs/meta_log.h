@@ -27,6 +27,12 @@ struct ReplayReport {
 
 inline constexpr uint64_t kEndOfLogZeroes = 1 << 20;
 
+// What of a daxfs `dev` holds, in words ("superblock copy A", "a record
+// of metadata log copy B slot 0"), or "" if nothing at all. A region that
+// cannot be read counts, since it may hold one: mkfs refuses both without
+// -f, and mount names them rather than advise mkfs.
+std::string FindDaxfs(dax::Device& dev, const Geometry& g);
+
 class MetaLog {
  public:
   MetaLog(dax::Device& dev, const Geometry& g) : dev_(dev), geo_(g) {}
@@ -68,6 +74,7 @@ class MetaLog {
     std::string payload, summary;
   };
   static std::vector<Encoded> Encode(const std::vector<Op>& ops);
+  static std::vector<Encoded> EncodeSnapshot(const SuperBlock& sb, const std::vector<Op>& snapshot);
   uint64_t SlotBytes() const { return geo_.SlotBlocks() * kBlockSize; }
   uint64_t SlotAddr(int copy, int slot, uint64_t off) const {
     return geo_.SlotStart(copy, slot) * kBlockSize + off;
@@ -94,7 +101,18 @@ class MetaLog {
   // Whether a clean unmount recorded the log as ending at (pos, seq).
   bool CleanEndAt(uint64_t pos, uint64_t seq) const;
   Status WriteCleanEnd(const CleanEnd& end);
-  Status ChooseSuper();
+  // The newest valid superblock; if neither copy is, the one rebuilt from
+  // a log copy (RecoverSuper), named in report->repaired.
+  Status ChooseSuper(ReplayReport* report);
+  // Both superblocks lost: every snapshot begins with a copy of the
+  // superblock that points at it. The newest copy whose snapshot reads
+  // whole, from either log copy, becomes sb_; *from names where it was.
+  bool RecoverSuper(std::string* from);
+  // The superblock copy at the start of `slot` in log copy `copy`, and how
+  // many records its snapshot spans, if it is one and valid.
+  bool ReadSuperCopy(int copy, int slot, SuperBlock* sb, uint64_t* records) const;
+  // Whether every record of the snapshot `sb` points at reads, from either copy.
+  bool SnapshotWhole(const SuperBlock& sb, uint64_t records);
   // Rebuilds block `idx` of `slot` in both copies from whichever copy reads
   // each 64-byte line; returns how many lines neither copy could give.
   Result<uint64_t> RebuildBlock(int slot, uint64_t idx);

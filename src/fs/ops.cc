@@ -87,6 +87,9 @@ void EncodeOps(const std::vector<Op>& ops, std::string* out) {
       case OpType::kMetaOwner:
         Put64(out, o.pblk), Put64(out, o.len), PutString(out, o.name);
         break;
+      case OpType::kSuper:
+        Put64(out, o.len), PutString(out, o.name);
+        break;
     }
   }
 }
@@ -139,6 +142,9 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
       }
       case OpType::kMetaOwner:
         ok = ok && r.Get64(&o.pblk) && r.Get64(&o.len) && r.GetString(&o.name);
+        break;
+      case OpType::kSuper:
+        ok = ok && r.Get64(&o.len) && r.GetString(&o.name);
         break;
       default:
         ok = false;

@@ -30,6 +30,10 @@ enum class OpType : uint8_t {
   kExtent,         // like kMap, without touching the reverse map
   kOwners,         // reverse map: device blocks [pblk, +len) -> `owners`
   kMetaOwner,      // reverse map: device blocks [pblk, +len) hold metadata `name`
+  // Snapshot only (format 3), its first operation: `name` holds the bytes of
+  // the superblock that points at the snapshot, `len` how many records the
+  // snapshot spans. The log's, not the state's: State ignores it.
+  kSuper,
 };
 
 // One owner of a run of device blocks: a file and the file block of the
@@ -58,10 +62,10 @@ struct Op {
   uint64_t ino = 0;
   Attr attr;              // kSetInode
   uint64_t parent = 0;    // kLink, kUnlink
-  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner
+  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner, kSuper
   uint64_t fblk = 0;      // kMap, kUnmap, kExtent
   uint64_t pblk = 0;      // kMap, kExtent, kQuarantine, kUnquarantine, kOwners, kMetaOwner
-  uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage
+  uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage, or records for kSuper
   std::vector<Owner> owners;  // kOwners, sorted
   uint64_t off = 0;       // kDamage, kUndamage (bytes)
   bool unwritten = false; // kMap: allocated, reads as zeroes
@@ -97,6 +101,9 @@ struct Op {
   }
   static Op Owners(uint64_t pblk, uint64_t len, std::vector<Owner> owners) {
     Op o = Of(OpType::kOwners); o.pblk = pblk; o.len = len; o.owners = std::move(owners); return o;
+  }
+  static Op Super(std::string superblock, uint64_t records) {
+    Op o = Of(OpType::kSuper); o.name = std::move(superblock); o.len = records; return o;
   }
   static Op MetaOwner(uint64_t pblk, uint64_t len, std::string what) {
     Op o = Of(OpType::kMetaOwner); o.pblk = pblk; o.len = len; o.name = std::move(what); return o;

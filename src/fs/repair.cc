@@ -149,10 +149,10 @@ Status Filesystem::CheckAtMount() {
   for (const State::BadExtent& b : state_.bad_extents()) GoReadOnly(state_.Describe(b) + " (run daxguard fsck --repair)");
   // Format 1 stored no reverse map: built from the extents. Older formats
   // are upgraded by a fresh snapshot.
-  bool no_stored_map = log_.super().version < kStoredReverseMapVersion;
+  bool map_stored = log_.super().version >= kReverseMapVersion;
   ReverseMapDiff d = state_.ReverseMapSuspect() ? state_.CheckReverseMap() : ReverseMapDiff{};
   if (!d.empty()) {
-    if (!no_stored_map) mount_report_.repaired.push_back(Describe(d));
+    if (map_stored) mount_report_.repaired.push_back(Describe(d));
     state_.RebuildReverseMap();
   }
   bool old_format = log_.super().version < kFormatVersion;

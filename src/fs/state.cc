@@ -169,6 +169,8 @@ Status State::Apply(const Op& op) {
     case OpType::kMetaLost:
       lost_.push_back(op.name);
       return Status::Ok();
+    case OpType::kSuper:
+      return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
 }

@@ -33,6 +33,12 @@ Geometry ComputeGeometry(uint64_t size, uint32_t clear_unit, Kind kind, Mode mod
   return g;
 }
 
+uint64_t UntoldSectorsPerBit(uint64_t size) {
+  uint64_t per_bit = 1;
+  while (size / kSectorSize > per_bit * kUntoldFilterBytes * 8) per_bit <<= 1;
+  return per_bit;
+}
+
 Status ValidateHeader(const Header& h, uint64_t file_size) {
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
     return Status::Corrupt("not a daxguard device (bad magic)");

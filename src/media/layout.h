@@ -63,6 +63,19 @@ struct Header {
   LiveState live;
 };
 
+// Between the header page and the data area (data_off is kAreaAlign on
+// every device): the errors cleared before any holder was told of them
+// (PmemDevice::ClearErrors), sector ranges kept so the next holder hears
+// of them. A range table with a coarse filter of kUntoldFilterBytes. A file
+// made before it existed holds zeroes there: a table not yet formatted.
+inline constexpr uint64_t kUntoldOff = 4096;
+inline constexpr uint64_t kUntoldCapacity = 65536;
+inline constexpr uint64_t kUntoldFilterOff = (kUntoldOff + 64 + kUntoldCapacity * 16 + 4095) / 4096 * 4096;
+inline constexpr uint64_t kUntoldFilterBytes = 64 << 10;
+static_assert(kUntoldFilterOff + kUntoldFilterBytes <= kAreaAlign);
+// Sectors per filter bit of the untold table, for a device of `size` bytes.
+uint64_t UntoldSectorsPerBit(uint64_t size);
+
 // Computes where everything goes for a device of this size and clear unit.
 Geometry ComputeGeometry(uint64_t size, uint32_t clear_unit, Kind kind, Mode mode, uint64_t align);
 // Checks a header read from a file of `file_size` bytes; says what is wrong.

@@ -80,7 +80,9 @@ PmemDevice::PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& 
       // One bit per sector makes the known-error bitmap exact: the data path
       // answers "is it bad, and where first" without searching the table.
       bb_(base + geo.badblocks_off, reinterpret_cast<uint64_t*>(base + geo.badblocks_filter_off),
-          geo.badblocks_filter_bytes * 8, 1) {}
+          geo.badblocks_filter_bytes * 8, 1),
+      untold_(base + kUntoldOff, reinterpret_cast<uint64_t*>(base + kUntoldFilterOff), kUntoldFilterBytes * 8,
+              UntoldSectorsPerBit(geo.size)) {}
 
 PmemDevice::~PmemDevice() {
   munmap(base_, geo_.file_size);
@@ -117,6 +119,7 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Create(const std::string& path,
   auto* b = static_cast<uint8_t*>(base);
   RangeTable::Format(b + geo.poison_off, geo.poison_capacity);
   RangeTable::Format(b + geo.badblocks_off, geo.badblocks_capacity);
+  RangeTable::Format(b + kUntoldOff, kUntoldCapacity);
   std::memcpy(b, &h, sizeof h);
   return std::unique_ptr<PmemDevice>(new PmemDevice(path, fd, b, geo));
 }
@@ -152,10 +155,18 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path, Op
   std::unique_ptr<PmemDevice> dev(new PmemDevice(path, fd, static_cast<uint8_t*>(base), h.geo));
   auto* pt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.poison_off);
   auto* bt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.badblocks_off);
-  if ((Live(pt->seq).load() | Live(bt->seq).load()) & 1) {
+  auto* ut = reinterpret_cast<RangeTableHeader*>(dev->base_ + kUntoldOff);
+  if (Live(ut->capacity).load() == 0) {
+    WriteLock lock(dev.get());  // made before the untold table existed
+    if (Live(ut->capacity).load() == 0) RangeTable::Format(ut, kUntoldCapacity);
+  }
+  if (Live(ut->capacity).load() != kUntoldCapacity || Live(ut->count).load() > kUntoldCapacity)
+    return Status::Corrupt(path + ": corrupt device file (table of untold cleared errors)");
+  if ((Live(pt->seq).load() | Live(bt->seq).load() | Live(ut->seq).load()) & 1) {
     WriteLock lock(dev.get());  // a writer died mid-edit: make the tables whole again
     if (Live(pt->seq).load() & 1) dev->poison_.Repair();
     if (Live(bt->seq).load() & 1) dev->bb_.Repair();
+    if (Live(ut->seq).load() & 1) dev->untold_.Repair();
     // What the dead writer added was never announced: whoever vouched for
     // a range at the current CleanEpoch must look again.
     Live(dev->header()->live.error_events).fetch_add(1);
@@ -194,11 +205,16 @@ bool PmemDevice::HasPoison(uint64_t off, uint64_t len) const {
   return len && poison_.FirstOverlap(off / kLineSize, LineSpan(off, len)).has_value();
 }
 
-Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
+Status PmemDevice::CheckClear(uint64_t off, uint64_t len) const {
   DG_RETURN_IF_ERROR(CheckRange(off, len));
   if (!IsAligned(off, geo_.clear_unit) || !IsAligned(len, geo_.clear_unit))
     return Status::Error(ENXIO, "misaligned clear: offset and length must be multiples of the " +
                                     std::to_string(geo_.clear_unit) + "-byte clear unit");
+  return Status::Ok();
+}
+
+Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckClear(off, len));
   {
     WriteLock lock(this);
     // Zero first, then drop the poison: a reader racing us fails rather than
@@ -224,19 +240,75 @@ void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {
   DG_RETURN_IF_ERROR(CheckRange(off, len));
-  if (len == 0) return Status::Ok();
-  uint64_t s0 = off / kSectorSize, s1 = (off + len + kSectorSize - 1) / kSectorSize;
   WriteLock lock(this);
+  ForgetKnownLocked(off, len, nullptr);
+  return Status::Ok();
+}
+
+void PmemDevice::ForgetKnownLocked(uint64_t off, uint64_t len, std::vector<Range>* dropped) {
+  if (len == 0) return;
+  uint64_t s0 = off / kSectorSize, s1 = (off + len + kSectorSize - 1) / kSectorSize;
+  std::vector<Range> removed;
+  auto forget = [&](uint64_t from, uint64_t to) {
+    bb_.Remove(from, to - from, std::nullopt, dropped ? &removed : nullptr);
+    if (dropped) dropped->insert(dropped->end(), removed.begin(), removed.end());
+  };
   // Sectors that still hold poison keep their records.
   uint64_t pos = s0;
   for (const Range& p : poison_.Overlapping(s0 * kLinesPerSector, (s1 - s0) * kLinesPerSector)) {
     uint64_t bad_lo = p.start / kLinesPerSector;
     uint64_t bad_hi = (p.end() + kLinesPerSector - 1) / kLinesPerSector;
-    if (bad_lo > pos) bb_.Remove(pos, bad_lo - pos, std::nullopt, nullptr);
+    if (bad_lo > pos) forget(pos, bad_lo);
     pos = std::max(pos, bad_hi);
   }
-  if (pos < s1) bb_.Remove(pos, s1 - pos, std::nullopt, nullptr);
+  if (pos < s1) forget(pos, s1);
+}
+
+Status PmemDevice::ClearErrors(uint64_t off, uint64_t len, uint64_t* untold) {
+  *untold = 0;
+  DG_RETURN_IF_ERROR(CheckClear(off, len));
+  {
+    WriteLock lock(this);
+    // Each unacknowledged record gives at most one untold run: the sectors
+    // forgotten are one run (only the two end sectors can keep poison).
+    uint64_t unacked = 0;
+    for (const Range& r : bb_.Overlapping(off / kSectorSize, SectorSpan(off, len))) unacked += r.flags == kUnacked;
+    if (untold_.Count() + unacked > kUntoldCapacity)
+      return Status::Error(ENOSPC, std::to_string(untold_.Count()) +
+                                       " cleared errors already wait for a holder to hear of them; nothing cleared "
+                                       "(mount the filesystem first)");
+    ZeroData(off, len);
+    poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
+    std::vector<Range> dropped, lost;
+    ForgetKnownLocked(off, len, &dropped);
+    for (const Range& r : dropped) {
+      if (r.flags != kUnacked) continue;
+      lost.push_back({r.start, r.len, 0});
+      *untold += r.len;
+    }
+    if (!lost.empty()) {
+      DG_RETURN_IF_ERROR(untold_.Add(lost, 0, nullptr));
+      Live(header()->live.error_events).fetch_add(1);  // a holder's watcher looks again
+    }
+  }
+  SignalPoisonChange();
+  if (*untold) AnnounceErrors();  // a holder of this process hears at once
   return Status::Ok();
+}
+
+std::vector<BadBlock> PmemDevice::Untold() const {
+  std::vector<BadBlock> out;
+  for (const Range& r : untold_.All()) out.push_back({r.start, r.len, false});
+  return out;
+}
+
+void PmemDevice::RestoreUntold() {
+  if (untold_.Count() == 0) return;  // the usual case, without the lock
+  WriteLock lock(this);
+  std::vector<Range> runs = untold_.All();
+  bool any_new = false;
+  if (runs.empty() || !MarkKnownLocked(runs, &any_new).ok()) return;
+  untold_.Remove(0, UINT64_MAX, std::nullopt, nullptr);
 }
 
 Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& opt) {

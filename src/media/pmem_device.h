@@ -136,6 +136,17 @@ class PmemDevice {
   Status ClearPoison(uint64_t off, uint64_t len);
   // Drops badblocks records of sectors in [off, off+len) whose media is clean.
   Status ForgetKnown(uint64_t off, uint64_t len);
+  // What clear-errors does: ClearPoison, then ForgetKnown. An error no
+  // holder has been told of yet is not forgotten with it: it moves to the
+  // untold list, so the next holder still hears that the data there is
+  // lost (RestoreUntold). *untold: the sectors moved there. ENOSPC, with
+  // nothing cleared, if the list has no room for them.
+  Status ClearErrors(uint64_t off, uint64_t len, uint64_t* untold);
+  // Errors cleared before any holder was told of them, in sector runs.
+  std::vector<BadBlock> Untold() const;
+  // For a holder, before it is told of the unacknowledged errors: the
+  // untold ones become known, unacknowledged errors again.
+  void RestoreUntold();
   // Whether [off, off+len) holds poison on the media (known or latent).
   bool HasPoison(uint64_t off, uint64_t len) const;
 
@@ -213,6 +224,9 @@ class PmemDevice {
   }
   Status RangeError(uint64_t off, uint64_t len) const;
   void ZeroData(uint64_t off, uint64_t len);
+  Status CheckClear(uint64_t off, uint64_t len) const;
+  // ForgetKnown under the write lock; adds the records dropped to *dropped.
+  void ForgetKnownLocked(uint64_t off, uint64_t len, std::vector<Range>* dropped);
   // Records newly known sectors and tells listeners; caller holds the lock.
   Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new);
   void AnnounceErrors();
@@ -227,6 +241,7 @@ class PmemDevice {
   Geometry geo_;
   RangeTable poison_;  // line units
   RangeTable bb_;      // sector units
+  RangeTable untold_;  // sector units: cleared before a holder heard
   std::mutex mu_;
   std::mutex listener_mu_;
   std::function<void()> listener_;

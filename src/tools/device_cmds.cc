@@ -201,13 +201,16 @@ struct ClearArgs {
   bool scrub = false, region = false;
 };
 
-Status ClearOnMedia(const dm::MediaExtent& e) {
+// Adds to *untold the sectors cleared before any holder heard of them.
+Status ClearOnMedia(const dm::MediaExtent& e, uint64_t* untold) {
   media::PmemDevice& m = e.dev->media();
   // Round outward to whole clear units: the firmware clears nothing smaller.
   uint64_t lo = AlignDown(e.offset, m.clear_unit());
   uint64_t hi = std::min<uint64_t>(AlignUp(e.offset + e.len, m.clear_unit()), m.size());
-  DG_RETURN_IF_ERROR(m.ClearPoison(lo, hi - lo));
-  return m.ForgetKnown(lo, hi - lo);
+  uint64_t n = 0;
+  Status s = m.ClearErrors(lo, hi - lo, &n);
+  *untold += n;
+  return s;
 }
 
 // The sectors of `dev` to clear: all of it, or -B/-n, which --region reads
@@ -250,14 +253,14 @@ int RunClear(const ClearArgs& a) {
       if (!s.ok()) return Fail(cmd, s);
     }
   }
-  uint64_t ranges = 0, sectors = 0;
+  uint64_t ranges = 0, sectors = 0, untold = 0;
   for (const media::BadBlock& b : (*d)->BadBlocks()) {
     uint64_t lo = std::max(b.sector, range->off), hi = std::min(b.sector + b.count, range->off + range->len);
     if (lo >= hi) continue;
     // A stack's known errors are cleared on the devices below it.
     auto extents = dm::MapToMedia(**d, lo * kSectorSize, (hi - lo) * kSectorSize);
     Status s = extents.status();
-    for (size_t i = 0; s.ok() && i < extents->size(); ++i) s = ClearOnMedia((*extents)[i]);
+    for (size_t i = 0; s.ok() && i < extents->size(); ++i) s = ClearOnMedia((*extents)[i], &untold);
     if (!s.ok()) return Fail(cmd, "clearing sectors " + std::to_string(lo) + "+" +
                                       std::to_string(hi - lo) + " failed: " + s.message());
     ++ranges;
@@ -266,6 +269,10 @@ int RunClear(const ClearArgs& a) {
   std::printf("cleared %llu bad blocks in %llu ranges on %s (their data now reads as zeroes)\n",
               static_cast<unsigned long long>(sectors), static_cast<unsigned long long>(ranges),
               a.dev.c_str());
+  if (untold)
+    std::printf("%llu of them no holder had been told of yet: the next one to register (a mount) is told "
+                "their data is lost\n",
+                static_cast<unsigned long long>(untold));
   return 0;
 }
 

@@ -52,8 +52,11 @@ int RunMkfs(const std::string& dev, bool force) {
   if (!d.ok()) return Fail("mkfs", d.status());
   Status fsdax = CheckNotDevdax(**d, dev, "daxfs needs an fsdax device");
   if (!fsdax.ok()) return Fail("mkfs", fsdax);
-  if (!force && fs::Filesystem::Mount(**d).ok())
-    return Fail("mkfs", dev + " already holds a daxfs filesystem (use -f to overwrite it)");
+  // Any trace of a filesystem, even one too damaged to mount, is kept
+  // unless the user says otherwise.
+  std::string found = force ? "" : fs::FindDaxfs(**d, fs::GeometryFor((*d)->size()));
+  if (!found.empty())
+    return Fail("mkfs", dev + " already holds a daxfs filesystem (found " + found + "); use -f to overwrite it");
   Status s = fs::Filesystem::Mkfs(**d);
   if (!s.ok()) return Fail("mkfs", s);
   fs::Geometry g = fs::GeometryFor((*d)->size());

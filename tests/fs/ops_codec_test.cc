@@ -31,7 +31,8 @@ std::vector<Op> OneOfEach() {
           Op::MetaLost("log record seq 12"),
           Op::Extent(9, 0, 7000, 4, false),
           Op::Owners(7000, 4, {{9, 0}, {10, 8}}),
-          Op::MetaOwner(0, 1, "superblock copy A")};
+          Op::MetaOwner(0, 1, "superblock copy A"),
+          Op::Super(std::string(80, '\x5a'), 3)};
 }
 
 TEST(OpsCodec, EveryOperationRoundTrips) {

@@ -1,5 +1,6 @@
 // The device's holder against the commands of other processes: formatting
-// and raw writes are refused while a filesystem holds the device.
+// and raw writes are refused while a filesystem holds the device, and
+// errors no holder was told of outlive a clear.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,31 @@ TEST_F(HolderCli, FormatAndRawWritesAreRefusedWhileAnotherProcessHoldsTheDevice)
   ASSERT_EQ(after.rc, 0) << after.err;
   EXPECT_NE(after.out.find("00001ffe:  5a 5a 6b 6b"), std::string::npos) << after.out;
   EXPECT_NE(after.out.find("stat.size = 12288"), std::string::npos) << after.out;
+  EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
+}
+
+TEST_F(HolderCli, AnErrorClearedBeforeAnyMountIsDamageAfterIt) {
+  ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite -S 0x61 0 16k"}).rc, 0);
+  uint64_t sector = SectorOf(F("/x"), 4096);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(sector)}).rc, 0);  // unmounted: nobody told
+  CliRun clear = Dg({"clear-errors", dev_});
+  ASSERT_EQ(clear.rc, 0) << clear.err;
+  EXPECT_NE(clear.out.find("1 of them no holder had been told of yet"), std::string::npos) << clear.out;
+  EXPECT_EQ(DgJson({"list", dev_})["badblock_count"], 0) << "the media is clear";
+
+  CliRun lost = Dg({"io", F("/x"), "-c", "pread 4096 512"});
+  EXPECT_NE(lost.rc, 0) << "the cleared bytes read as zeroes: " << lost.out;
+  EXPECT_NE(lost.err.find("Input/output error"), std::string::npos) << lost.err;
+  EXPECT_EQ(Dg({"io", F("/x"), "-c", "pread 0 4096", "-c", "pread 8192 8192"}).rc, 0) << "the rest reads";
+  nlohmann::json h = DgJson({"health", dev_});
+  ASSERT_EQ(h["damaged_files"].size(), 1u) << h.dump();
+  EXPECT_EQ(h["damaged_files"][0]["path"], "/x");
+  EXPECT_EQ(h["damaged_files"][0]["damaged"][0]["offset"], 4096);
+
+  CliRun rewrite = Dg({"io", F("/x"), "-c", "pwrite -S 0x62 4096 4096", "-c", "pread -v 4096 4"});
+  ASSERT_EQ(rewrite.rc, 0) << rewrite.err;
+  EXPECT_NE(rewrite.out.find("00001000:  62 62 62 62"), std::string::npos) << rewrite.out;
+  EXPECT_TRUE(DgJson({"health", dev_})["damaged_files"].empty());
   EXPECT_EQ(Dg({"fsck", dev_}).rc, 0);
 }
 
