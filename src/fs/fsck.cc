@@ -156,7 +156,7 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
                          " metadata log block(s) differ between the two copies");
   for (const std::string& l : rep.lost) r.problems.push_back("lost: " + l);
   for (const std::string& l : scrub.lost) r.problems.push_back("lost: " + l);
-  for (const std::string& l : state.lost()) r.problems.push_back("lost earlier: " + l);
+  for (const std::string& l : state.lost()) r.notes.push_back("lost earlier: " + l);
   if (!state.Find(kRootIno)) {
     r.problems.push_back("no root directory");
     return r;
@@ -186,6 +186,7 @@ Result<FsckReport> Fsck(dax::Device& dev, bool repair) {
   auto second = Check(dev, /*dry_run=*/false);
   if (!second.ok()) return second;
   FsckReport out = *first;
+  out.notes = second->notes;  // with the losses the repair accepted
   for (const std::string& p : first->problems) {
     bool still = std::find(second->problems.begin(), second->problems.end(), p) != second->problems.end();
     if (!still) out.fixed.push_back(p);

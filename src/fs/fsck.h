@@ -16,6 +16,7 @@ struct FsckReport {
   uint64_t inodes = 0, extents = 0, records = 0;
   std::vector<std::string> problems;
   std::vector<std::string> fixed;
+  std::vector<std::string> notes;  // accepted losses: no longer problems, never forgotten
 };
 
 // Without `repair` nothing is written to the device.

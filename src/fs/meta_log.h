@@ -19,6 +19,7 @@ struct ReplayReport {
   uint64_t records = 0;
   uint64_t repaired_blocks = 0;          // rebuilt from the other copy
   std::vector<std::string> lost;         // metadata unreadable in both copies
+  std::vector<std::string> unknown;      // of those, records whose changes nobody can tell
   std::vector<std::string> repaired;     // what mount found wrong and put right
 };
 

@@ -133,6 +133,7 @@ HealthReport Filesystem::Health() {
   for (const auto& [pblk, len] : state_.space().quarantine().intervals())
     h.quarantined.push_back({pblk * kBlockSize, len * kBlockSize});
   h.lost_metadata = read_only_why_;
+  h.lost_metadata.insert(h.lost_metadata.end(), state_.lost().begin(), state_.lost().end());
   h.read_only = !read_only_why_.empty();
   h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks + mount_report_.repaired.size();
   return h;

@@ -233,6 +233,7 @@ int RunFsck(const std::string& dev, bool repair) {
   if (!report.ok()) return Fail("fsck", report.status());
   for (const std::string& p : report->problems) std::printf("%s\n", p.c_str());
   for (const std::string& f : report->fixed) std::printf("fixed: %s\n", f.c_str());
+  for (const std::string& n : report->notes) std::printf("note: %s\n", n.c_str());
   std::printf("%s: %llu inodes, %llu extents, %llu log records; %zu problem(s)%s\n", dev.c_str(),
               static_cast<unsigned long long>(report->inodes), static_cast<unsigned long long>(report->extents),
               static_cast<unsigned long long>(report->records), report->problems.size(),

@@ -213,6 +213,27 @@ TEST_F(FsCli, LostExtentRecordIsDamageUntilRewritten) {
   EXPECT_NE(r.out.find("0000fff0:  62 62"), std::string::npos) << r.out;
 }
 
+TEST_F(FsCli, LossOfUnknownReachOutlivesTheRepair) {
+  for (const char* f : {"/a", "/b", "/c", "/d"}) ASSERT_EQ(Dg({"io", "-f", F(f), "-c", "stat"}).rc, 0);
+  {
+    auto dev = dax::PmemDax::Open(dev_);
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery s(**dev);
+    fs::LogRecord b = s.RecordLinking("b"), c = s.RecordLinking("c");
+    s.Scribble(b.pos, c.pos + c.span - b.pos, 0x5a);  // two records in a row, in both copies
+  }
+  CliRun fix = Dg({"fsck", "--repair", dev_});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  CliRun ck = Dg({"fsck", dev_});
+  EXPECT_EQ(ck.rc, 0) << ck.out;
+  EXPECT_NE(ck.out.find("note: lost earlier: metadata log record"), std::string::npos) << ck.out;
+  EXPECT_NE(ck.out.find("0 problem(s)"), std::string::npos) << ck.out;
+  auto h = DgJson({"health", dev_});
+  EXPECT_FALSE(h["read_only"]);
+  ASSERT_EQ(h["lost_metadata"].size(), 1u) << h.dump();
+  EXPECT_NE(h["lost_metadata"][0].get<std::string>().find("what it changed is unknown"), std::string::npos);
+}
+
 TEST_F(FsCli, UnsupportedFormatVersionIsRefusedWithOneLine) {
   {
     auto dev = dax::PmemDax::Open(dev_);
