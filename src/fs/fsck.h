@@ -17,6 +17,9 @@ struct FsckReport {
   std::vector<std::string> problems;
   std::vector<std::string> fixed;
   std::vector<std::string> notes;  // accepted losses: no longer problems, never forgotten
+  // What --repair left (the filesystem is then marked read-only until a
+  // repair succeeds): problems found again afterwards, or why it failed.
+  std::vector<std::string> unrepaired;
 };
 
 // Without `repair` nothing is written to the device.

@@ -30,6 +30,7 @@ enum class OpType : uint8_t {
   kExtent,         // like kMap, without touching the reverse map
   kOwners,         // reverse map: device blocks [pblk, +len) -> `owners`
   kMetaOwner,      // reverse map: device blocks [pblk, +len) hold metadata `name`
+  kUnrepaired,     // fsck --repair could not repair `name`: read-only until a repair succeeds
 };
 
 // One owner of a run of device blocks: a file and the file block of the
@@ -58,7 +59,7 @@ struct Op {
   uint64_t ino = 0;
   Attr attr;              // kSetInode
   uint64_t parent = 0;    // kLink, kUnlink
-  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner
+  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner, kUnrepaired
   uint64_t fblk = 0;      // kMap, kUnmap, kExtent
   uint64_t pblk = 0;      // kMap, kExtent, kQuarantine, kUnquarantine, kOwners, kMetaOwner
   uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage
@@ -92,6 +93,7 @@ struct Op {
     Op o = Of(on ? OpType::kQuarantine : OpType::kUnquarantine); o.pblk = pblk; o.len = len; return o;
   }
   static Op MetaLost(std::string what) { Op o = Of(OpType::kMetaLost); o.name = std::move(what); return o; }
+  static Op Unrepaired(std::string what) { Op o = Of(OpType::kUnrepaired); o.name = std::move(what); return o; }
   static Op Extent(uint64_t ino, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
     Op o = Map(ino, fblk, pblk, len, unwritten); o.type = OpType::kExtent; return o;
   }

@@ -110,6 +110,7 @@ std::string State::Describe(const BadExtent& b) const {
 
 void State::AcceptLosses(const std::vector<std::string>& unknown) {
   bad_extents_.clear();
+  unrepaired_.clear();
   for (const std::string& what : unknown) (void)Apply(Op::MetaLost(what + " (accepted by fsck --repair)"));
 }
 
