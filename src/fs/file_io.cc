@@ -127,17 +127,31 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
     uint64_t dev_off = e->pblk * kBlockSize + in_blk;
     auto r = dax::ReadAt(fs_->dev_, dev_off, out + done, n);
     uint64_t got = r.ok() ? *r : 0;
+    bool stopped = false;
     if (got < n) {
       // The device refuses the whole page; the file knows its damage to the
-      // line, so the bytes before it are read line-precisely.
+      // line, so the page is read line-precisely, and when the page's poison
+      // lies outside the range the read goes on with the next page.
       uint64_t page_end = std::min(n, AlignUp(dev_off + got + 1, kBlockSize) - dev_off);
-      got += fs_->dev_.ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      uint64_t part = fs_->dev_.ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      stopped = part < page_end - got;
+      got += part;
     }
     done += got;
-    if (got < n) break;
+    if (stopped) break;
   }
   if (done == 0) return Status::Io("media error in file range");
   return done;
+}
+
+Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
+  if (len == 0 || in.damage.empty()) return Status::Ok();
+  for (uint64_t line : {AlignDown(off, kLineSize), AlignDown(off + len - 1, kLineSize)}) {
+    bool whole = line >= off && line + kLineSize <= off + len;
+    if (!whole && line < in.attr.size && in.damage.Overlaps(line, kLineSize))
+      return Status::Io("the range covers part of the damaged line at file offset " + std::to_string(line));
+  }
+  return Status::Ok();
 }
 
 // Repairs-or-writes one block: the old content is read line by line (bad
@@ -145,24 +159,29 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
 // bytes laid over, and the whole page written with a recovery write, onto
 // a fresh block if the old one is shared. Lines that were bad and are not
 // covered stay recorded as damaged: they read as EIO, never as zeroes.
-Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n,
+Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
                         std::vector<Op>* ops) {
   dax::Device& dev = fs_->dev_;
   auto e = in->ExtentAt(fblk);
   uint8_t page[kBlockSize] = {};
   bool bad[kLinesPerBlock] = {};
-  bool had_damage = in->damage.Overlaps(fblk * kBlockSize, kBlockSize);
-  bool written = e && !e->unwritten;
-  // A hole can be damaged too (its extent record was lost): its lines stay so.
-  for (uint64_t l = 0; l < kLinesPerBlock && (written || had_damage); ++l) {
-    uint8_t* line = page + l * kLineSize;
-    bad[l] = in->damage.Overlaps(fblk * kBlockSize + l * kLineSize, kLineSize) ||
-             (written && dev.ReadMcSafe(e->pblk * kBlockSize + l * kLineSize, line, kLineSize) != kLineSize);
-    if (bad[l]) std::memset(line, 0, kLineSize);
+  uint64_t blk_off = fblk * kBlockSize;
+  bool had_damage = in->damage.Overlaps(blk_off, kBlockSize);
+  bool written = e && !e->unwritten;  // else the page reads as zeroes
+  for (uint64_t l = 0; l < kLinesPerBlock; ++l) {
+    uint64_t at = l * kLineSize;
+    bad[l] = (had_damage && in->damage.Overlaps(blk_off + at, kLineSize)) ||
+             (written && dev.ReadMcSafe(e->pblk * kBlockSize + at, page + at, kLineSize) != kLineSize);
+    if (bad[l]) std::memset(page + at, 0, kLineSize);
   }
+  auto whole = [&](uint64_t l) { return l * kLineSize >= in_blk && (l + 1) * kLineSize <= in_blk + n; };
+  for (uint64_t l : {in_blk / kLineSize, (in_blk + n - 1) / kLineSize})
+    if (part == PartLine::kRefuse && bad[l] && !whole(l) && blk_off + l * kLineSize < in->attr.size)
+      return Status::Io("the write covers part of the damaged line at file offset " +
+                        std::to_string(blk_off + l * kLineSize));
   std::memcpy(page + in_blk, src, n);
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
-    if (l * kLineSize >= in_blk && (l + 1) * kLineSize <= in_blk + n) bad[l] = false;
+    if (whole(l)) bad[l] = false;
   uint64_t target = e ? e->pblk : 0;
   if (!e || !fs_->state_.space().Exclusive(e->pblk, 1)) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
@@ -232,7 +251,8 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, s
   // The slow path, from the block where the fast one stopped.
   for (uint64_t p = AlignDown(pos + done, kBlockSize); p < pos + n; p = AlignDown(p, kBlockSize) + kBlockSize) {
     uint64_t lo = std::max(p, pos + done), hi = std::min(AlignDown(p, kBlockSize) + kBlockSize, pos + n);
-    DG_RETURN_IF_ERROR(WriteBlock(in, lo / kBlockSize, lo % kBlockSize, src + (lo - pos), hi - lo, ops));
+    DG_RETURN_IF_ERROR(
+        WriteBlock(in, lo / kBlockSize, lo % kBlockSize, src + (lo - pos), hi - lo, PartLine::kRefuse, ops));
   }
   return Status::Ok();
 }
@@ -264,6 +284,7 @@ Result<size_t> File::WriteSlow(uint64_t off, const void* data, size_t len) {
 
 Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len) {
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   std::vector<Op> ops;
   size_t done = 0;
   Status s;
@@ -290,14 +311,14 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   return done;
 }
 
-Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, std::vector<Op>* ops) {
+Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std::vector<Op>* ops) {
   static const uint8_t kZeroes[kBlockSize] = {};
   while (len > 0) {
     uint64_t fblk = off / kBlockSize, in_blk = off % kBlockSize;
     uint64_t n = std::min(len, kBlockSize - in_blk);
     auto e = in->ExtentAt(fblk);
     bool damaged = in->damage.Overlaps(off, n);
-    if ((e && !e->unwritten) || damaged) DG_RETURN_IF_ERROR(WriteBlock(in, fblk, in_blk, kZeroes, n, ops));
+    if ((e && !e->unwritten) || damaged) DG_RETURN_IF_ERROR(WriteBlock(in, fblk, in_blk, kZeroes, n, part, ops));
     off += n;
     len -= n;
   }
@@ -310,10 +331,13 @@ Status File::Truncate(uint64_t size) {
   if (size > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   std::vector<Op> ops;
   if (size < in->attr.size) {
-    if (size % kBlockSize) DG_RETURN_IF_ERROR(ZeroBytes(in, size, kBlockSize - size % kBlockSize, &ops));
+    if (size % kBlockSize)
+      DG_RETURN_IF_ERROR(ZeroBytes(in, size, kBlockSize - size % kBlockSize, PartLine::kKeepDamaged, &ops));
     uint64_t first = AlignUp(size, kBlockSize) / kBlockSize;
     ops = fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first);
-    if (in->damage.Overlaps(size, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, size, UINT64_MAX / 2, false));
+    // Damage is kept in whole lines: one the new end cuts stays damaged.
+    uint64_t past = AlignUp(size, kLineSize);
+    if (in->damage.Overlaps(past, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, past, UINT64_MAX / 2, false));
   }
   Attr a = in->attr;
   a.size = size;
@@ -330,13 +354,14 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   bool punch = mode & kFallocPunchHole, zero = mode & kFallocZeroRange;
   if (punch && !(mode & kFallocKeepSize)) return Status::Invalid("punch hole needs keep-size");
   if (punch && zero) return Status::Invalid("punch hole and zero range exclude each other");
+  if (punch || zero) DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   std::vector<Op> ops;
   uint64_t b0 = AlignUp(off, kBlockSize) / kBlockSize, b1 = (off + len) / kBlockSize;  // whole blocks
   if (punch || zero) {  // partial blocks at the edges: zero just those bytes
     uint64_t end = off + len, head_end = std::min(end, AlignUp(off, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, PartLine::kRefuse, &ops));
     uint64_t tail_start = std::max(head_end, AlignDown(end, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, PartLine::kRefuse, &ops));
   }
   if (b1 > b0 && punch) {
     ops = fs_->FreeBlocksOps(in, b0, b1 - b0);
@@ -388,6 +413,9 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   if (soff > s->attr.size) return Status::Invalid("clone source offset beyond its end");
   if (len == 0 || soff + len > s->attr.size) len = s->attr.size - soff;
   if (len % kBlockSize && soff + len != s->attr.size) return Status::Invalid("clone length must be whole blocks");
+  // The block holds the source's bytes past its end: the destination's after them would be lost.
+  if (len % kBlockSize && doff + len < dst->attr.size)
+    return Status::Invalid("a partial last block may be cloned only to or past the destination's end");
   uint64_t nblk = AlignUp(len, kBlockSize) / kBlockSize, sb = soff / kBlockSize, db = doff / kBlockSize;
   if (dst == s && sb < db + nblk && db < sb + nblk) return Status::Invalid("clone ranges overlap");
   if (doff + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");

@@ -63,7 +63,7 @@ Status File::UnshareBlock(Inode* in, uint64_t fblk, std::vector<Op>* ops) {
   uint8_t page[kBlockSize] = {};
   if (!e->unwritten && fs_->dev_.ReadMcSafe(e->pblk * kBlockSize, page, kBlockSize) != kBlockSize)
     return Status::Ok();  // poison just found: the failure handling marks it damaged
-  return WriteBlock(in, fblk, 0, page, kBlockSize, ops);
+  return WriteBlock(in, fblk, 0, page, kBlockSize, PartLine::kRefuse, ops);
 }
 
 Status File::UnshareMapped(Inode* in, uint64_t b0, uint64_t b1) {

@@ -18,6 +18,9 @@ namespace daxguard::fs {
 struct ReplayReport {
   uint64_t records = 0;
   uint64_t repaired_blocks = 0;          // rebuilt from the other copy
+  // The last record was in copy A only: a crash between the copies' writes,
+  // not damage. Replay copies it to B.
+  bool last_record_resynced = false;
   std::vector<std::string> lost;         // metadata unreadable in both copies
   std::vector<std::string> unknown;      // of those, records whose changes nobody can tell
   std::vector<std::string> repaired;     // what mount found wrong and put right
@@ -105,6 +108,8 @@ class MetaLog {
   std::string prev_summary_;  // of the last record: the next one carries it
   bool dry_run_ = false;
   bool clean_end_cleared_ = false;  // since this mount, before any append
+  // Dry run: where copy B still lacks the last record (Scrub stops there).
+  uint64_t unsynced_from_ = UINT64_MAX;
 };
 
 }  // namespace daxguard::fs

@@ -96,6 +96,36 @@ TEST_F(FsPoisonTest, PartialWriteKeepsGoodLinesAndUncoveredBadLines) {
   EXPECT_TRUE(media().BadBlocks().empty()) << "the page itself was cleared";
 }
 
+// A write must fail or leave its bytes readable: bytes written into a
+// damaged line that it covers only in part would read back EIO.
+TEST_F(FsPoisonTest, WriteOverPartOfADamagedLineFailsAndWritesNothing) {
+  auto f = Create("/edge");
+  Fill(*f, 0, 16384, 0x10);
+  InjectAt(DeviceOffset(*f, 8192));  // file bytes 8192..8704: lines 128..135
+  std::vector<uint8_t> buf(8192, 0x20);
+  auto w = f->Write(8292, buf.data(), 50);  // parts of lines 129 and 130
+  ASSERT_FALSE(w.ok()) << "wrote " << *w;
+  EXPECT_EQ(w.status().err(), EIO);
+  // Also when the damaged line is the last of a longer write: nothing is written.
+  w = f->Write(4096, buf.data(), 4096 + 100);
+  ASSERT_FALSE(w.ok()) << "wrote " << *w;
+  EXPECT_EQ(w.status().err(), EIO);
+  EXPECT_EQ(ReadAll(*f, 4096, 4096), std::vector<uint8_t>(4096, 0x10));
+  EXPECT_EQ(DamageOf("/edge"), (std::vector<IntervalSet::Interval>{{8192, 512}}));
+  // Punch and zero range write zeroes: the same holds for them.
+  EXPECT_EQ(f->Fallocate(kFallocPunchHole | kFallocKeepSize, 8292, 5000).err(), EIO);
+  EXPECT_EQ(f->Fallocate(kFallocZeroRange | kFallocKeepSize, 4000, 4200).err(), EIO);
+  EXPECT_EQ(ReadAll(*f, 0, 8192), std::vector<uint8_t>(8192, 0x10));
+  EXPECT_EQ(ReadAll(*f, 8704, 12288 - 8704), std::vector<uint8_t>(12288 - 8704, 0x10));
+  EXPECT_EQ(ReadAll(*f, 12288, 4096), std::vector<uint8_t>(4096, 0x10));
+  EXPECT_EQ(DamageOf("/edge"), (std::vector<IntervalSet::Interval>{{8192, 512}}));
+  // Whole damaged lines are repaired by a write that covers them.
+  Fill(*f, 8256, 128, 0x30);
+  EXPECT_EQ(DamageOf("/edge"), (std::vector<IntervalSet::Interval>{{8192, 64}, {8384, 320}}));
+  auto got = ReadAll(*f, 8256, 128);
+  EXPECT_EQ(got, std::vector<uint8_t>(128, 0x30));
+}
+
 TEST_F(FsPoisonTest, ZeroRangeClearsPoison) {
   auto f = Create("/z");
   Fill(*f, 0, 8192, 3);

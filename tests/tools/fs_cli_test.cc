@@ -82,6 +82,24 @@ TEST_F(FsCli, InjectedPoisonNamesEveryReflinkOwner) {
   EXPECT_EQ(ck.rc, 0) << ck.out << ck.err;
 }
 
+TEST_F(FsCli, WriteOverPartOfADamagedLineFails) {
+  ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite -S 0x61 0 16k"}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", std::to_string(SectorOf("/x", 8192))}).rc, 0);
+  CliRun r = Dg({"io", F("/x"), "-c", "pwrite 8292 50"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "pwrite: Input/output error\n");
+  auto h = DgJson({"health", dev_});
+  ASSERT_EQ(h["damaged_files"].size(), 1u);
+  EXPECT_EQ(h["damaged_files"][0]["damaged"][0]["offset"], 8192);
+  EXPECT_EQ(h["damaged_files"][0]["damaged"][0]["length"], 512);
+  // A write of the whole damaged sector repairs it, and its bytes read back.
+  ASSERT_EQ(Dg({"io", F("/x"), "-c", "pwrite -S 0x62 8192 512"}).rc, 0);
+  r = Dg({"io", F("/x"), "-c", "pread -v 8292 16"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("00002064:  62 62"), std::string::npos) << r.out;
+  EXPECT_TRUE(DgJson({"health", dev_})["damaged_files"].empty());
+}
+
 TEST_F(FsCli, FsckFindsAndRepairsADamagedLogCopy) {
   ASSERT_EQ(Dg({"io", "-f", F("/x"), "-c", "pwrite 0 4k"}).rc, 0);
   // Scribble over copy B of the first live log block: no poison, just wrong bytes.

@@ -1,0 +1,65 @@
+// Discrepancies the model-based test (fsx_test.cc) found, each reduced to
+// the few operations that show it.
+#include "fs/fs_fixture.h"
+
+namespace daxguard::fs {
+namespace {
+
+constexpr uint64_t kSector = 512;
+
+class FsxRepro : public FsTest {
+ protected:
+  void InjectAt(uint64_t dev_off, bool notify = true) {
+    ASSERT_TRUE(media().Inject(dev_off / kSector, 1, {notify, true, media::Source::kInjected}).ok());
+  }
+  std::vector<IntervalSet::Interval> DamageOf(uint64_t ino) {
+    for (const DamagedFile& d : fs_->Health().files)
+      if (d.ino == ino) return d.ranges;
+    return {};
+  }
+};
+
+// A read that starts after a page's damage reads that page line by line,
+// then goes on with the pages after it.
+TEST_F(FsxRepro, ReadPastDamageEarlierInAPageGoesOnToTheNextPages) {
+  auto f = Create("/f");
+  Fill(*f, 0, 16384, 0x10);
+  InjectAt(DeviceOffset(*f, 8192));
+  auto got = ReadAll(*f, 8704, 16384 - 8704);
+  EXPECT_EQ(got.size(), 16384u - 8704);
+  EXPECT_EQ(got, std::vector<uint8_t>(16384 - 8704, 0x10));
+}
+
+// Cloning a partial last block into the middle of a file would replace the
+// destination's bytes after it with the source's bytes past its end: as
+// Linux, refused.
+TEST_F(FsxRepro, ClonedPartialLastBlockMustReachTheDestinationsEnd) {
+  auto src = Create("/src");
+  auto dst = Create("/dst");
+  Fill(*src, 0, 5000, 0x11);
+  Fill(*dst, 0, 16384, 0x22);
+  EXPECT_EQ(dst->CloneFrom(*src, 0, 4096, 0).err(), EINVAL);
+  EXPECT_EQ(ReadAll(*dst, 0, 16384), std::vector<uint8_t>(16384, 0x22));
+  // At the destination's end it is taken, and the file ends where the source does.
+  ASSERT_TRUE(dst->CloneFrom(*src, 0, 12288, 0).ok());
+  EXPECT_EQ(dst->Stat()->attr.size, 12288u + 5000);
+  EXPECT_EQ(ReadAll(*dst, 12288, 8192), std::vector<uint8_t>(5000, 0x11));
+}
+
+// Damage is kept in whole lines: truncating into a damaged line keeps all of
+// it, so what reads as EIO does not change when another write to the same
+// block rewrites the page.
+TEST_F(FsxRepro, TruncateIntoADamagedLineKeepsTheWholeLine) {
+  auto f = Create("/f");
+  Fill(*f, 0, 8192, 0x10);
+  InjectAt(DeviceOffset(*f, 0));  // bytes 0..511
+  ASSERT_TRUE(f->Truncate(100).ok());
+  ASSERT_TRUE(f->Truncate(8192).ok());
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{0, 128}}));
+  ASSERT_TRUE(f->Fallocate(kFallocPunchHole | kFallocKeepSize, 1024, 100).ok());
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{0, 128}}));
+  EXPECT_EQ(ReadAll(*f, 128, 8064), std::vector<uint8_t>(8064, 0));
+}
+
+}  // namespace
+}  // namespace daxguard::fs
