@@ -94,7 +94,8 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
     // Lost with the metadata: an empty root, read-only, so health still shows what happened.
     (void)fs->state_.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2)));
   }
-  for (const std::string& what : fs->state_.lost()) fs->GoReadOnly(what);
+  for (const std::string& what : fs->state_.unrepaired())
+    fs->GoReadOnly("fsck --repair could not repair: " + what + " (run daxguard fsck --repair)");
   if (Status c = fs->CheckAtMount(); !c.ok()) return Status::Corrupt("cannot mount: " + c.message());
   {
     OpGuard g(fs.get());

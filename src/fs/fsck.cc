@@ -163,7 +163,8 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
                          " metadata log block(s) differ between the two copies");
   for (const std::string& l : rep.lost) r.problems.push_back("lost: " + l);
   for (const std::string& l : scrub.lost) r.problems.push_back("lost: " + l);
-  for (const std::string& l : state.lost()) r.problems.push_back("lost earlier: " + l);
+  for (const std::string& l : state.lost()) r.notes.push_back("lost earlier: " + l);
+  for (const std::string& u : state.unrepaired()) r.problems.push_back("an earlier fsck --repair could not repair: " + u);
   if (!state.Find(kRootIno)) {
     r.problems.push_back("no root directory");
     return r;
@@ -177,26 +178,47 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
   return r;
 }
 
+// Appends what is left to repair to the log: mounts are read-only until a
+// repair succeeds.
+Status MarkUnrepaired(dax::Device& dev, const std::vector<std::string>& left) {
+  Geometry g = GeometryFor(dev.size());
+  MetaLog log(dev, g);
+  ReplayReport rep;
+  DG_RETURN_IF_ERROR(log.Replay([](const std::vector<Op>&) { return Status::Ok(); }, &rep));
+  std::vector<Op> ops;
+  for (const std::string& what : left) ops.push_back(Op::Unrepaired(what));
+  return log.Append(ops);
+}
+
 }  // namespace
 
 Result<FsckReport> Fsck(dax::Device& dev, bool repair) {
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());
   auto first = Check(dev, /*dry_run=*/true);
   if (!first.ok() || !repair || first->problems.empty()) return first;
-  // Repair: a mount rebuilds bad copies and frees orphans; link counts are
-  // set to what the tree says. Then everything is checked again.
+  // Repair: a mount rebuilds bad copies and frees orphans; RepairForFsck
+  // does the rest. Then everything is checked again.
+  Status repaired;
   {
     auto fs = Filesystem::Mount(dev);
     if (!fs.ok()) return fs.status();
-    DG_RETURN_IF_ERROR((*fs)->RepairForFsck());
+    repaired = (*fs)->RepairForFsck();
   }
-  auto second = Check(dev, /*dry_run=*/false);
-  if (!second.ok()) return second;
+  Result<FsckReport> second = repaired.ok() ? Check(dev, /*dry_run=*/false) : Result<FsckReport>(repaired);
   FsckReport out = *first;
-  for (const std::string& p : first->problems) {
-    bool still = std::find(second->problems.begin(), second->problems.end(), p) != second->problems.end();
-    if (!still) out.fixed.push_back(p);
+  if (!second.ok()) {
+    out.unrepaired.push_back("fsck --repair failed: " + second.status().message());
+  } else {
+    out.notes = second->notes;  // with the losses the repair accepted
+    out.unrepaired = second->problems;
+    for (const std::string& p : first->problems)
+      if (std::find(second->problems.begin(), second->problems.end(), p) == second->problems.end())
+        out.fixed.push_back(p);
   }
+  if (out.unrepaired.empty()) return out;
+  // Left inconsistent: read-only until a repair succeeds.
+  if (Status m = MarkUnrepaired(dev, out.unrepaired); !m.ok())
+    out.unrepaired.push_back("could not mark the filesystem read-only: " + m.message());
   return out;
 }
 

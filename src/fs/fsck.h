@@ -16,6 +16,10 @@ struct FsckReport {
   uint64_t inodes = 0, extents = 0, records = 0;
   std::vector<std::string> problems;
   std::vector<std::string> fixed;
+  std::vector<std::string> notes;  // accepted losses: no longer problems, never forgotten
+  // What --repair left (the filesystem is then marked read-only until a
+  // repair succeeds): problems found again afterwards, or why it failed.
+  std::vector<std::string> unrepaired;
 };
 
 // Without `repair` nothing is written to the device.

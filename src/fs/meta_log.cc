@@ -380,7 +380,10 @@ void MetaLog::NoteLoss(uint64_t first, uint64_t next, std::string_view summary,
   std::string what = LostRecords(first, next) + " unreadable in both copies; replay resumed at record " +
                      std::to_string(next);
   uint64_t unknown_to = known && sum.complete ? next - 1 : next;
-  if (unknown_to > first) what += "; what " + LostRecords(first, unknown_to) + " changed is unknown";
+  if (unknown_to > first) {
+    what += "; what " + LostRecords(first, unknown_to) + " changed is unknown";
+    report->unknown.push_back(LostRecords(first, unknown_to) + " lost in both copies; what it changed is unknown");
+  }
   report->lost.push_back(what);
   if (known && lost) lost(sum);
 }
@@ -408,9 +411,12 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
           seq = next_seq - 1;
           continue;
         }
-        if (a == Read::kPoison && b == Read::kPoison)
+        if (a == Read::kPoison && b == Read::kPoison) {
           report->lost.push_back("metadata log record " + std::to_string(seq) +
                                  " unreadable in both copies; changes from it on are missing, what they changed is unknown");
+          report->unknown.push_back("metadata log records from " + std::to_string(seq) +
+                                    " on lost in both copies; what they changed is unknown");
+        }
         break;
       }
       DG_RETURN_IF_ERROR(WriteBytes(0, slot, pos, rec));  // copy A rebuilt from B

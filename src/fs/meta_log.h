@@ -22,6 +22,7 @@ struct ReplayReport {
   // not damage. Replay copies it to B.
   bool last_record_resynced = false;
   std::vector<std::string> lost;         // metadata unreadable in both copies
+  std::vector<std::string> unknown;      // of those, records whose changes nobody can tell
   std::vector<std::string> repaired;     // what mount found wrong and put right
 };
 

@@ -78,6 +78,7 @@ void EncodeOps(const std::vector<Op>& ops, std::string* out) {
         Put64(out, o.pblk), Put64(out, o.len);
         break;
       case OpType::kMetaLost:
+      case OpType::kUnrepaired:
         PutString(out, o.name);
         break;
       case OpType::kOwners:
@@ -131,6 +132,7 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
         ok = ok && r.Get64(&o.pblk) && r.Get64(&o.len);
         break;
       case OpType::kMetaLost:
+      case OpType::kUnrepaired:
         ok = ok && r.GetString(&o.name);
         break;
       case OpType::kOwners: {

@@ -34,6 +34,7 @@ enum class OpType : uint8_t {
   // the superblock that points at the snapshot, `len` how many records the
   // snapshot spans. The log's, not the state's: State ignores it.
   kSuper,
+  kUnrepaired,     // fsck --repair could not repair `name`: read-only until a repair succeeds
 };
 
 // One owner of a run of device blocks: a file and the file block of the
@@ -62,7 +63,7 @@ struct Op {
   uint64_t ino = 0;
   Attr attr;              // kSetInode
   uint64_t parent = 0;    // kLink, kUnlink
-  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner, kSuper
+  std::string name;       // kLink, kUnlink, kMetaLost, kMetaOwner, kSuper, kUnrepaired
   uint64_t fblk = 0;      // kMap, kUnmap, kExtent
   uint64_t pblk = 0;      // kMap, kExtent, kQuarantine, kUnquarantine, kOwners, kMetaOwner
   uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage, or records for kSuper
@@ -96,6 +97,7 @@ struct Op {
     Op o = Of(on ? OpType::kQuarantine : OpType::kUnquarantine); o.pblk = pblk; o.len = len; return o;
   }
   static Op MetaLost(std::string what) { Op o = Of(OpType::kMetaLost); o.name = std::move(what); return o; }
+  static Op Unrepaired(std::string what) { Op o = Of(OpType::kUnrepaired); o.name = std::move(what); return o; }
   static Op Extent(uint64_t ino, uint64_t fblk, uint64_t pblk, uint64_t len, bool unwritten) {
     Op o = Map(ino, fblk, pblk, len, unwritten); o.type = OpType::kExtent; return o;
   }

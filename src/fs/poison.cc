@@ -138,6 +138,7 @@ HealthReport Filesystem::Health() {
         h.damaged_entries.push_back(PathOf(ino) + "/" + name + ": names " +
                                     (child == kRootIno ? "the root" : "missing inode " + std::to_string(child)));
   h.lost_metadata = read_only_why_;
+  h.lost_metadata.insert(h.lost_metadata.end(), state_.lost().begin(), state_.lost().end());
   h.read_only = !read_only_why_.empty();
   h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks + mount_report_.repaired.size();
   return h;

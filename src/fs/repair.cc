@@ -167,7 +167,7 @@ Status Filesystem::RepairForFsck() {
   // filesystem. Every change is made in memory and written out as one fresh
   // snapshot, so a repair that fails part way changes nothing on the device.
   read_only_why_.clear();
-  state_.ForgetLosses();
+  state_.AcceptLosses(mount_report_.unknown);
   state_.RebuildReverseMap();
   ReplayReport scrub;
   DG_RETURN_IF_ERROR(log_.Scrub(&scrub));

@@ -108,9 +108,10 @@ std::string State::Describe(const BadExtent& b) const {
          std::to_string(b.at.pblk + b.at.len - 1) + " " + b.why + "; not applied";
 }
 
-void State::ForgetLosses() {
-  lost_.clear();
+void State::AcceptLosses(const std::vector<std::string>& unknown) {
   bad_extents_.clear();
+  unrepaired_.clear();
+  for (const std::string& what : unknown) (void)Apply(Op::MetaLost(what + " (accepted by fsck --repair)"));
 }
 
 }  // namespace daxguard::fs

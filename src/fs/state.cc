@@ -95,7 +95,7 @@ Status State::Map(Inode* in, uint64_t fblk, uint64_t pblk, uint64_t len, bool un
 Status State::Apply(const Op& op) {
   Inode* in = op.type == OpType::kSetInode || op.type == OpType::kLink || op.type == OpType::kUnlink ||
                       op.type == OpType::kQuarantine || op.type == OpType::kUnquarantine ||
-                      op.type == OpType::kMetaLost || op.type == OpType::kOwners ||
+                      op.type == OpType::kMetaLost || op.type == OpType::kUnrepaired || op.type == OpType::kOwners ||
                       op.type == OpType::kMetaOwner
                   ? nullptr
                   : Find(op.ino);
@@ -170,6 +170,9 @@ Status State::Apply(const Op& op) {
       lost_.push_back(op.name);
       return Status::Ok();
     case OpType::kSuper:
+      return Status::Ok();
+    case OpType::kUnrepaired:
+      unrepaired_.push_back(op.name);
       return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
@@ -311,6 +314,7 @@ std::vector<Op> State::Snapshot() const {
   for (const MetaRun& m : MetadataRuns(geo_)) ops.push_back(Op::MetaOwner(m.pblk, m.len, m.what));
   for (const auto& [pblk, len] : space_.quarantine().intervals()) ops.push_back(Op::Quarantine(pblk, len, true));
   for (const std::string& what : lost_) ops.push_back(Op::MetaLost(what));
+  for (const std::string& what : unrepaired_) ops.push_back(Op::Unrepaired(what));
   return ops;
 }
 

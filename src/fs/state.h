@@ -79,7 +79,12 @@ class State {
   const SpaceMap& space() const { return space_; }
   const Geometry& geometry() const { return geo_; }
   uint64_t NextIno() const { return next_ino_; }
+  // Losses fsck --repair accepted without knowing what they changed
+  // (kMetaLost): carried in every snapshot, so health and fsck keep naming them.
   const std::vector<std::string>& lost() const { return lost_; }
+  // What the last fsck --repair could not repair (kUnrepaired): the
+  // filesystem mounts read-only until a repair succeeds.
+  const std::vector<std::string>& unrepaired() const { return unrepaired_; }
   // Extents of the log that pointed beyond the device or over metadata:
   // never applied. `why` says which.
   struct BadExtent {
@@ -105,9 +110,10 @@ class State {
   SpaceMap SpaceFromExtents() const;
   // Replaces the stored reverse map (and metadata owners) with the above.
   void RebuildReverseMap();
-  // fsck --repair: what was reported is accepted (lost metadata, dropped
-  // extents) and no longer carried in snapshots.
-  void ForgetLosses();
+  // fsck --repair: dropped extents are accepted and forgotten, and so is
+  // what an earlier repair could not repair (this one tries again); losses
+  // of unknown reach (`unknown`) are accepted and kept, as lost().
+  void AcceptLosses(const std::vector<std::string>& unknown);
   // One path from the root to `ino` ("/" for the root, "" if no directory
   // reachable from the root names it), found by walking up the directory
   // entries that name it: as cheap as the tree is deep. With several
@@ -139,7 +145,8 @@ class State {
   // Kept in step with the directories' entries (only Apply changes them).
   std::unordered_map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> parents_;
   uint64_t next_ino_ = kRootIno + 1;
-  std::vector<std::string> lost_;  // metadata lost in both copies
+  std::vector<std::string> lost_;  // accepted losses of unknown reach
+  std::vector<std::string> unrepaired_;
   std::vector<BadExtent> bad_extents_;
   std::unordered_map<uint64_t, IntervalSet> lost_ranges_;  // replay: damage ApplyLoss added, by inode
   std::vector<MetaRun> meta_owners_;      // as stored (kMetaOwner)

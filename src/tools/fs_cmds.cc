@@ -214,12 +214,15 @@ int RunFsck(const std::string& dev, bool repair) {
   if (!report.ok()) return Fail("fsck", report.status());
   for (const std::string& p : report->problems) std::printf("%s\n", p.c_str());
   for (const std::string& f : report->fixed) std::printf("fixed: %s\n", f.c_str());
+  for (const std::string& n : report->notes) std::printf("note: %s\n", n.c_str());
+  for (const std::string& u : report->unrepaired) std::printf("not repaired: %s\n", u.c_str());
   std::printf("%s: %llu inodes, %llu extents, %llu log records; %zu problem(s)%s\n", dev.c_str(),
               static_cast<unsigned long long>(report->inodes), static_cast<unsigned long long>(report->extents),
               static_cast<unsigned long long>(report->records), report->problems.size(),
               repair ? (", " + std::to_string(report->fixed.size()) + " fixed").c_str() : "");
-  bool clean = report->problems.empty() || (repair && report->fixed.size() == report->problems.size());
-  return clean ? 0 : 1;
+  if (!report->unrepaired.empty())
+    std::printf("%s: left read-only until daxguard fsck --repair succeeds\n", dev.c_str());
+  return (repair ? report->unrepaired.empty() : report->problems.empty()) ? 0 : 1;
 }
 
 }  // namespace

@@ -356,6 +356,45 @@ TEST_F(FsRepairTest, LaterRecordsRewritingALostRangeTakeItsDamageBack) {
   EXPECT_EQ(ReadAll(*f, 0, 8192), std::vector<uint8_t>(8192, 0));
 }
 
+// Two records lost in a row: the record after them tells what the second
+// changed; of the first nothing is known. That loss is named before and
+// after fsck --repair, which cannot make it vanish.
+TEST_F(FsRepairTest, LossOfUnknownReachIsNamedForGood) {
+  for (const char* p : {"/a", "/b", "/c", "/d"}) Create(p);
+  fs_.reset();
+  uint64_t first;
+  {
+    LogSurgery s(*dev_);
+    LogRecord b = s.RecordLinking("b"), c = s.RecordLinking("c");
+    ASSERT_EQ(c.seq, b.seq + 1);
+    first = b.seq;
+    s.Scribble(b.pos, c.pos + c.span - b.pos, 0x5a);
+  }
+  std::string unknown = "metadata log record " + std::to_string(first) + " lost in both copies; what it changed is unknown";
+  Mount();
+  EXPECT_TRUE(fs_->read_only());
+  EXPECT_TRUE(Has(fs_->Health().lost_metadata, "what metadata log record " + std::to_string(first) + " changed is unknown"))
+      << Join(fs_->Health().lost_metadata);
+  fs_.reset();
+  RepairCleans();
+  for (int pass = 0; pass < 2; ++pass) {
+    Mount();
+    EXPECT_FALSE(fs_->read_only());
+    EXPECT_TRUE(Has(fs_->Health().lost_metadata, unknown)) << Join(fs_->Health().lost_metadata);
+    EXPECT_TRUE(fs_->Stat("/d").ok());
+    ASSERT_TRUE(fs_->Mkdir("/x" + std::to_string(pass)).ok());
+    fs_.reset();
+    auto r = Fsck(*dev_, false);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(Join(r->problems), "");
+    EXPECT_TRUE(Has(r->notes, unknown)) << Join(r->notes);
+    {
+      LogSurgery s(*dev_);  // and in a fresh snapshot
+      ASSERT_TRUE(s.log().Compact(s.state().Snapshot()).ok());
+    }
+  }
+}
+
 // One damaged mkdir record: what was made inside the directory survives,
 // reconnected under /lost+found (as e2fsck does), data and subtrees whole.
 TEST_F(FsRepairTest, LostMkdirRecordSendsTheSubtreeToLostAndFound) {

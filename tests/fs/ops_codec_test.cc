@@ -29,6 +29,7 @@ std::vector<Op> OneOfEach() {
           Op::Quarantine(6000, 2, true),
           Op::Quarantine(6000, 2, false),
           Op::MetaLost("log record seq 12"),
+          Op::Unrepaired("inode 5 is unreachable"),
           Op::Extent(9, 0, 7000, 4, false),
           Op::Owners(7000, 4, {{9, 0}, {10, 8}}),
           Op::MetaOwner(0, 1, "superblock copy A"),

@@ -231,6 +231,73 @@ TEST_F(FsCli, LostExtentRecordIsDamageUntilRewritten) {
   EXPECT_NE(r.out.find("0000fff0:  62 62"), std::string::npos) << r.out;
 }
 
+TEST_F(FsCli, LossOfUnknownReachOutlivesTheRepair) {
+  for (const char* f : {"/a", "/b", "/c", "/d"}) ASSERT_EQ(Dg({"io", "-f", F(f), "-c", "stat"}).rc, 0);
+  {
+    auto dev = dax::PmemDax::Open(dev_);
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery s(**dev);
+    fs::LogRecord b = s.RecordLinking("b"), c = s.RecordLinking("c");
+    s.Scribble(b.pos, c.pos + c.span - b.pos, 0x5a);  // two records in a row, in both copies
+  }
+  CliRun fix = Dg({"fsck", "--repair", dev_});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  CliRun ck = Dg({"fsck", dev_});
+  EXPECT_EQ(ck.rc, 0) << ck.out;
+  EXPECT_NE(ck.out.find("note: lost earlier: metadata log record"), std::string::npos) << ck.out;
+  EXPECT_NE(ck.out.find("0 problem(s)"), std::string::npos) << ck.out;
+  auto h = DgJson({"health", dev_});
+  EXPECT_FALSE(h["read_only"]);
+  ASSERT_EQ(h["lost_metadata"].size(), 1u) << h.dump();
+  EXPECT_NE(h["lost_metadata"][0].get<std::string>().find("what it changed is unknown"), std::string::npos);
+}
+
+// A repair that cannot finish (here: the log slot it writes lies under an
+// error segment) says what it left, exits 1, and leaves the filesystem
+// read-only until a repair succeeds.
+TEST_F(FsCli, RepairThatCannotFinishLeavesTheFilesystemReadOnly) {
+  ASSERT_EQ(Dg({"create-device", Path("a"), "--size", "64m"}).rc, 0);
+  fs::Geometry g = fs::GeometryFor(64ull << 20);
+  uint64_t from = g.SlotStart(1, 1) * 8, n = g.SlotBlocks() * 8, all = (64ull << 20) / 512;
+  std::string good = Path("good"), broken = Path("broken");
+  ASSERT_EQ(Dg({"dm", "create", good, "--table", "0 " + std::to_string(all) + " linear a 0"}).rc, 0);
+  ASSERT_EQ(Dg({"dm", "create", broken, "--table", "0 " + std::to_string(from) + " linear a 0", "--table",
+                std::to_string(from) + " " + std::to_string(n) + " error", "--table",
+                std::to_string(from + n) + " " + std::to_string(all - from - n) + " linear a " + std::to_string(from + n)})
+                .rc,
+            0);
+  ASSERT_EQ(Dg({"mkfs", good}).rc, 0);
+  ASSERT_EQ(Dg({"io", "-f", good + ":/x", "-c", "pwrite 0 4k"}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "mkdir", good + ":/d"}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "mkdir", good + ":/d/e"}).rc, 0);
+  {
+    auto dev = dax::PmemDax::Open(Path("a"));
+    ASSERT_TRUE(dev.ok());
+    fs::LogSurgery s(**dev);
+    ASSERT_EQ(s.log().super().active_slot, 0u) << "the slot a repair writes is slot 1";
+    uint64_t d = s.RecordLinking("d").ops[1].ino, e = s.RecordLinking("e").ops[1].ino;
+    ASSERT_TRUE(s.log().Append({fs::Op::Link(e, "loop", d)}).ok());  // d named twice: mounts writable
+  }
+  ASSERT_FALSE(DgJson({"health", good})["read_only"]);
+  CliRun fix = Dg({"fsck", "--repair", broken});
+  EXPECT_EQ(fix.rc, 1) << fix.out << fix.err;
+  EXPECT_NE(fix.out.find("not repaired: fsck --repair failed: "), std::string::npos) << fix.out;
+  EXPECT_NE(fix.out.find("left read-only until daxguard fsck --repair succeeds"), std::string::npos) << fix.out;
+  auto h = DgJson({"health", good});
+  EXPECT_TRUE(h["read_only"]) << h.dump();
+  CliRun ro = Dg({"io", good + ":/x", "-c", "truncate 0"});
+  EXPECT_NE(ro.rc, 0);
+  EXPECT_NE(ro.err.find("fsck --repair could not repair"), std::string::npos) << ro.err;
+  CliRun ck = Dg({"fsck", good});
+  EXPECT_EQ(ck.rc, 1);
+  EXPECT_NE(ck.out.find("an earlier fsck --repair could not repair: fsck --repair failed"), std::string::npos) << ck.out;
+  fix = Dg({"fsck", "--repair", good});
+  EXPECT_EQ(fix.rc, 0) << fix.out << fix.err;
+  EXPECT_EQ(Dg({"io", good + ":/x", "-c", "truncate 0"}).rc, 0);
+  ck = Dg({"fsck", good});
+  EXPECT_EQ(ck.rc, 0) << ck.out;
+}
+
 TEST_F(FsCli, UnsupportedFormatVersionIsRefusedWithOneLine) {
   {
     auto dev = dax::PmemDax::Open(dev_);
