@@ -238,7 +238,7 @@ class File {
   // EIO if [off, off+len) covers only part of a damaged line within the
   // file: checked before anything is written, so nothing is.
   Status CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const;
-  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
+  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote, std::vector<Op>* ops);
   Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
                     std::vector<Op>* ops);
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,

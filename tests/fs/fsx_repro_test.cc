@@ -90,5 +90,21 @@ TEST_F(FsxRepro, GrowingOverDamagePastTheEndDropsItAndReadsZeroes) {
   }
 }
 
+// A write that finds unknown poison in its last line, after it repaired
+// and wrote the blocks before it, says how many bytes it wrote: a short
+// count, not an error that hides the bytes it changed.
+TEST_F(FsxRepro, WriteStoppedByPoisonInItsLastLineCountsWhatItWrote) {
+  auto f = Create("/f");
+  Fill(*f, 0, 16384, 0x10);
+  InjectAt(DeviceOffset(*f, 4096));                     // known: bytes 4096..4607
+  InjectAt(DeviceOffset(*f, 12288), /*notify=*/false);  // latent: the write's last line
+  std::vector<uint8_t> buf(8192 + 10, 0x20);
+  auto w = f->Write(4096, buf.data(), buf.size());
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(*w, 8192u);
+  EXPECT_EQ(ReadAll(*f, 4096, 8192), std::vector<uint8_t>(8192, 0x20));
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{12288, 512}}));
+}
+
 }  // namespace
 }  // namespace daxguard::fs
