@@ -145,10 +145,17 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
 }
 
 Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
-  if (len == 0 || in.damage.empty()) return Status::Ok();
+  if (len == 0) return Status::Ok();
   for (uint64_t line : {AlignDown(off, kLineSize), AlignDown(off + len - 1, kLineSize)}) {
     bool whole = line >= off && line + kLineSize <= off + len;
-    if (!whole && line < in.attr.size && in.damage.Overlaps(line, kLineSize))
+    if (whole || line >= in.attr.size) continue;
+    // Poison nobody knew of counts too: reading the line makes it known
+    // (and the file's damage) before anything is written.
+    auto e = in.ExtentAt(line / kBlockSize);
+    uint8_t bytes[kLineSize];
+    if (in.damage.Overlaps(line, kLineSize) ||
+        (e && !e->unwritten &&
+         fs_->dev_.ReadMcSafe(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize) != kLineSize))
       return Status::Io("the range covers part of the damaged line at file offset " + std::to_string(line));
   }
   return Status::Ok();
