@@ -3,7 +3,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <sstream>
+#include <algorithm>
+#include <string_view>
 
 #include "common/light_section.h"
 
@@ -18,13 +19,12 @@ int64_t NowNs() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> parts;
-  std::stringstream ss(path);
-  for (std::string p; std::getline(ss, p, '/');)
-    if (!p.empty() && p != ".") parts.push_back(p);
-  return parts;
+Status DamagedEntry(const std::string& path, uint64_t ino) {
+  return Status::Io(path + ": damaged directory entry naming inode " + std::to_string(ino) +
+                    " (run daxguard fsck --repair)");
 }
+
+Status NoEntry(const std::string& path) { return Status::Error(ENOENT, path + ": no such file or directory"); }
 
 Attr NewAttr(uint32_t mode, uint32_t nlink) {
   Attr a;
@@ -151,58 +151,69 @@ Status Filesystem::Commit(std::vector<Op> ops) {
   return Status::Ok();
 }
 
-Result<Inode*> Filesystem::Resolve(const std::string& path) {
-  Inode* cur = state_.Find(kRootIno);
-  for (const std::string& part : SplitPath(path)) {
-    if (!cur->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
-    auto it = cur->entries.find(part);
-    if (it == cur->entries.end()) return Status::Error(ENOENT, path + ": no such file or directory");
-    cur = state_.Find(it->second);
-    if (!cur) return Status::Corrupt(path + ": dangling directory entry");
+Inode* Filesystem::EntryTarget(uint64_t ino) { return ino == kRootIno ? nullptr : state_.Find(ino); }
+
+Result<Filesystem::Located> Filesystem::Locate(const std::string& path) {
+  Located at;
+  at.inode = state_.Find(kRootIno);
+  for (size_t i = 0, end; i < path.size(); i = end + 1) {
+    end = std::min(path.find('/', i), path.size());
+    std::string_view part(path.data() + i, end - i);
+    if (part.empty()) continue;
+    if (part.size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, path + ": name longer than 255 bytes");
+    if (!at.inode) return NoEntry(path);
+    if (!at.inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
+    at.dotted = part == "." || part == "..";
+    if (part == "." || (part == ".." && at.is_root())) continue;
+    if (part == "..") {
+      at.inode = at.dirs.back();
+      at.dirs.pop_back();
+      at.names.pop_back();
+      continue;
+    }
+    auto e = at.inode->entries.find(std::string(part));
+    at.dirs.push_back(at.inode);
+    at.names.emplace_back(part);
+    at.inode = nullptr;
+    if (e == at.dirs.back()->entries.end()) continue;  // fine as the last name
+    at.inode = EntryTarget(e->second);
+    if (!at.inode) return DamagedEntry(path.substr(0, end), e->second);
   }
-  return cur;
+  at.must_be_dir = at.dotted || (!path.empty() && path.back() == '/');
+  if (at.inode && at.must_be_dir && !at.inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
+  return at;
 }
 
-Status Filesystem::ResolveParent(const std::string& path, Inode** parent, std::string* name) {
-  std::vector<std::string> parts = SplitPath(path);
-  if (parts.empty()) return Status::Invalid(path + ": names the root");
-  *name = parts.back();
-  if (name->size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, path + ": name longer than 255 bytes");
-  if (*name == "..") return Status::Invalid(path + ": '..' is not supported");
-  std::string dir;
-  for (size_t i = 0; i + 1 < parts.size(); ++i) dir += "/" + parts[i];
-  auto p = Resolve(dir);
-  if (!p.ok()) return p.status();
-  if (!(*p)->is_dir()) return Status::Error(ENOTDIR, dir + ": not a directory");
-  *parent = *p;
-  return Status::Ok();
+Result<Filesystem::Located> Filesystem::LocateEntry(const std::string& path) {
+  auto at = Locate(path);
+  if (!at.ok()) return at.status();
+  if (at->is_root()) return Status::Invalid(path + ": names the root");
+  if (at->dotted) return Status::Invalid(path + ": ends in '.' or '..'");
+  return at;
 }
 
-Result<Inode*> Filesystem::ResolveEntry(const std::string& path, Inode** parent, std::string* name) {
-  DG_RETURN_IF_ERROR(ResolveParent(path, parent, name));
-  auto it = (*parent)->entries.find(*name);
-  if (it == (*parent)->entries.end()) return Status::Error(ENOENT, path + ": no such file or directory");
-  Inode* in = state_.Find(it->second);
-  if (!in) return Status::Corrupt(path + ": dangling directory entry");
-  return in;
+Result<Inode*> Filesystem::Resolve(const std::string& path) {
+  auto at = Locate(path);
+  if (!at.ok()) return at.status();
+  if (!at->inode) return NoEntry(path);
+  return at->inode;
 }
 
 Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flags, uint32_t mode) {
   OpGuard g(this);
-  Inode* parent = nullptr;
-  std::string name;
-  auto found = Resolve(path);
+  auto at = Locate(path);
+  if (!at.ok()) return at.status();
   uint64_t ino;
-  if (found.ok()) {
+  if (at->inode) {
     if (flags & kExclusive && flags & kCreate) return Status::Error(EEXIST, path + ": file exists");
-    if ((*found)->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
-    ino = (*found)->ino;
+    if (at->inode->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
+    ino = at->inode->ino;
   } else {
-    if (!(flags & kCreate) || found.status().err() != ENOENT) return found.status();
-    DG_RETURN_IF_ERROR(ResolveParent(path, &parent, &name));
+    if (!(flags & kCreate)) return NoEntry(path);
+    if (at->must_be_dir) return Status::Error(EISDIR, path + ": is a directory");  // as open(2) says
     ino = state_.NextIno();
     DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 1)),
-                               Op::Link(parent->ino, name, ino)}));
+                               Op::Link(at->parent()->ino, at->name(), ino)}));
   }
   std::unique_ptr<File> f(new File(this, ino));
   open_inodes_.insert(ino);
@@ -220,15 +231,15 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
 
 Status Filesystem::Mkdir(const std::string& path, uint32_t mode) {
   OpGuard g(this);
-  Inode* parent;
-  std::string name;
-  DG_RETURN_IF_ERROR(ResolveParent(path, &parent, &name));
-  if (parent->entries.count(name)) return Status::Error(EEXIST, path + ": file exists");
+  auto at = LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if (at->inode) return Status::Error(EEXIST, path + ": file exists");
+  Inode* parent = at->parent();
   uint64_t ino = state_.NextIno();
   Attr pa = parent->attr;
   pa.nlink++;
   pa.mtime_ns = pa.ctime_ns = NowNs();
-  return Commit({Op::SetInode(ino, NewAttr(S_IFDIR | (mode & 07777), 2)), Op::Link(parent->ino, name, ino),
+  return Commit({Op::SetInode(ino, NewAttr(S_IFDIR | (mode & 07777), 2)), Op::Link(parent->ino, at->name(), ino),
                  Op::SetInode(parent->ino, pa)});
 }
 
@@ -261,21 +272,24 @@ void Filesystem::CloseInode(uint64_t ino) {
 }
 
 void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
-  if (in->attr.nlink > 0 || open_inodes_.count(in->ino)) return;
+  // An entry still naming it (a link count the damage left too low) keeps it.
+  if (in->attr.nlink > 0 || open_inodes_.count(in->ino) || state_.NameCount(in->ino)) return;
   for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops->push_back(std::move(op));
   ops->push_back(Op::FreeInode(in->ino));
 }
 
 Status Filesystem::Unlink(const std::string& path) {
   OpGuard g(this);
-  Inode* parent;
-  std::string name;
-  auto found = ResolveEntry(path, &parent, &name);
-  if (!found.ok()) return found.status();
-  Inode* in = *found;
-  if (in->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
+  auto at = LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if (!at->inode) return NoEntry(path);
+  if (at->inode->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
+  return UnlinkEntry(at->parent(), at->name(), at->inode);
+}
+
+Status Filesystem::UnlinkEntry(Inode* parent, const std::string& name, Inode* in) {
   Attr a = in->attr;
-  a.nlink--;
+  if (a.nlink) a.nlink--;  // a damaged count stays at 0, never wraps
   a.ctime_ns = NowNs();
   DG_RETURN_IF_ERROR(Commit({Op::Unlink(parent->ino, name), Op::SetInode(in->ino, a)}));
   // A crash before the blocks are freed leaves an orphan, freed at mount.
@@ -286,16 +300,54 @@ Status Filesystem::Unlink(const std::string& path) {
 
 Status Filesystem::Rmdir(const std::string& path) {
   OpGuard g(this);
-  Inode* parent;
-  std::string name;
-  auto found = ResolveEntry(path, &parent, &name);
-  if (!found.ok()) return found.status();
-  Inode* in = *found;
-  if (!in->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
-  if (!in->entries.empty()) return Status::Error(ENOTEMPTY, path + ": directory not empty");
+  auto at = LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if (!at->inode) return NoEntry(path);
+  if (!at->inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
+  if (!at->inode->entries.empty()) return Status::Error(ENOTEMPTY, path + ": directory not empty");
+  return RmdirEntry(at->parent(), at->name(), at->inode);
+}
+
+Status Filesystem::RmdirEntry(Inode* parent, const std::string& name, Inode* in) {
   Attr pa = parent->attr;
-  pa.nlink--;
-  return Commit({Op::Unlink(parent->ino, name), Op::SetInode(parent->ino, pa), Op::FreeInode(in->ino)});
+  if (pa.nlink) pa.nlink--;
+  std::vector<Op> ops = {Op::Unlink(parent->ino, name), Op::SetInode(parent->ino, pa)};
+  // A directory damage left with a second name lives on under it.
+  if (state_.NameCount(in->ino) <= 1) ops.push_back(Op::FreeInode(in->ino));
+  return Commit(std::move(ops));
+}
+
+Status Filesystem::RemoveTree(const std::string& path) {
+  OpGuard g(this);
+  auto top = LocateEntry(path);
+  if (!top.ok()) return top.status();
+  if (!top->inode) return NoEntry(path);
+  struct Entry {
+    Inode* parent;
+    std::string name;
+    Inode* in;
+  };
+  // Every entry of the tree, each directory before what it holds; removed
+  // in reverse. A damaged entry, or a directory reached twice (a cycle
+  // replay made of lost records), refuses the lot before anything goes.
+  std::vector<Entry> tree = {{top->parent(), top->name(), top->inode}};
+  std::set<uint64_t> dirs_seen = {kRootIno};
+  for (size_t i = 0; i < tree.size(); ++i) {
+    Inode* dir = tree[i].in;
+    if (!dir->is_dir()) continue;
+    if (!dirs_seen.insert(dir->ino).second)
+      return Status::Io(path + ": directory inode " + std::to_string(dir->ino) +
+                        " is reached twice in the tree (damaged; run daxguard fsck --repair)");
+    for (const auto& [name, ino] : dir->entries) {
+      Inode* child = EntryTarget(ino);
+      if (!child) return DamagedEntry(state_.PathOf(dir->ino) + "/" + name, ino);
+      tree.push_back({dir, name, child});
+    }
+  }
+  DG_RETURN_IF_ERROR(Writable());
+  for (auto e = tree.rbegin(); e != tree.rend(); ++e)
+    DG_RETURN_IF_ERROR(e->in->is_dir() ? RmdirEntry(e->parent, e->name, e->in) : UnlinkEntry(e->parent, e->name, e->in));
+  return Status::Ok();
 }
 
 Status Filesystem::Link(const std::string& existing, const std::string& path) {
@@ -303,60 +355,54 @@ Status Filesystem::Link(const std::string& existing, const std::string& path) {
   auto src = Resolve(existing);
   if (!src.ok()) return src.status();
   if ((*src)->is_dir()) return Status::Error(EPERM, existing + ": hard links to directories are not allowed");
-  Inode* parent;
-  std::string name;
-  DG_RETURN_IF_ERROR(ResolveParent(path, &parent, &name));
-  if (parent->entries.count(name)) return Status::Error(EEXIST, path + ": file exists");
+  auto at = LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if (at->inode) return Status::Error(EEXIST, path + ": file exists");
+  if (at->must_be_dir) return Status::Error(ENOTDIR, path + ": not a directory");
   Attr a = (*src)->attr;
   a.nlink++;
   a.ctime_ns = NowNs();
-  return Commit({Op::Link(parent->ino, name, (*src)->ino), Op::SetInode((*src)->ino, a)});
+  return Commit({Op::Link(at->parent()->ino, at->name(), (*src)->ino), Op::SetInode((*src)->ino, a)});
 }
 
 Status Filesystem::Rename(const std::string& from, const std::string& to) {
   OpGuard g(this);
-  Inode *fp, *tp;
-  std::string fname, tname;
-  auto found = ResolveEntry(from, &fp, &fname);
-  if (!found.ok()) return found.status();
-  Inode* in = *found;
-  DG_RETURN_IF_ERROR(ResolveParent(to, &tp, &tname));
-  // A directory may not move under itself: none of to's parents may be it.
-  if (in->is_dir()) {
-    std::vector<std::string> parts = SplitPath(to);
-    Inode* walk = state_.Find(kRootIno);
-    for (size_t i = 0; walk && i < parts.size(); ++i) {
-      if (walk->ino == in->ino) return Status::Invalid(to + ": cannot move a directory inside itself");
-      if (i + 1 == parts.size()) break;
-      auto e = walk->entries.find(parts[i]);
-      walk = e == walk->entries.end() ? nullptr : state_.Find(e->second);
-    }
-  }
+  auto src = LocateEntry(from);
+  if (!src.ok()) return src.status();
+  if (!src->inode) return NoEntry(from);
+  auto dst = LocateEntry(to);
+  if (!dst.ok()) return dst.status();
+  Inode *in = src->inode, *victim = dst->inode, *fp = src->parent(), *tp = dst->parent();
+  if (dst->must_be_dir && !in->is_dir()) return Status::Error(ENOTDIR, to + ": not a directory");
+  if (victim == in) return Status::Ok();  // one inode under both names: rename(2) does nothing
+  // A directory may not move under itself: no directory on the way to `to` may be it.
+  if (in->is_dir() && std::find(dst->dirs.begin(), dst->dirs.end(), in) != dst->dirs.end())
+    return Status::Invalid(to + ": cannot move a directory inside itself");
   std::vector<Op> ops;
-  auto target = tp->entries.find(tname);
-  if (target != tp->entries.end()) {
-    if (target->second == in->ino) return Status::Ok();
-    Inode* victim = state_.Find(target->second);
-    if (victim->is_dir() != in->is_dir())
-      return Status::Error(victim->is_dir() ? EISDIR : ENOTDIR, to + ": type mismatch");
+  int from_links = 0, to_links = 0;  // changes to the parents' link counts
+  if (victim) {
+    if (victim->is_dir() && !in->is_dir()) return Status::Error(EISDIR, to + ": is a directory");
+    if (!victim->is_dir() && in->is_dir()) return Status::Error(ENOTDIR, to + ": not a directory");
     if (victim->is_dir() && !victim->entries.empty()) return Status::Error(ENOTEMPTY, to + ": directory not empty");
     Attr va = victim->attr;
-    va.nlink = victim->is_dir() ? 0 : va.nlink - 1;
+    va.nlink = victim->is_dir() || va.nlink == 0 ? 0 : va.nlink - 1;
+    va.ctime_ns = NowNs();
     ops.push_back(Op::SetInode(victim->ino, va));
+    if (victim->is_dir()) to_links--;  // its ".." goes with it
   }
-  ops.push_back(Op::Unlink(fp->ino, fname));
-  ops.push_back(Op::Link(tp->ino, tname, in->ino));
-  if (in->is_dir() && fp != tp) {
-    Attr a = fp->attr, b = tp->attr;
-    a.nlink--;
-    b.nlink++;
-    ops.push_back(Op::SetInode(fp->ino, a));
-    ops.push_back(Op::SetInode(tp->ino, b));
+  ops.push_back(Op::Unlink(fp->ino, src->name()));
+  ops.push_back(Op::Link(tp->ino, dst->name(), in->ino));
+  if (in->is_dir()) from_links--, to_links++;  // its ".." moves
+  if (fp == tp) to_links += from_links, from_links = 0;
+  for (auto [dir, delta] : {std::pair{fp, from_links}, std::pair{tp, to_links}}) {
+    if (delta == 0) continue;
+    Attr a = dir->attr;
+    a.nlink = static_cast<uint32_t>(std::max<int64_t>(0, int64_t{a.nlink} + delta));
+    ops.push_back(Op::SetInode(dir->ino, a));
   }
-  uint64_t victim = target != tp->entries.end() ? target->second : 0;
   DG_RETURN_IF_ERROR(Commit(std::move(ops)));
   ops.clear();
-  if (Inode* v = victim ? state_.Find(victim) : nullptr) DropIfUnused(v, &ops);
+  if (victim) DropIfUnused(victim, &ops);
   return Commit(std::move(ops));
 }
 
@@ -366,7 +412,10 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& path) {
   if (!d.ok()) return d.status();
   if (!(*d)->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
   std::vector<DirEntry> out;
-  for (const auto& [name, ino] : (*d)->entries) out.push_back({name, ino, state_.Find(ino)->attr.mode});
+  for (const auto& [name, ino] : (*d)->entries) {
+    const Inode* in = EntryTarget(ino);
+    out.push_back({name, ino, in ? in->attr.mode : 0, !in});
+  }
   return out;
 }
 

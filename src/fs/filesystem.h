@@ -46,6 +46,7 @@ struct DirEntry {
   std::string name;
   uint64_t ino = 0;
   uint32_t mode = 0;
+  bool damaged = false;  // names no inode, or the root: fsck --repair removes it
 };
 
 // One extent as FIEMAP reports it, in bytes.
@@ -92,6 +93,10 @@ class Filesystem : public dax::Holder {
   Status Unlink(const std::string& path);
   Status Rmdir(const std::string& path);
   Status Rename(const std::string& from, const std::string& to);
+  // rm -r: `path` and everything under it. The whole tree is checked first
+  // (the root, '.' or '..' at the end, a damaged entry, a directory named
+  // twice refuse it), so a refusal removes nothing.
+  Status RemoveTree(const std::string& path);
   Status Link(const std::string& existing, const std::string& path);
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
   Result<FileStat> Stat(const std::string& path);
@@ -102,8 +107,9 @@ class Filesystem : public dax::Holder {
   // fsck --repair: accepts the losses fsck named (lost log records,
   // extents outside the device or over metadata), rebuilds the reverse map
   // and free space from the extents, rebuilds log blocks that differ
-  // between the copies, sets link counts to what the directory tree says,
-  // drops dangling entries, and writes a fresh snapshot.
+  // between the copies, drops dangling entries, links inodes that lost
+  // their entry into /lost+found, sets link counts to what the directory
+  // tree says, and writes it all as one fresh snapshot.
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
@@ -134,10 +140,31 @@ class Filesystem : public dax::Holder {
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
   Status Writable() const;
+  // Where a path leads. Every namespace operation starts at Locate, so
+  // "/a/b", "//a/./b/" and "/a/c/../b" are one path: empty names and "."
+  // are skipped, ".." goes up (the root's is the root). A path ending in
+  // '/', "." or ".." must name a directory.
+  struct Located {
+    std::vector<Inode*> dirs;        // the directories walked through; dirs[i] holds names[i]
+    std::vector<std::string> names;  // empty: the root
+    Inode* inode = nullptr;          // what the last name holds: null if nothing
+    bool dotted = false;             // ended in "." or "..": the last name is not the one written
+    bool must_be_dir = false;
+    bool is_root() const { return names.empty(); }
+    Inode* parent() const { return dirs.back(); }
+    const std::string& name() const { return names.back(); }
+  };
+  Result<Located> Locate(const std::string& path);
+  // Locate for a change to the entry `path` names: refuses the root and a
+  // path ending in "." or "..".
+  Result<Located> LocateEntry(const std::string& path);
+  // The inode `path` names.
   Result<Inode*> Resolve(const std::string& path);
-  Status ResolveParent(const std::string& path, Inode** parent, std::string* name);
-  // The entry `path` names: its parent directory, its name, and its inode.
-  Result<Inode*> ResolveEntry(const std::string& path, Inode** parent, std::string* name);
+  // What a directory entry names, or null if the entry is damaged: its
+  // inode is gone, or it names the root, which no entry may.
+  Inode* EntryTarget(uint64_t ino);
+  Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
+  Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "fs/filesystem.h"
 #include "fs/meta_log.h"
@@ -29,6 +30,7 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
 void CheckTree(const State& s, FsckReport* r) {
   std::map<uint64_t, uint32_t> links;  // ino -> expected nlink
   std::vector<uint64_t> todo = {kRootIno};
+  std::set<uint64_t> dirs = {kRootIno};  // reached
   links[kRootIno] = 2;
   while (!todo.empty()) {
     const Inode* d = s.Find(todo.back());
@@ -37,6 +39,11 @@ void CheckTree(const State& s, FsckReport* r) {
       const Inode* c = s.Find(child);
       if (!c) {
         r->problems.push_back("entry '" + name + "' in directory " + std::to_string(d->ino) + " points to missing inode " + std::to_string(child));
+        continue;
+      }
+      if (c->is_dir() && !dirs.insert(child).second) {
+        r->problems.push_back("entry '" + name + "' in directory " + std::to_string(d->ino) + " names directory " +
+                              std::to_string(child) + ", which has another entry");
         continue;
       }
       if (c->is_dir()) {

@@ -300,7 +300,8 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
     ReadRecord(0, last, seq - 1, &rec);
     if (ReadRecord(1, last, seq - 1, &other) != Read::kOk || other != rec) {
       DG_RETURN_IF_ERROR(WriteBytes(1, slot, last, rec));
-      ++report->repaired_blocks;
+      report->last_record_resynced = true;
+      if (dry_run_) unsynced_from_ = last;
     }
   }
   return Status::Ok();
@@ -372,10 +373,11 @@ Status MetaLog::Repair(uint64_t blk, bool* lost) {
 
 Status MetaLog::Scrub(ReplayReport* report) {
   int slot = static_cast<int>(sb_.active_slot);
-  for (uint64_t idx = 0; idx * kBlockSize < tail_; ++idx) {
-    // Only the live bytes count: past the tail, a write torn by a crash may
-    // have reached one copy and not the other.
-    uint64_t live = std::min(kBlockSize, tail_ - idx * kBlockSize);
+  // Only the live bytes count: past the tail, a write torn by a crash may
+  // have reached one copy and not the other (and so may the last record).
+  uint64_t end = std::min(tail_, unsynced_from_);
+  for (uint64_t idx = 0; idx * kBlockSize < end; ++idx) {
+    uint64_t live = std::min(kBlockSize, end - idx * kBlockSize);
     uint8_t a[kBlockSize], b[kBlockSize];
     bool same = dev_.ReadMcSafe(SlotAddr(0, slot, idx * kBlockSize), a, live) == live &&
                 dev_.ReadMcSafe(SlotAddr(1, slot, idx * kBlockSize), b, live) == live &&

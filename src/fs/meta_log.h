@@ -18,6 +18,9 @@ namespace daxguard::fs {
 struct ReplayReport {
   uint64_t records = 0;
   uint64_t repaired_blocks = 0;          // rebuilt from the other copy
+  // The last record was in copy A only: a crash between the copies' writes,
+  // not damage. Replay copies it to B.
+  bool last_record_resynced = false;
   std::vector<std::string> lost;         // metadata unreadable in both copies
   std::vector<std::string> repaired;     // what mount found wrong and put right
 };
@@ -89,6 +92,8 @@ class MetaLog {
   uint64_t next_seq_ = 0;  // seq of the next record
   bool dry_run_ = false;
   bool clean_end_cleared_ = false;  // since this mount, before any append
+  // Dry run: where copy B still lacks the last record (Scrub stops there).
+  uint64_t unsynced_from_ = UINT64_MAX;
 };
 
 }  // namespace daxguard::fs

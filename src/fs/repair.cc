@@ -4,7 +4,10 @@
 // at mount (lossless). Extents pointing outside the device or over metadata
 // are never applied; dropping them loses data, so mount goes read-only
 // naming the files and only fsck --repair drops them.
+#include <sys/stat.h>
+
 #include <map>
+#include <set>
 
 #include "fs/filesystem.h"
 
@@ -18,6 +21,127 @@ std::string Summary(const ReverseMapDiff& d) {
   if (d.metadata_differs) s += ", metadata owners wrong";
   if (!d.bad_records.empty()) s += ", " + std::to_string(d.bad_records.size()) + " unusable record(s)";
   return s + "): rebuilt from the extents";
+}
+
+// Walks the tree below `top`, adding what it reaches to *seen. An entry
+// naming no inode, or a directory reached before (a directory has one
+// name), is dropped.
+void Walk(const State& s, uint64_t top, std::set<uint64_t>* seen, std::vector<Op>* ops) {
+  std::vector<uint64_t> todo = {top};
+  seen->insert(top);
+  while (!todo.empty()) {
+    const Inode* d = s.Find(todo.back());
+    todo.pop_back();
+    for (const auto& [name, child] : d->entries) {
+      const Inode* c = s.Find(child);
+      if (!c || (c->is_dir() && seen->count(child))) {
+        ops->push_back(Op::Unlink(d->ino, name));
+        continue;
+      }
+      if (seen->insert(child).second && c->is_dir()) todo.push_back(child);
+    }
+  }
+}
+
+// Inodes the walks missed that hold something: a link count above zero
+// (their entry was lost, or their directory) or entries of their own.
+std::vector<uint64_t> Unreached(const State& s, const std::set<uint64_t>& seen) {
+  std::vector<uint64_t> out;
+  for (const auto& [ino, in] : s.inodes())
+    if (!seen.count(ino) && (in->attr.nlink > 0 || !in->entries.empty())) out.push_back(ino);
+  return out;
+}
+
+// The tops of the unreached trees: inodes no unreached directory names
+// (when they all form loops, the first of them).
+std::vector<uint64_t> Tops(const State& s, const std::vector<uint64_t>& unreached) {
+  std::set<uint64_t> named;
+  for (uint64_t ino : unreached)
+    for (const auto& [name, child] : s.Find(ino)->entries) named.insert(child);
+  std::vector<uint64_t> tops;
+  for (uint64_t ino : unreached)
+    if (!named.count(ino)) tops.push_back(ino);
+  if (tops.empty()) tops.push_back(unreached.front());
+  return tops;
+}
+
+// Where reconnected inodes go: /lost+found, made if missing (or
+// /lost+found.N when that name is taken by something else).
+class LostAndFound {
+ public:
+  explicit LostAndFound(const State& s) : s_(s) {}
+  void Add(uint64_t ino, std::vector<Op>* ops) {
+    if (!dir_) Open(ops);
+    std::string name = "#" + std::to_string(ino);
+    for (int n = 1; used_.count(name); ++n) name = "#" + std::to_string(ino) + "." + std::to_string(n);
+    used_.insert(name);
+    ops->push_back(Op::Link(dir_, name, ino));
+  }
+
+ private:
+  void Open(std::vector<Op>* ops) {
+    const Inode* root = s_.Find(kRootIno);
+    std::string name = "lost+found";
+    for (int n = 1;; ++n) {
+      auto it = root->entries.find(name);
+      const Inode* in = it == root->entries.end() ? nullptr : s_.Find(it->second);
+      if (in && in->is_dir()) {
+        dir_ = in->ino;
+        for (const auto& [entry, child] : in->entries) used_.insert(entry);
+        return;
+      }
+      if (it == root->entries.end()) break;
+      name = "lost+found." + std::to_string(n);
+    }
+    dir_ = s_.NextIno();
+    Attr a = root->attr;
+    a.mode = S_IFDIR | 0700;
+    a.nlink = 2;  // set with every link count below
+    a.size = 0;
+    ops->push_back(Op::SetInode(dir_, a));
+    ops->push_back(Op::Link(kRootIno, name, dir_));
+  }
+
+  const State& s_;
+  uint64_t dir_ = 0;
+  std::set<std::string> used_;
+};
+
+// Drops entries that name nothing (or a directory a second time), and
+// links every inode that lost its entry, or whose directory is gone, into
+// /lost+found as "#<ino>" with its data and its subtree, as e2fsck does.
+std::vector<Op> ReconnectOps(const State& s) {
+  std::vector<Op> ops;
+  std::set<uint64_t> seen;
+  Walk(s, kRootIno, &seen, &ops);
+  LostAndFound lf(s);
+  for (std::vector<uint64_t> left = Unreached(s, seen); !left.empty(); left = Unreached(s, seen))
+    for (uint64_t top : Tops(s, left)) {
+      lf.Add(top, &ops);
+      Walk(s, top, &seen, &ops);
+    }
+  return ops;
+}
+
+// Link counts as the directory tree gives them.
+std::vector<Op> LinkCountOps(const State& s) {
+  std::map<uint64_t, uint32_t> links = {{kRootIno, 2}};
+  for (const auto& [ino, in] : s.inodes())
+    for (const auto& [name, child] : in->entries) {
+      const Inode* c = s.Find(child);
+      if (!c) continue;  // none left: ReconnectOps dropped them
+      links[child] += c->is_dir() ? 2 : 1;
+      if (c->is_dir()) links[ino]++;
+    }
+  std::vector<Op> ops;
+  for (const auto& [ino, in] : s.inodes()) {
+    uint32_t want = links.count(ino) ? links[ino] : 0;
+    if (in->attr.nlink == want) continue;
+    Attr a = in->attr;
+    a.nlink = want;
+    ops.push_back(Op::SetInode(ino, a));
+  }
+  return ops;
 }
 
 }  // namespace
@@ -39,39 +163,22 @@ Status Filesystem::RepairForFsck() {
   OpGuard g(this);
   if (removed_) return Writable();
   // fsck named every loss before this runs: what survived is taken as the
-  // filesystem, written out afresh below.
+  // filesystem. Every change is made in memory and written out as one fresh
+  // snapshot, so a repair that fails part way changes nothing on the device.
   read_only_why_.clear();
   state_.ForgetLosses();
   state_.RebuildReverseMap();
   ReplayReport scrub;
   DG_RETURN_IF_ERROR(log_.Scrub(&scrub));
+  DG_RETURN_IF_ERROR(state_.ApplyAll(ReconnectOps(state_)));
+  DG_RETURN_IF_ERROR(state_.ApplyAll(LinkCountOps(state_)));
+  // Inodes left with no link (unlinked while open when the system stopped)
+  // are freed now.
   std::vector<Op> ops;
-  std::map<uint64_t, uint32_t> links = {{kRootIno, 2}};
-  for (const auto& [ino, in] : state_.inodes())
-    for (const auto& [name, child] : in->entries) {
-      const Inode* c = state_.Find(child);
-      if (!c) {
-        ops.push_back(Op::Unlink(ino, name));  // dangling entry
-        continue;
-      }
-      links[child] += c->is_dir() ? 2 : 1;
-      if (c->is_dir()) links[ino]++;
-    }
-  for (const auto& [ino, in] : state_.inodes()) {
-    uint32_t want = links.count(ino) ? links[ino] : 0;
-    if (in->attr.nlink == want) continue;
-    Attr a = in->attr;
-    a.nlink = want;
-    ops.push_back(Op::SetInode(ino, a));
-  }
-  DG_RETURN_IF_ERROR(Commit(ops));
-  // Inodes left with no link are freed now.
-  ops.clear();
   for (const auto& [ino, in] : state_.inodes())
     if (in->attr.nlink == 0) DropIfUnused(in.get(), &ops);
-  DG_RETURN_IF_ERROR(Commit(std::move(ops)));
-  // A fresh snapshot: no hole, no dropped extent, the reverse map stored as
-  // the extents give it.
+  DG_RETURN_IF_ERROR(state_.ApplyAll(ops));
+  // No hole, no dropped extent, the reverse map stored as the extents give it.
   return log_.Compact(state_.Snapshot());
 }
 

@@ -225,6 +225,11 @@ std::string State::PathOf(uint64_t ino) const {
   return "";
 }
 
+size_t State::NameCount(uint64_t ino) const {
+  auto it = parents_.find(ino);
+  return it == parents_.end() ? 0 : it->second.size();
+}
+
 Status State::ApplyAll(const std::vector<Op>& ops) {
   Status first;
   for (const Op& op : ops)

@@ -105,6 +105,8 @@ class State {
   // entries that name it: as cheap as the tree is deep. With several
   // links, the first that reaches the root in (parent, name) order.
   std::string PathOf(uint64_t ino) const;
+  // How many directory entries name `ino`.
+  size_t NameCount(uint64_t ino) const;
 
  private:
   // `own`: keep the reverse map in step (false for snapshot extents, whose

@@ -211,8 +211,13 @@ Status RangeTable::Add(const std::vector<Range>& ranges, uint8_t flags, std::vec
   std::merge(old.begin(), old.end(), gaps.begin(), gaps.end(), std::back_inserter(merged),
              [](const Range& a, const Range& b) { return a.start < b.start; });
   Normalize(&merged);
-  DG_RETURN_IF_ERROR(Replace(w, merged));
+  // Mark the filter before the entries are listed: a reader that trusts a
+  // clear bit must never find it clear over a listed range.
   for (const Range& g : gaps) FillFilter(g.start, g.end());
+  if (Status s = Replace(w, merged); !s.ok()) {
+    for (const Range& g : gaps) RefreshFilter(g.start, g.end());
+    return s;
+  }
   if (added) {
     Normalize(&gaps);
     *added = std::move(gaps);
@@ -326,10 +331,11 @@ void RangeTable::Repair() {
   }
   Normalize(&ok);
   if (seq & 1) StoreWord(&hdr_->seq, seq + 1);
-  (void)Replace(Window{0, n}, ok);
-  for (uint64_t w = 0; w <= (filter_bits_ - 1) / 64; ++w)
-    if (LoadWord(&filter_[w])) StoreFilterWord(&filter_[w], 0);  // keeps holes holes
+  // Set the bits of every kept range first, then clear the stale ones word by
+  // word, so no listed range is ever unmarked.
   for (const Range& r : ok) FillFilter(r.start, r.end());
+  (void)Replace(Window{0, n}, ok);
+  RefreshFilter(0, filter_bits_ * units_per_bit_);
 }
 
 }  // namespace daxguard::media

@@ -17,6 +17,11 @@ int Fail(const std::string& cmd, const std::string& message) {
   return 1;
 }
 
+Status Named(const std::string& name, const Status& s) {
+  if (s.message().starts_with(name + ": ")) return s;
+  return Status::Error(s.err(), name + ": " + s.message());
+}
+
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text) {
   if (auto v = ParseSize(text)) return *v;
   return Status::Invalid("invalid " + what + " '" + text + "'");

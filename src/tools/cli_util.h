@@ -20,6 +20,10 @@ using Json = nlohmann::ordered_json;
 int Fail(const std::string& cmd, const Status& s);
 int Fail(const std::string& cmd, const std::string& message);
 
+// "NAME: message", or the message as it is when a layer below already
+// begins it with NAME: every error names its subject once.
+Status Named(const std::string& name, const Status& s);
+
 // Parses a size or offset argument ("4096", "0x1000", "64k", "1g").
 Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "dm/open.h"
 #include "fs/filesystem.h"
@@ -25,7 +26,7 @@ Result<Mounted> MountDev(const std::string& dev) {
   if (!d.ok()) return d.status();
   DG_RETURN_IF_ERROR(CheckNotDevdax(**d, dev, "it holds no filesystem"));
   auto f = fs::Filesystem::Mount(**d);
-  if (!f.ok()) return Status::Error(f.status().err(), dev + ": " + f.status().message());
+  if (!f.ok()) return Named(dev, f.status());
   return Mounted{std::move(d).value(), std::move(f).value()};
 }
 
@@ -88,16 +89,6 @@ int RunLs(const std::string& target, bool long_form) {
   return 0;
 }
 
-Status RemoveTree(fs::Filesystem& f, const std::string& path) {
-  auto st = f.Stat(path);
-  if (!st.ok()) return st.status();
-  if (!S_ISDIR(st->attr.mode)) return f.Unlink(path);
-  auto ls = f.ReadDir(path);
-  if (!ls.ok()) return ls.status();
-  for (const fs::DirEntry& e : *ls) DG_RETURN_IF_ERROR(RemoveTree(f, path + "/" + e.name));
-  return f.Rmdir(path);
-}
-
 Status Put(fs::Filesystem& f, const std::string& host, const std::string& path) {
   std::ifstream in(host, std::ios::binary);
   if (!in) return Status::FromErrno(errno, host);
@@ -137,6 +128,8 @@ Status Get(fs::Filesystem& f, const std::string& path, const std::string& host) 
 }
 
 int RunFs(const std::string& verb, const std::vector<std::string>& args, bool flag) {
+  static const std::set<std::string> kVerbs = {"ls", "mkdir", "rm", "mv", "put", "get"};
+  if (!kVerbs.count(verb)) return Fail("fs", "unknown verb '" + verb + "' (ls, mkdir, rm, mv, put, get)");
   std::string cmd = "fs " + verb;
   if (verb == "ls") {
     if (args.size() != 1) return Fail(cmd, "usage: fs ls [-l] DEV:/path");
@@ -154,7 +147,7 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   if (verb == "mkdir") {
     s = f.Mkdir(t->second);
   } else if (verb == "rm") {
-    s = flag ? RemoveTree(f, t->second) : f.Unlink(t->second);
+    s = flag ? f.RemoveTree(t->second) : f.Unlink(t->second);
     if (s.err() == EISDIR) s = f.Rmdir(t->second);
   } else if (verb == "mv") {
     std::string dev, to = args[1];
@@ -162,10 +155,8 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
     s = f.Rename(t->second, to);
   } else if (verb == "put") {
     s = Put(f, args[0], t->second);
-  } else if (verb == "get") {
-    s = Get(f, t->second, args[1]);
   } else {
-    return Fail("fs", "unknown verb '" + verb + "' (ls, mkdir, rm, mv, put, get)");
+    s = Get(f, t->second, args[1]);
   }
   return s.ok() ? 0 : Fail(cmd, s);
 }
@@ -185,6 +176,7 @@ int RunWho(const std::string& dev, const std::string& off_text, const std::strin
   auto len = ParseSizeArg("length", len_text);
   if (!off.ok()) return Fail("who", off.status());
   if (!len.ok()) return Fail("who", len.status());
+  if (*len == 0) return Fail("who", "--length must be positive");
   auto m = MountDev(dev);
   if (!m.ok()) return Fail("who", m.status());
   auto owners = m->fs->Who(*off, *len);
@@ -254,6 +246,11 @@ int RunFileIo(const std::string& target, const std::vector<std::string>& texts, 
   }
   auto m = MountDev(t->first);
   if (!m.ok()) return Fail("io", m.status());
+  // Every command is checked before any runs (or -f creates the file).
+  MapPlan plan;
+  for (size_t i = 0; i < cmds.size(); ++i)
+    if (Status s = CheckFileCommand(cmds[i], m->dev->size(), &plan); !s.ok())
+      return Fail("io", "'" + texts[i] + "': " + s.message());
   auto file = m->fs->Open(t->second, create ? fs::kCreate : 0);
   if (!file.ok()) return Fail("io", file.status());
   return RunFileCommands(*m->fs, **file, t->second, cmds, std::cout, std::cerr) ? 1 : 0;

@@ -202,6 +202,30 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
   return c;
 }
 
+Status CheckFileCommand(const FileCommand& c, uint64_t dev_size, MapPlan* plan) {
+  const std::string& n = c.name;
+  if (c.is_map && c.map.op != MapCommand::Op::kMmap) return plan->Check(c.map);
+  uint64_t off = c.offset, len = c.length;
+  if (c.is_map) {
+    off = c.map.offset, len = c.map.length;
+    if (off % fs::kBlockSize || len == 0) return Status::Invalid("mapping offset must be a multiple of 4096, length non-zero");
+  } else if (n == "fzero" || n == "fpunch" || n == "falloc") {
+    if (len == 0) return Status::Invalid("length must not be zero");
+  } else if (n == "reflink") {
+    if (c.offset % fs::kBlockSize || c.dest % fs::kBlockSize) return Status::Invalid("offsets must be multiples of 4096");
+    off = c.dest;
+  } else if (n == "truncate") {
+    len = 0;
+  } else if (n != "pwrite") {
+    return Status::Ok();  // reads and the rest end at the file's end
+  }
+  if (off > dev_size || len > dev_size - off)
+    return Status::Error(EFBIG, "reaches beyond the device size (" + std::to_string(dev_size) +
+                                    " bytes), the most a file can hold");
+  if (c.is_map) return plan->Check(c.map);
+  return Status::Ok();
+}
+
 MapSession FileMapSession(fs::File& file) {
   return MapSession([&file](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
     auto m = file.Map(off, len, writable);

@@ -26,6 +26,11 @@ struct FileCommand {
 
 Result<FileCommand> ParseFileCommand(const std::string& text);
 
+// Whether `c` can run on a file of the filesystem on a `dev_size`-byte
+// device (the most a file can hold) after the commands before it, whose
+// mappings `plan` follows. Every command is checked before any runs.
+Status CheckFileCommand(const FileCommand& c, uint64_t dev_size, MapPlan* plan);
+
 // The mapping commands' session on `file` (mmap maps it with File::Map).
 MapSession FileMapSession(fs::File& file);
 

@@ -10,6 +10,7 @@
 #include "common/units.h"
 #include "dax/dax_io.h"
 #include "dax/mapping.h"
+#include "dax/pmem_dax.h"
 #include "dm/open.h"
 #include "tools/cli_util.h"
 
@@ -28,6 +29,12 @@ Status ParseOffLen(const std::string& name, const std::vector<std::string>& args
   c->offset = *off;
   c->length = *len;
   return Status::Ok();
+}
+
+// The unit a mapping of `dev` starts and ends on (what PmemDax::MapInto
+// asks): a devdax device's alignment, else a page.
+uint64_t FaultUnit(dax::Device& dev) {
+  return IsDevdax(dev) ? dynamic_cast<dax::PmemDax&>(dev).media().geometry().align : kPageSize;
 }
 
 std::string Reason(const Status& s) {
@@ -60,7 +67,6 @@ uint64_t Transfer(const IoCommand& c, ChunkFn fn, uint64_t* ops, Status* why) {
 // mmap of a device range: the device places it, translating down to the media.
 MapSession DeviceMapSession(dax::Device& dev, const std::string& name) {
   return MapSession([&dev, name](uint64_t off, uint64_t len, bool writable) -> Result<MapView> {
-    if (off % kPageSize) return Status::Invalid("mmap: offset must be a multiple of 4096");
     auto r = dax::MappedRegion::Reserve(AlignUp(len, kPageSize), writable, name);
     if (!r.ok()) return r.status();
     std::shared_ptr<dax::MappedRegion> region = std::move(r).value();
@@ -119,7 +125,6 @@ Result<IoCommand> ParseIoCommand(const std::string& text) {
     if (!m.ok()) return m.status();
     c.op = IoCommand::Op::kMap;
     c.map = *m;
-    if (m->op == MapCommand::Op::kMmap) c.offset = m->offset, c.length = m->length;  // checked against the device
     return c;
   }
   if (name == "pread") {
@@ -142,6 +147,24 @@ Result<IoCommand> ParseIoCommand(const std::string& text) {
     return Status::Invalid(name + ": unknown option '" + args[i] + "'");
   DG_RETURN_IF_ERROR(ParseOffLen(name, args, i, &c));
   return c;
+}
+
+Status CheckIoCommand(dax::Device& dev, const std::string& name, const IoCommand& c, MapPlan* plan) {
+  bool mmap = c.op == IoCommand::Op::kMap && c.map.op == MapCommand::Op::kMmap;
+  if (c.op == IoCommand::Op::kMap && !mmap) return plan->Check(c.map);
+  if (!mmap) DG_RETURN_IF_ERROR(CheckNotDevdax(dev, name, "this is byte I/O; use mmap, mread and mwrite"));
+  uint64_t off = mmap ? c.map.offset : c.offset, len = mmap ? c.map.length : c.length;
+  if (off > dev.size() || len > dev.size() - off)
+    return Status::Range("reaches beyond the device end (" + std::to_string(dev.size()) + " bytes)");
+  if (c.op == IoCommand::Op::kZero && (!IsAligned(off, kPageSize) || !IsAligned(len, kPageSize)))
+    return Status::Invalid("offset and length must be multiples of 4096 bytes");
+  if (!mmap) return Status::Ok();
+  // As the device will place it: whole fault units once rounded up to pages.
+  uint64_t unit = FaultUnit(dev);
+  if (len == 0) return Status::Invalid("mapping length must not be zero");
+  if (!IsAligned(off, unit) || !IsAligned(AlignUp(len, kPageSize), unit))
+    return Status::Invalid("mappings of " + name + " must start and end on " + HumanBytes(double(unit)) + " boundaries");
+  return plan->Check(c.map);
 }
 
 int RunIoCommands(dax::Device& dev, const std::string& name, const std::vector<IoCommand>& cmds,
@@ -177,21 +200,20 @@ struct IoArgs {
 int RunIo(const IoArgs& a) {
   const char* cmd = "io";
   if (IsFsTarget(a.dev)) return RunFileIo(a.dev, a.cmds, a.create);
-  auto dev = dm::OpenDaxDevice(a.dev);
-  if (!dev.ok()) return Fail(cmd, dev.status());
-  // Every command is checked before any runs: bad input changes nothing.
+  // Every command is parsed, then checked against the device, before any
+  // runs: bad input changes nothing.
   std::vector<IoCommand> cmds;
   for (const std::string& text : a.cmds) {
     auto c = ParseIoCommand(text);
     if (!c.ok()) return Fail(cmd, c.status());
-    if (c->op != IoCommand::Op::kMap) {
-      Status byte_io = CheckNotDevdax(**dev, a.dev, "'" + text + "' is byte I/O; use mmap, mread and mwrite");
-      if (!byte_io.ok()) return Fail(cmd, byte_io);
-    }
-    if (c->offset > (*dev)->size() || c->length > (*dev)->size() - c->offset)
-      return Fail(cmd, "'" + text + "' reaches beyond the device end (" + std::to_string((*dev)->size()) + " bytes)");
     cmds.push_back(*c);
   }
+  auto dev = dm::OpenDaxDevice(a.dev);
+  if (!dev.ok()) return Fail(cmd, dev.status());
+  MapPlan plan;
+  for (size_t i = 0; i < cmds.size(); ++i)
+    if (Status s = CheckIoCommand(**dev, a.dev, cmds[i], &plan); !s.ok())
+      return Fail(cmd, "'" + a.cmds[i] + "': " + s.message());
   return RunIoCommands(**dev, a.dev, cmds, std::cout, std::cerr) ? 1 : 0;
 }
 

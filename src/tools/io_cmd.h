@@ -24,6 +24,12 @@ struct IoCommand {
 // Parses one -c argument, e.g. "pwrite -S 0xab 0 64k".
 Result<IoCommand> ParseIoCommand(const std::string& text);
 
+// Whether `c` can run on `dev` (named `name`) after the commands before it,
+// whose mappings `plan` follows: within the device, zero in whole pages,
+// mappings in whole fault units, accesses within the mapping. Every command
+// is checked before any runs.
+Status CheckIoCommand(dax::Device& dev, const std::string& name, const IoCommand& c, MapPlan* plan);
+
 // Runs the commands on `dev` (named `name` in fault reports) in order,
 // printing as xfs_io does; a failed command prints "NAME: reason" on `err`
 // and the run goes on. Returns how many failed.

@@ -108,6 +108,38 @@ Result<MapCommand> ParseMapCommand(const std::string& text) {
   return c;
 }
 
+namespace {
+
+// Runtime and check messages leave the command's name to whoever prints them.
+Status NotMapped() { return Status::Invalid("no mapped regions (mmap first)"); }
+
+// The range mread, mwrite or msync touch: theirs, or the whole mapping.
+Status CheckWithin(const MapCommand& c, uint64_t map_off, uint64_t map_len, uint64_t* off, uint64_t* len) {
+  *off = c.whole ? map_off : c.offset;
+  *len = c.whole ? map_len : c.length;
+  if (*off < map_off || *len > map_len || *off - map_off > map_len - *len)
+    return Status::Range(fmt::format("range {}+{} is not within the mapping ({}+{})", *off, *len, map_off, map_len));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status MapPlan::Check(const MapCommand& c) {
+  if (c.op == MapCommand::Op::kMmap) {
+    mapped_ = true;
+    offset_ = c.offset;
+    length_ = c.length;
+    return Status::Ok();
+  }
+  if (!mapped_) return NotMapped();
+  if (c.op == MapCommand::Op::kMunmap) {
+    mapped_ = false;
+    return Status::Ok();
+  }
+  uint64_t off, len;
+  return CheckWithin(c, offset_, length_, &off, &len);
+}
+
 Status MapSession::Run(const MapCommand& c, std::ostream& out) {
   if (c.op == MapCommand::Op::kMmap) {
     view_ = {};
@@ -116,7 +148,7 @@ Status MapSession::Run(const MapCommand& c, std::ostream& out) {
     view_ = std::move(v).value();
     return Status::Ok();
   }
-  if (!view_.addr) return Status::Invalid(c.name + ": no mapped regions, try 'help mmap'");
+  if (!view_.addr) return NotMapped();
   if (c.op == MapCommand::Op::kMunmap) {
     view_ = {};
     return Status::Ok();
@@ -126,10 +158,8 @@ Status MapSession::Run(const MapCommand& c, std::ostream& out) {
 
 // mread, mwrite, msync over [offset, offset+length) of the current mapping.
 Status MapSession::Access(const MapCommand& c, std::ostream& out) {
-  uint64_t off = c.whole ? view_.offset : c.offset, len = c.whole ? view_.length : c.length;
-  if (off < view_.offset || len > view_.length || off - view_.offset > view_.length - len)
-    return Status::Range(fmt::format("{}: range {}+{} is not within the mapping ({}+{})", c.name, off, len,
-                                     view_.offset, view_.length));
+  uint64_t off, len;
+  DG_RETURN_IF_ERROR(CheckWithin(c, view_.offset, view_.length, &off, &len));
   uint8_t* p = view_.addr + (off - view_.offset);
   if (c.op == MapCommand::Op::kMsync) {
     uint8_t* start = p - (reinterpret_cast<uintptr_t>(p) % kPageSize);

@@ -27,6 +27,18 @@ struct MapCommand {
 bool IsMapCommand(const std::string& text);
 Result<MapCommand> ParseMapCommand(const std::string& text);
 
+// Follows the mappings a list of commands makes, so that every access can be
+// checked against the mapping before it before any command runs. The target
+// checks each mmap's own range first (it knows its alignment and size).
+class MapPlan {
+ public:
+  Status Check(const MapCommand& c);
+
+ private:
+  bool mapped_ = false;
+  uint64_t offset_ = 0, length_ = 0;
+};
+
 // A mapping made by the target: `addr` shows [offset, offset+length) of the
 // device or file; `owner` keeps it alive.
 struct MapView {

@@ -284,6 +284,60 @@ TEST_F(FsRepairTest, LogResyncsPastPoisonInBothCopies) {
   EXPECT_FALSE(fs_->read_only());
 }
 
+// One damaged mkdir record: what was made inside the directory survives,
+// reconnected under /lost+found (as e2fsck does), data and subtrees whole.
+TEST_F(FsRepairTest, LostMkdirRecordSendsTheSubtreeToLostAndFound) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  ASSERT_TRUE(fs_->Mkdir("/d/e").ok());
+  auto f = Create("/d/f");
+  Fill(*f, 0, 8192, 1);
+  auto g = Create("/d/e/g");
+  Fill(*g, 0, 4096, 2);
+  uint64_t f_at = DeviceOffset(*f, 0), g_at = DeviceOffset(*g, 0);
+  f.reset(), g.reset(), fs_.reset();
+  {
+    LogSurgery s(*dev_);
+    LogRecord r = s.RecordLinking("d");
+    s.Scribble(r.pos, r.span, 0x5a);
+  }
+  RepairCleans();
+  Mount();
+  EXPECT_FALSE(fs_->read_only());
+  std::string f_path = fs_->Who(f_at, 1)->at(0).path, g_path = fs_->Who(g_at, 1)->at(0).path;
+  EXPECT_EQ(f_path.rfind("/lost+found/#", 0), 0u) << f_path;
+  EXPECT_EQ(g_path.rfind("/lost+found/#", 0), 0u) << g_path;
+  EXPECT_TRUE(g_path.ends_with("/g")) << "e keeps its entries: " << g_path;
+  auto f2 = OpenFile(f_path), g2 = OpenFile(g_path);
+  EXPECT_EQ(ReadAll(*f2, 0, 8192), std::vector<uint8_t>(8192, 1));
+  EXPECT_EQ(ReadAll(*g2, 0, 4096), std::vector<uint8_t>(4096, 2));
+  f2.reset(), g2.reset();
+  Create("/after");
+  fs_.reset();
+  EXPECT_EQ(Join(Problems()), "");
+}
+
+// A directory named twice (a lost unlink of a rename leaves that) would
+// make every walk of the tree loop or count twice: fsck names it, --repair
+// keeps the first entry.
+TEST_F(FsRepairTest, DirectoryNamedTwiceIsNamedAndRepaired) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  ASSERT_TRUE(fs_->Mkdir("/d/e").ok());
+  uint64_t d = fs_->Stat("/d")->ino, e = fs_->Stat("/d/e")->ino;
+  fs_.reset();
+  {
+    LogSurgery s(*dev_);
+    ASSERT_TRUE(s.log().Append({Op::Link(e, "loop", d)}).ok());
+  }
+  auto p = Problems();
+  EXPECT_TRUE(Has(p, "entry 'loop' in directory " + std::to_string(e) + " names directory " + std::to_string(d) +
+                         ", which has another entry"))
+      << Join(p);
+  RepairCleans();
+  Mount();
+  EXPECT_TRUE(fs_->Stat("/d/e").ok());
+  EXPECT_EQ(fs_->Stat("/d/e/loop").status().err(), ENOENT);
+}
+
 TEST_F(FsRepairTest, EndRecordedAtCleanUnmountIsClearedBeforeTheNextAppend) {
   Create("/a");
   fs_.reset();  // clean unmount: where the log ends is recorded

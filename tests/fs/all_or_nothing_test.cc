@@ -1,0 +1,276 @@
+// Every mutating filesystem operation is all-or-nothing: stopped at any step
+// — a write, zeroing or direct access that fails with EIO, or the process
+// killed just before it — the filesystem afterwards holds either the state
+// before the operation or the state after it, and fsck finds nothing wrong.
+// Each operation runs once to count its steps, then once per step.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "common/faulty_device.h"
+#include "dax/pmem_dax.h"
+#include "fs/filesystem.h"
+#include "fs/fsck.h"
+
+namespace daxguard::fs {
+namespace {
+
+using daxguard::testing::FaultyDevice;
+using Tree = std::map<std::string, std::string>;  // path -> what a user can see of it
+
+std::string Describe(File& f, const FileStat& st) {
+  std::string out = "mode " + std::to_string(st.attr.mode) + " size " + std::to_string(st.attr.size) +
+                    " nlink " + std::to_string(st.attr.nlink);
+  std::string data(st.attr.size, '\0');
+  auto r = f.Read(0, data.data(), data.size());
+  if (!r.ok()) return out + " read: " + r.status().message();
+  data.resize(*r);
+  return out + " data " + std::to_string(std::hash<std::string>{}(data));
+}
+
+void Walk(Filesystem& fs, const std::string& dir, Tree* tree) {
+  auto entries = fs.ReadDir(dir);
+  if (!entries.ok()) {
+    (*tree)[dir] = "readdir: " + entries.status().message();
+    return;
+  }
+  for (const DirEntry& e : *entries) {
+    std::string path = (dir == "/" ? "" : dir) + "/" + e.name;
+    auto st = fs.Stat(path);
+    if (!st.ok()) {
+      (*tree)[path] = "stat: " + st.status().message();
+    } else if (S_ISDIR(st->attr.mode)) {
+      (*tree)[path] = "dir nlink " + std::to_string(st->attr.nlink);
+      Walk(fs, path, tree);
+    } else {
+      auto f = fs.Open(path);
+      (*tree)[path] = f.ok() ? Describe(**f, *st) : "open: " + f.status().message();
+    }
+  }
+}
+
+// The namespace, sizes, link counts, contents and damage, as a user sees them.
+Tree Snapshot(Filesystem& fs) {
+  Tree t;
+  Walk(fs, "/", &t);
+  for (const DamagedFile& d : fs.Health().files)
+    for (const auto& r : d.ranges) t["damage " + d.path] += std::to_string(r.first) + ".." + std::to_string(r.second) + " ";
+  return t;
+}
+
+std::string Show(const Tree& t) {
+  std::string out;
+  for (const auto& [k, v] : t) out += "  " + k + ": " + v + "\n";
+  return out;
+}
+
+struct Scenario {
+  std::function<void(Filesystem&)> setup;
+  std::function<Status(Filesystem&)> op;
+};
+
+class AllOrNothingTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kDevSize = 16ull << 20;
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/daxfs-aon-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    dev_path_ = dir_ + "/pmem0";
+    before_path_ = dir_ + "/before";
+    media::CreateOptions opt;
+    opt.size = kDevSize;
+    ASSERT_TRUE(media::PmemDevice::Create(dev_path_, opt).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<dax::PmemDax> OpenDev() {
+    auto d = dax::PmemDax::Open(dev_path_);
+    EXPECT_TRUE(d.ok()) << d.status().message();
+    return d.ok() ? std::move(d).value() : nullptr;
+  }
+  static std::unique_ptr<Filesystem> MountOn(dax::Device& dev) {
+    auto f = Filesystem::Mount(dev);
+    EXPECT_TRUE(f.ok()) << f.status().message();
+    return f.ok() ? std::move(f).value() : nullptr;
+  }
+  void Restore() {
+    std::filesystem::copy_file(before_path_, dev_path_, std::filesystem::copy_options::overwrite_existing);
+  }
+  // The state on the device now, from a fresh mount; fsck must be clean.
+  Tree StateOnDevice(const std::string& when) {
+    auto dev = OpenDev();
+    if (!dev) return {};
+    auto fsck = Fsck(*dev, false);
+    EXPECT_TRUE(fsck.ok()) << when << ": " << fsck.status().message();
+    if (fsck.ok())
+      for (const std::string& p : fsck->problems) ADD_FAILURE() << when << ": fsck: " << p;
+    auto fs = MountOn(*dev);
+    return fs ? Snapshot(*fs) : Tree{};
+  }
+  void ExpectOldOrNew(const Tree& t, const std::string& when) {
+    if (t != old_ && t != new_)
+      ADD_FAILURE() << when << ": neither the old state nor the new one:\n"
+                    << Show(t) << "old:\n" << Show(old_) << "new:\n" << Show(new_);
+  }
+
+  // Runs `s` to learn its steps and end state, then stops it at every step.
+  void Check(const Scenario& s) {
+    {
+      auto dev = OpenDev();
+      ASSERT_TRUE(Filesystem::Mkfs(*dev).ok());
+      auto fs = MountOn(*dev);
+      s.setup(*fs);
+    }
+    std::filesystem::copy_file(dev_path_, before_path_);
+    old_ = StateOnDevice("before");
+    uint64_t steps = RunThrough(s, -1, nullptr);
+    new_ = StateOnDevice("after");
+    ASSERT_NE(old_, new_) << "the operation changed nothing";
+    ASSERT_GT(steps, 0u);
+    for (uint64_t n = 0; n < steps && !HasFailure(); ++n) {
+      Restore();
+      Status st;
+      Tree now;
+      RunThrough(s, n, &st, &now);
+      std::string when = "EIO at step " + std::to_string(n) + " of " + std::to_string(steps);
+      ExpectOldOrNew(now, when + " (still mounted)");
+      if (st.ok() && now != new_) ADD_FAILURE() << when << ": succeeded but the state is not the new one";
+      ExpectOldOrNew(StateOnDevice(when), when + " (remounted)");
+    }
+    for (uint64_t n = 0; n < steps && !HasFailure(); ++n) {
+      Restore();
+      KillAt(s, n);
+      std::string when = "killed before step " + std::to_string(n) + " of " + std::to_string(steps);
+      ExpectOldOrNew(StateOnDevice(when), when);
+    }
+  }
+
+  // Runs the operation through a FaultyDevice failing at step `fail` of the
+  // operation (not counting the mount's); returns how many steps it took.
+  uint64_t RunThrough(const Scenario& s, int64_t fail, Status* st, Tree* after = nullptr) {
+    auto dev = OpenDev();
+    if (!dev) return 0;
+    FaultyDevice faulty(*dev);
+    auto fs = MountOn(faulty);
+    if (!fs) return 0;
+    uint64_t first = faulty.steps();
+    if (fail >= 0) faulty.FailAt(static_cast<int64_t>(first) + fail);
+    Status r = s.op(*fs);
+    if (st) *st = r;
+    else EXPECT_TRUE(r.ok()) << r.message();
+    uint64_t steps = faulty.steps() - first;
+    if (after) *after = Snapshot(*fs);
+    return steps;
+  }
+
+  // A child process runs the operation and dies just before step `n`.
+  void KillAt(const Scenario& s, uint64_t n) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto dev = dax::PmemDax::Open(dev_path_);
+      if (!dev.ok()) _exit(2);
+      FaultyDevice faulty(**dev);
+      auto fs = Filesystem::Mount(faulty);
+      if (!fs.ok()) _exit(3);
+      uint64_t first = faulty.steps();
+      faulty.BeforeStep([&](uint64_t step) {
+        if (step == first + n) _exit(0);
+      });
+      (void)s.op(**fs);
+      _exit(4);  // the step never came
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+
+  std::string dir_, dev_path_, before_path_;
+  Tree old_, new_;
+};
+
+void Put(Filesystem& fs, const std::string& path, uint64_t len, uint8_t seed) {
+  auto f = fs.Open(path, kCreate);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  std::string data(len, '\0');
+  for (uint64_t i = 0; i < len; ++i) data[i] = static_cast<char>(seed + i * 7 + i / 4096);
+  auto w = (*f)->Write(0, data.data(), len);
+  ASSERT_TRUE(w.ok() && *w == len) << path;
+}
+
+// A tree to work on: a directory tree, files of one page and of many, a hard link.
+void Populate(Filesystem& fs) {
+  ASSERT_TRUE(fs.Mkdir("/d").ok());
+  ASSERT_TRUE(fs.Mkdir("/d/sub").ok());
+  ASSERT_TRUE(fs.Mkdir("/empty").ok());
+  Put(fs, "/d/a", 100 << 10, 1);
+  Put(fs, "/d/sub/b", 4096, 2);
+  Put(fs, "/c", 64 << 10, 3);
+  ASSERT_TRUE(fs.Link("/d/a", "/d/a-link").ok());
+}
+
+Status WithFile(Filesystem& fs, const std::string& path, const std::function<Status(File&)>& fn) {
+  auto f = fs.Open(path);
+  if (!f.ok()) return f.status();
+  return fn(**f);
+}
+
+TEST_F(AllOrNothingTest, RenameFile) {
+  Check({Populate, [](Filesystem& fs) { return fs.Rename("/d/a", "/empty/a2"); }});
+}
+
+TEST_F(AllOrNothingTest, RenameFileOverFile) {
+  Check({Populate, [](Filesystem& fs) { return fs.Rename("/d/sub/b", "/c"); }});
+}
+
+TEST_F(AllOrNothingTest, RenameDirectoryOverEmptyDirectory) {
+  Check({Populate, [](Filesystem& fs) { return fs.Rename("/d", "/empty"); }});
+}
+
+TEST_F(AllOrNothingTest, Mkdir) {
+  Check({Populate, [](Filesystem& fs) { return fs.Mkdir("/d/new"); }});
+}
+
+TEST_F(AllOrNothingTest, Link) {
+  Check({Populate, [](Filesystem& fs) { return fs.Link("/c", "/d/c2"); }});
+}
+
+TEST_F(AllOrNothingTest, Unlink) {
+  Check({Populate, [](Filesystem& fs) { return fs.Unlink("/c"); }});
+}
+
+TEST_F(AllOrNothingTest, Rmdir) {
+  Check({Populate, [](Filesystem& fs) { return fs.Rmdir("/empty"); }});
+}
+
+TEST_F(AllOrNothingTest, TruncateUp) {
+  Check({Populate, [](Filesystem& fs) { return WithFile(fs, "/d/a", [](File& f) { return f.Truncate(300 << 10); }); }});
+}
+
+TEST_F(AllOrNothingTest, PunchHole) {
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/c", [](File& f) { return f.Fallocate(kFallocPunchHole | kFallocKeepSize, 4096, 32 << 10); });
+         }});
+}
+
+TEST_F(AllOrNothingTest, Fallocate) {
+  Check({Populate, [](Filesystem& fs) { return WithFile(fs, "/d/sub/b", [](File& f) { return f.Fallocate(0, 0, 1 << 20); }); }});
+}
+
+TEST_F(AllOrNothingTest, Reflink) {
+  Check({Populate, [](Filesystem& fs) {
+           auto src = fs.Open("/c");
+           if (!src.ok()) return src.status();
+           return WithFile(fs, "/d/a", [&](File& f) { return f.CloneFrom(**src, 0, 0, 32 << 10); });
+         }});
+}
+
+}  // namespace
+}  // namespace daxguard::fs
