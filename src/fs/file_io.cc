@@ -145,10 +145,17 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
 }
 
 Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
-  if (len == 0 || in.damage.empty()) return Status::Ok();
+  if (len == 0) return Status::Ok();
   for (uint64_t line : {AlignDown(off, kLineSize), AlignDown(off + len - 1, kLineSize)}) {
     bool whole = line >= off && line + kLineSize <= off + len;
-    if (!whole && line < in.attr.size && in.damage.Overlaps(line, kLineSize))
+    if (whole || line >= in.attr.size) continue;
+    // Poison nobody knew of counts too: reading the line makes it known
+    // (and the file's damage) before anything is written.
+    auto e = in.ExtentAt(line / kBlockSize);
+    uint8_t bytes[kLineSize];
+    if (in.damage.Overlaps(line, kLineSize) ||
+        (e && !e->unwritten &&
+         fs_->dev_.ReadMcSafe(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize) != kLineSize))
       return Status::Io("the range covers part of the damaged line at file offset " + std::to_string(line));
   }
   return Status::Ok();
@@ -236,8 +243,10 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
 }
 
 // Writes into a mapped extent: straight through when the blocks are this
-// file's own, written and undamaged; block by block otherwise.
-Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops) {
+// file's own, written and undamaged; block by block otherwise. *wrote
+// counts the bytes in place, also when a later block fails.
+Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote,
+                      std::vector<Op>* ops) {
   uint64_t fblk = pos / kBlockSize;
   auto e = in->ExtentAt(fblk);
   uint64_t nblk = (pos + n - 1) / kBlockSize - fblk + 1;
@@ -246,6 +255,7 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, s
   if (simple) {
     auto w = dax::WriteAt(fs_->dev_, e->pblk * kBlockSize + pos % kBlockSize, src, n);
     if (w.ok()) done = *w;
+    *wrote = done;
     if (done == n) return Status::Ok();
   }
   // The slow path, from the block where the fast one stopped.
@@ -253,6 +263,7 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, s
     uint64_t lo = std::max(p, pos + done), hi = std::min(AlignDown(p, kBlockSize) + kBlockSize, pos + n);
     DG_RETURN_IF_ERROR(
         WriteBlock(in, lo / kBlockSize, lo % kBlockSize, src + (lo - pos), hi - lo, PartLine::kRefuse, ops));
+    *wrote = hi - pos;
   }
   return Status::Ok();
 }
@@ -292,18 +303,19 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   while (done < len && s.ok()) {
     uint64_t pos = off + done, fblk = pos / kBlockSize;
     auto e = in->ExtentAt(fblk);
-    uint64_t n;
+    uint64_t n, wrote = 0;
     if (!e) {
       auto next = in->extents.upper_bound(fblk);
       uint64_t end_blk = (off + len - 1) / kBlockSize + 1;
       if (next != in->extents.end()) end_blk = std::min(end_blk, next->first);
       n = std::min<uint64_t>(len - done, end_blk * kBlockSize - pos);
       s = FillHole(in, fblk, end_blk - fblk, pos, src + done, n, &ops, false);
+      if (s.ok()) wrote = n;
     } else {
       n = std::min<uint64_t>(len - done, e->len * kBlockSize - pos % kBlockSize);
-      s = WriteRun(in, pos, src + done, n, &ops);
+      s = WriteRun(in, pos, src + done, n, &wrote, &ops);
     }
-    if (s.ok()) done += n;
+    done += wrote;
   }
   TouchAttr(in, std::max<uint64_t>(in->attr.size, off + done), &ops);
   Status c = fs_->Commit(std::move(ops));

@@ -276,10 +276,10 @@ class File {
   // EIO: writes, punches and zeroing refuse such a line (EIO) within the
   // file; truncation keeps it damaged (its bytes past the end go unread).
   enum class PartLine { kRefuse, kKeepDamaged };
-  // EIO if [off, off+len) covers only part of a damaged line within the
-  // file: checked before anything is written, so nothing is.
+  // EIO if [off, off+len) covers only part of a damaged or poisoned line
+  // within the file: checked before anything is written, so nothing is.
   Status CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const;
-  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, std::vector<Op>* ops);
+  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote, std::vector<Op>* ops);
   Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
                     std::vector<Op>* ops);
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,

@@ -90,5 +90,46 @@ TEST_F(FsxRepro, GrowingOverDamagePastTheEndDropsItAndReadsZeroes) {
   }
 }
 
+// A write that runs out of space after it wrote some blocks says how many
+// bytes it wrote: a short count, not an error that hides the blocks it
+// changed.
+TEST_F(FsxRepro, WriteStoppedByNoSpaceCountsWhatItWrote) {
+  auto a = Create("/a");
+  Fill(*a, 0, 3 * 4096, 0x10);
+  auto b = Create("/b");
+  ASSERT_TRUE(b->CloneFrom(*a, 0, 0, 0).ok());  // b's blocks are shared: a write copies them
+  auto filler = Create("/filler");
+  std::vector<uint8_t> chunk(1 << 20, 0x77);
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto w = filler->Write(off, chunk.data(), chunk.size());
+    if (!w.ok() || *w < chunk.size()) break;
+  }
+  ASSERT_TRUE(filler->Fallocate(kFallocPunchHole | kFallocKeepSize, 0, 4096).ok());  // one block free
+  std::vector<uint8_t> buf(3 * 4096, 0x20);
+  auto w = b->Write(0, buf.data(), buf.size());
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(*w, 4096u);
+  EXPECT_EQ(ReadAll(*b, 0, 4096), std::vector<uint8_t>(4096, 0x20));
+  EXPECT_EQ(ReadAll(*b, 4096, 8192), std::vector<uint8_t>(8192, 0x10));
+  EXPECT_EQ(ReadAll(*a, 0, 3 * 4096), std::vector<uint8_t>(3 * 4096, 0x10));
+}
+
+// A write, punch or zero range whose edge line holds poison nobody knew of
+// fails before it changes anything, like one over a known damaged line.
+TEST_F(FsxRepro, WriteOrPunchOverUnknownPoisonInAnEdgeLineChangesNothing) {
+  auto f = Create("/f");
+  Fill(*f, 0, 16384, 0x10);
+  InjectAt(DeviceOffset(*f, 4096));                     // known: bytes 4096..4607
+  InjectAt(DeviceOffset(*f, 12288), /*notify=*/false);  // latent: the last line of both
+  std::vector<uint8_t> buf(8300, 0x20);
+  auto w = f->Write(4000, buf.data(), buf.size());
+  ASSERT_FALSE(w.ok()) << "wrote " << *w;
+  EXPECT_EQ(w.status().err(), EIO);
+  EXPECT_EQ(f->Fallocate(kFallocPunchHole | kFallocKeepSize, 4000, 8300).err(), EIO);
+  EXPECT_EQ(ReadAll(*f, 0, 4096), std::vector<uint8_t>(4096, 0x10));
+  EXPECT_EQ(ReadAll(*f, 4608, 12288 - 4608), std::vector<uint8_t>(12288 - 4608, 0x10));
+  EXPECT_EQ(DamageOf(f->ino()), (std::vector<IntervalSet::Interval>{{4096, 512}, {12288, 512}}));
+}
+
 }  // namespace
 }  // namespace daxguard::fs
