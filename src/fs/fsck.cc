@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <set>
 
 #include "fs/filesystem.h"
 #include "fs/meta_log.h"
@@ -33,7 +32,6 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
 void CheckTree(const State& s, FsckReport* r) {
   std::map<uint64_t, uint32_t> links;  // ino -> expected nlink
   std::vector<uint64_t> todo = {kRootIno};
-  std::set<uint64_t> dirs = {kRootIno};  // reached
   links[kRootIno] = 2;
   for (size_t i = 0; i < todo.size(); ++i) {  // breadth first: the shallowest name counts
     const Inode* d = s.Find(todo[i]);
@@ -46,11 +44,6 @@ void CheckTree(const State& s, FsckReport* r) {
       }
       if (c->is_dir() && links.count(child)) {
         r->problems.push_back(entry + ": directory inode " + std::to_string(child) + " is named by more than one entry");
-        continue;
-      }
-      if (c->is_dir() && !dirs.insert(child).second) {
-        r->problems.push_back("entry '" + name + "' in directory " + std::to_string(d->ino) + " names directory " +
-                              std::to_string(child) + ", which has another entry");
         continue;
       }
       if (c->is_dir()) {

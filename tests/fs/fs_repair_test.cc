@@ -442,8 +442,8 @@ TEST_F(FsRepairTest, DirectoryNamedTwiceIsNamedAndRepaired) {
     ASSERT_TRUE(s.log().Append({Op::Link(e, "loop", d)}).ok());
   }
   auto p = Problems();
-  EXPECT_TRUE(Has(p, "entry 'loop' in directory " + std::to_string(e) + " names directory " + std::to_string(d) +
-                         ", which has another entry"))
+  EXPECT_TRUE(Has(p, "entry 'loop' in directory " + std::to_string(e) + ": directory inode " + std::to_string(d) +
+                         " is named by more than one entry"))
       << Join(p);
   RepairCleans();
   Mount();

@@ -123,7 +123,7 @@ TEST_F(CliInput, ErrorsNameTheirSubjectOnce) {
   ASSERT_TRUE(dev.ok()) << dev.status().message();
   auto mounted = fs::Filesystem::Mount(**dev);  // this process holds the device
   ASSERT_TRUE(mounted.ok()) << mounted.status().message();
-  std::string held = dev_ + ": device already has a holder (pid " + std::to_string(getpid()) + ")";
+  std::string held = dev_ + ": device is held by pid " + std::to_string(getpid());
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"io", F("/x"), "-c", "pread 0 1"}, {"fs", "ls", F("/")}, {"health", dev_},
         {"who", dev_, "--offset", "0"}, {"fs", "get", F("/x"), Path("copy")}}) {
