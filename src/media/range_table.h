@@ -46,6 +46,7 @@ class RangeTable {
 
   // `units_per_bit` (a power of two): how many table units one filter bit
   // covers. With 1 the filter is exact: a bitmap of every covered unit.
+  // `filter` holds `filter_bits` rounded up to whole 64-bit words.
   RangeTable(void* header, uint64_t* filter, uint64_t filter_bits, uint64_t units_per_bit);
   static void Format(void* header, uint64_t capacity);
   static uint64_t BytesFor(uint64_t capacity) {

@@ -38,7 +38,7 @@ class TestTable {
   TestTable(uint64_t capacity, uint64_t filter_bits, bool shared = false)
       : capacity_(capacity),
         filter_bits_(filter_bits),
-        bytes_(RangeTable::BytesFor(capacity) + filter_bits / 8),
+        bytes_(RangeTable::BytesFor(capacity) + (filter_bits + 63) / 64 * 8),  // whole filter words
         mem_(Map(bytes_, shared)),
         table_(mem_, Filter(), filter_bits, kUnitsPerBit) {
     RangeTable::Format(mem_, capacity);
