@@ -133,16 +133,18 @@ bool MetaLog::FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uin
   return false;
 }
 
-Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx) {
+Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx, int suspect) {
   uint8_t page[kBlockSize];
   uint8_t line[2][kLineSize];
-  // A copy whose page holds a known error is the suspect one: where both
-  // read and differ (it was cleared before the error was told) the other
-  // wins, and it is rewritten, since until then every write to it fails.
+  // The suspect copy is the one an error was reported in, else one whose
+  // page holds a known error: where both read and differ (it was cleared,
+  // and so zeroed, before or after the error was told) the other wins, and
+  // it is rewritten, since until then every write to it fails.
   bool rewrite[2];
   for (int c = 0; c < 2; ++c)
-    rewrite[c] = !dev_.DirectAccess(SlotAddr(c, slot, idx * kBlockSize) / kBlockSize, 1, dax::AccessMode::kAccess).ok();
-  int prefer = rewrite[0] && !rewrite[1] ? 1 : 0;
+    rewrite[c] = c == suspect ||
+                 !dev_.DirectAccess(SlotAddr(c, slot, idx * kBlockSize) / kBlockSize, 1, dax::AccessMode::kAccess).ok();
+  int prefer = suspect >= 0 ? 1 - suspect : rewrite[0] && !rewrite[1] ? 1 : 0;
   uint64_t lost = 0;
   for (uint64_t l = 0; l < kBlockSize / kLineSize; ++l) {
     uint64_t off = idx * kBlockSize + l * kLineSize;
@@ -514,7 +516,7 @@ Status MetaLog::Repair(uint64_t blk, bool* lost) {
     uint64_t idx = rel % geo_.SlotBlocks();
     if (slot != static_cast<int>(sb_.active_slot) || idx * kBlockSize >= tail_)
       return dev_.ZeroPageRange(blk, 1);  // holds nothing live: just clear it
-    auto r = RebuildBlock(slot, idx);
+    auto r = RebuildBlock(slot, idx, c);  // copy c was reported: even if cleared since, the other wins
     if (!r.ok()) return r.status();
     *lost = *r > 0;
     return Status::Ok();

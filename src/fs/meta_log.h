@@ -116,7 +116,7 @@ class MetaLog {
   bool SnapshotWhole(const SuperBlock& sb, uint64_t records);
   // Rebuilds block `idx` of `slot` in both copies from whichever copy reads
   // each 64-byte line; returns how many lines neither copy could give.
-  Result<uint64_t> RebuildBlock(int slot, uint64_t idx);
+  Result<uint64_t> RebuildBlock(int slot, uint64_t idx, int suspect = -1);
 
   dax::Device& dev_;
   Geometry geo_;
