@@ -19,7 +19,8 @@ std::string Describe(const ReverseMapDiff& d) {
                   std::to_string(d.only_in_extents.size()) + " extent run(s) missing from it, " +
                   std::to_string(d.only_in_reverse_map.size()) + " run(s) no extent has";
   if (d.metadata_differs) s += ", metadata owners wrong";
-  if (!d.bad_records.empty()) s += ", " + std::to_string(d.bad_records.size()) + " unusable record(s)";
+  if (!d.bad_records.empty())
+    s += ", " + std::to_string(d.bad_records.size()) + " unusable record(s), the first: " + d.bad_records.front();
   return s + "): rebuilt from the extents";
 }
 

@@ -55,7 +55,7 @@ std::vector<Mapping> Missing(const Diagonals& a, const Diagonals& b) {
 }  // namespace
 
 bool State::ReverseMapSuspect() const {
-  return owner_unbacked_ || stored_owner_blocks_ != stored_extent_blocks_ || !bad_owner_records_.empty() ||
+  return owner_unbacked_ || stored_owner_blocks_ != stored_extent_blocks_ || !unapplied_records_.empty() ||
          meta_owners_ != MetadataRuns(geo_);
 }
 
@@ -69,7 +69,7 @@ ReverseMapDiff State::CheckReverseMap() const {
   Canonicalize(&rmap);
   ReverseMapDiff d;
   d.metadata_differs = meta_owners_ != MetadataRuns(geo_);
-  d.bad_records = bad_owner_records_;
+  d.bad_records = unapplied_records_;
   if (extents == rmap) return d;
   Diagonals e = ByDiagonal(extents), r = ByDiagonal(rmap);
   d.only_in_extents = Missing(e, r);
@@ -96,7 +96,7 @@ SpaceMap State::SpaceFromExtents() const {
 void State::RebuildReverseMap() {
   space_ = SpaceFromExtents();
   meta_owners_ = MetadataRuns(geo_);
-  bad_owner_records_.clear();
+  unapplied_records_.clear();
   stored_extent_blocks_ = stored_owner_blocks_ = 0;
   owner_unbacked_ = false;
 }

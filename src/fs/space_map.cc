@@ -62,7 +62,9 @@ void SpaceMap::AddOwner(uint64_t pblk, uint64_t len, Owner o) {
     }
     OwnedRun& r = it->second;
     Owner add{o.ino, o.fblk + (r.pblk - pblk)};
-    r.owners.insert(std::upper_bound(r.owners.begin(), r.owners.end(), add), add);
+    // An owner is listed once: a damaged log may map the same blocks twice.
+    auto at = std::lower_bound(r.owners.begin(), r.owners.end(), add);
+    if (at == r.owners.end() || *at != add) r.owners.insert(at, add);
     pos = r.pblk + r.len;
     ++it;
   }

@@ -106,6 +106,12 @@ Status State::Apply(const Op& op) {
     case OpType::kSetInode: {
       auto& slot = inodes_[op.ino];
       if (!slot) slot = std::make_unique<Inode>(), slot->ino = op.ino;
+      // daxfs never changes an inode's type (a new file is a new inode): a
+      // record that does is damaged, and would strand a directory's entries.
+      if ((slot->attr.mode & S_IFMT) != (op.attr.mode & S_IFMT) && slot->attr.mode != 0) {
+        unapplied_records_.push_back("inode record for inode " + std::to_string(op.ino) + " changes its type");
+        return Status::Ok();
+      }
       slot->attr = op.attr;
       next_ino_ = std::max(next_ino_, op.ino + 1);
       return Status::Ok();
@@ -160,7 +166,7 @@ Status State::Apply(const Op& op) {
     case OpType::kUnquarantine:
       // Unquarantined metadata would be handed to files: never applied.
       if (const char* why = BadDeviceRun(op.pblk, op.len)) {
-        bad_owner_records_.push_back("quarantine record for device blocks " + std::to_string(op.pblk) + "+" +
+        unapplied_records_.push_back("quarantine record for device blocks " + std::to_string(op.pblk) + "+" +
                                      std::to_string(op.len) + " " + why);
         return Status::Ok();
       }
@@ -230,8 +236,10 @@ void State::ApplyLoss(const Summary& s) {
 void State::LoadOwners(const Op& op) {
   const char* why = BadDeviceRun(op.pblk, op.len);
   if (!why && op.owners.empty()) why = "has no owner";
+  for (const Owner& o : op.owners)
+    if (!why && o.fblk > UINT64_MAX - op.len) why = "has an owner whose file blocks wrap past 2^64";
   if (!why) return LoadRun(op);
-  bad_owner_records_.push_back("reverse-map record for device blocks " + std::to_string(op.pblk) + "+" +
+  unapplied_records_.push_back("reverse-map record for device blocks " + std::to_string(op.pblk) + "+" +
                                std::to_string(op.len) + " " + why);
 }
 

@@ -48,7 +48,7 @@ struct ReverseMapDiff {
   std::vector<Mapping> only_in_extents;
   std::vector<Mapping> only_in_reverse_map;
   bool metadata_differs = false;  // the metadata owners are not the geometry's
-  std::vector<std::string> bad_records;  // reverse-map and quarantine records not applied
+  std::vector<std::string> bad_records;  // reverse-map, quarantine and inode records not applied
   bool empty() const {
     return only_in_extents.empty() && only_in_reverse_map.empty() && !metadata_differs && bad_records.empty();
   }
@@ -150,7 +150,7 @@ class State {
   std::vector<BadExtent> bad_extents_;
   std::unordered_map<uint64_t, IntervalSet> lost_ranges_;  // replay: damage ApplyLoss added, by inode
   std::vector<MetaRun> meta_owners_;      // as stored (kMetaOwner)
-  std::vector<std::string> bad_owner_records_;
+  std::vector<std::string> unapplied_records_;  // damaged records not applied, named by fsck
   // Loading stored records (see ReverseMapSuspect).
   uint64_t stored_extent_blocks_ = 0;
   uint64_t stored_owner_blocks_ = 0;

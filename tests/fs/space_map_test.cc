@@ -52,6 +52,22 @@ TEST(SpaceMap, SharedRunsCountEveryOwner) {
   ExpectPartition(m, g);
 }
 
+// A damaged log may map the same blocks to the same owner twice: the
+// owner is listed once, so the run's owners replay as they were stored.
+TEST(SpaceMap, AnOwnerAddedTwiceIsListedOnce) {
+  Geometry g = SmallGeometry();
+  SpaceMap m(g);
+  uint64_t p = g.AreaStart(0) + g.meta_blocks + 10;
+  m.AddOwner(p, 4, {5, 0});
+  m.AddOwner(p + 2, 4, {5, 2});
+  EXPECT_EQ(m.RefCount(p + 2), 1u);
+  ASSERT_EQ(m.Lookup(p, 6).size(), 1u);
+  EXPECT_EQ(m.Lookup(p, 6)[0].owners, (std::vector<Owner>{{5, 0}}));
+  m.RemoveOwner(p, 6, {5, 0});
+  EXPECT_TRUE(m.IsFree(p, 6));
+  ExpectPartition(m, g);
+}
+
 TEST(SpaceMap, FindFreeSkipsQuarantine) {
   Geometry g = SmallGeometry();
   SpaceMap m(g);

@@ -2,6 +2,7 @@
 // written by daxfs names: State keeps its free space on the device's data
 // blocks whatever they say, and names what it did not apply.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "fs/state.h"
 
@@ -56,6 +57,31 @@ TEST(StateRecordsTest, DamageReachingPastTheLastByteEndsThere) {
   EXPECT_EQ(s.Find(2)->damage.intervals(), (std::map<uint64_t, uint64_t>{{UINT64_MAX - 100, 100}}));
   ASSERT_TRUE(s.Apply(Op::Damage(2, UINT64_MAX - 50, 1000, false)).ok());
   EXPECT_EQ(s.Find(2)->damage.intervals(), (std::map<uint64_t, uint64_t>{{UINT64_MAX - 100, 50}}));
+}
+
+// daxfs never changes an inode's type: a record that turns a directory
+// into a file would strand its entries (its snapshot would not replay).
+TEST(StateRecordsTest, ARecordChangingAnInodesTypeIsNotAppliedAndIsNamed) {
+  State s(kGeo);
+  Attr dir{.mode = S_IFDIR | 0755, .nlink = 2}, file{.mode = S_IFREG | 0644, .nlink = 1};
+  ASSERT_TRUE(s.Apply(Op::SetInode(kRootIno, dir)).ok());
+  ASSERT_TRUE(s.Apply(Op::SetInode(2, file)).ok());
+  ASSERT_TRUE(s.Apply(Op::Link(kRootIno, "a", 2)).ok());
+  ASSERT_TRUE(s.Apply(Op::SetInode(kRootIno, Attr{.mode = S_IFREG | 0644})).ok());
+  EXPECT_TRUE(s.Find(kRootIno)->is_dir());
+  EXPECT_TRUE(Named(s, "inode record for inode 1 changes its type"));
+  State replayed(kGeo);
+  EXPECT_TRUE(replayed.ApplyAll(s.Snapshot()).ok());
+  EXPECT_EQ(replayed.PathOf(2), "/a");
+}
+
+// A reverse-map owner whose file blocks run past 2^64 cannot be any file's.
+TEST(StateRecordsTest, AnOwnerWhoseFileBlocksWrapIsNotLoadedAndIsNamed) {
+  State s(kGeo);
+  uint64_t b = kGeo.AreaStart(0) + kGeo.meta_blocks + 10;
+  ASSERT_TRUE(s.Apply(Op::Owners(b, 4, {{2, UINT64_MAX - 1}})).ok());
+  EXPECT_TRUE(s.space().runs().empty());
+  EXPECT_TRUE(Named(s, "wrap past 2^64"));
 }
 
 }  // namespace
