@@ -164,10 +164,11 @@ Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
 // Repairs-or-writes one block: the old content is read line by line (bad
 // lines are those the media or the file's damage list refuses), the new
 // bytes laid over, and the whole page written with a recovery write, onto
-// a fresh block if the old one is shared. Lines that were bad and are not
-// covered stay recorded as damaged: they read as EIO, never as zeroes.
-Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
-                        std::vector<Op>* ops) {
+// a fresh block if the old one is shared (or `place` asks). Lines that were
+// bad and are not covered stay recorded as damaged: they read as EIO, never
+// as zeroes; lines wholly past the end of the file are not the file's bytes.
+Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
+                        Place place, std::vector<Op>* ops) {
   dax::Device& dev = fs_->dev_;
   auto e = in->ExtentAt(fblk);
   uint8_t page[kBlockSize] = {};
@@ -175,34 +176,63 @@ Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   uint64_t blk_off = fblk * kBlockSize;
   bool had_damage = in->damage.Overlaps(blk_off, kBlockSize);
   bool written = e && !e->unwritten;  // else the page reads as zeroes
+  bool old_bad = false;
   for (uint64_t l = 0; l < kLinesPerBlock; ++l) {
     uint64_t at = l * kLineSize;
     bad[l] = (had_damage && in->damage.Overlaps(blk_off + at, kLineSize)) ||
              (written && dev.ReadMcSafe(e->pblk * kBlockSize + at, page + at, kLineSize) != kLineSize);
+    old_bad = old_bad || bad[l];
     if (bad[l]) std::memset(page + at, 0, kLineSize);
+    if (blk_off + at >= in->attr.size) bad[l] = false;
   }
   auto whole = [&](uint64_t l) { return l * kLineSize >= in_blk && (l + 1) * kLineSize <= in_blk + n; };
   for (uint64_t l : {in_blk / kLineSize, (in_blk + n - 1) / kLineSize})
-    if (part == PartLine::kRefuse && bad[l] && !whole(l) && blk_off + l * kLineSize < in->attr.size)
+    if (part == PartLine::kRefuse && bad[l] && !whole(l))
       return Status::Io("the write covers part of the damaged line at file offset " +
                         std::to_string(blk_off + l * kLineSize));
   std::memcpy(page + in_blk, src, n);
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
     if (whole(l)) bad[l] = false;
+  bool own = written && fs_->state_.space().Exclusive(e->pblk, 1);
   uint64_t target = e ? e->pblk : 0;
-  if (!e || !fs_->state_.space().Exclusive(e->pblk, 1)) {
+  if (!e || !own || place == Place::kFresh) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
-    auto got = fs_->state_.space().FindFree(1, prev ? prev->pblk + 1 : 0);
+    auto got = FreeRun(1, prev ? prev->pblk + 1 : 0, *ops);
     if (!got) return Status::Error(ENOSPC, "no free space");
     target = got->first;
   }
   auto w = dev.RecoveryWrite(target * kBlockSize, page, kBlockSize);
   if (!w.ok()) return w.status();
+  // The block let go keeps its poison: quarantined, never handed out again.
+  if (own && target != e->pblk && old_bad) ops->push_back(Op::Quarantine(e->pblk, 1, true));
   if (!e || target != e->pblk || e->unwritten) ops->push_back(Op::Map(ino_, fblk, target, 1, false));
   if (had_damage) ops->push_back(Op::Damage(ino_, fblk * kBlockSize, kBlockSize, false));
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
     if (bad[l]) ops->push_back(Op::Damage(ino_, fblk * kBlockSize + l * kLineSize, kLineSize, true));
+  return Status::Ok();
+}
+
+Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
+                        std::vector<Op>* ops) {
+  DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, src, n, part, Place::kOwnInPlace, ops));
   return fs_->Commit(std::exchange(*ops, {}));
+}
+
+std::optional<IntervalSet::Interval> File::FreeRun(uint64_t want, uint64_t goal, const std::vector<Op>& staged) const {
+  for (size_t tries = 0; tries <= staged.size(); ++tries) {
+    auto got = fs_->state_.space().FindFree(want, goal);
+    if (!got) return got;
+    auto [p, n] = *got;
+    uint64_t clash = p + n, clash_end = 0;
+    for (const Op& op : staged)
+      if (op.type == OpType::kMap && op.pblk < clash && p < op.pblk + op.len)
+        clash = std::max(op.pblk, p), clash_end = op.pblk + op.len;
+    if (clash == p + n) return got;
+    if (clash > p) return IntervalSet::Interval{p, clash - p};
+    goal = clash_end;
+    want = 1;  // first fit from there on (a large request would look for an aligned run again)
+  }
+  return std::nullopt;
 }
 
 // Allocates device blocks for file blocks [fblk, +nblk) (a hole) and writes
@@ -213,7 +243,7 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
   dax::Device& dev = fs_->dev_;
   while (nblk > 0) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
-    auto got = fs_->state_.space().FindFree(nblk, prev ? prev->pblk + 1 : 0);
+    auto got = FreeRun(nblk, prev ? prev->pblk + 1 : 0, *ops);
     if (!got) return Status::Error(ENOSPC, "no free space");
     auto [pblk, cnt] = *got;
     for (uint64_t i = 0; i < cnt && !unwritten; ++i) {
@@ -324,18 +354,26 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   return done;
 }
 
-Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std::vector<Op>* ops) {
+Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, std::vector<Op>* ops) {
   static const uint8_t kZeroes[kBlockSize] = {};
   while (len > 0) {
     uint64_t fblk = off / kBlockSize, in_blk = off % kBlockSize;
     uint64_t n = std::min(len, kBlockSize - in_blk);
     auto e = in->ExtentAt(fblk);
     bool damaged = in->damage.Overlaps(off, n);
-    if ((e && !e->unwritten) || damaged) DG_RETURN_IF_ERROR(WriteBlock(in, fblk, in_blk, kZeroes, n, part, ops));
+    if ((e && !e->unwritten) || damaged)
+      DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, kZeroes, n, part, place, ops));
     off += n;
     len -= n;
   }
   return Status::Ok();
+}
+
+Status File::ZeroTail(Inode* in, uint64_t size, std::vector<Op>* ops) {
+  uint64_t n = kBlockSize - size % kBlockSize;
+  Status s = ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kFresh, ops);
+  if (s.err() != ENOSPC) return s;
+  return ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kOwnInPlace, ops);
 }
 
 Status File::GrowOver(Inode* in, uint64_t size) {
@@ -343,7 +381,7 @@ Status File::GrowOver(Inode* in, uint64_t size) {
   if (size <= in->attr.size || !in->damage.Overlaps(from, UINT64_MAX / 2)) return Status::Ok();
   std::vector<Op> ops;
   for (const auto& [off, len] : in->damage.Overlapping(from, UINT64_MAX / 2))
-    DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, Place::kOwnInPlace, &ops));
   ops.push_back(Op::Damage(ino_, from, UINT64_MAX / 2, false));
   return fs_->Commit(std::move(ops));
 }
@@ -355,10 +393,9 @@ Status File::Truncate(uint64_t size) {
   DG_RETURN_IF_ERROR(GrowOver(in, size));
   std::vector<Op> ops;
   if (size < in->attr.size) {
-    if (size % kBlockSize)
-      DG_RETURN_IF_ERROR(ZeroBytes(in, size, kBlockSize - size % kBlockSize, PartLine::kKeepDamaged, &ops));
+    if (size % kBlockSize) DG_RETURN_IF_ERROR(ZeroTail(in, size, &ops));
     uint64_t first = AlignUp(size, kBlockSize) / kBlockSize;
-    ops = fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first);
+    for (Op& op : fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first)) ops.push_back(std::move(op));
     // Damage is kept in whole lines: one the new end cuts stays damaged.
     uint64_t past = AlignUp(size, kLineSize);
     if (in->damage.Overlaps(past, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, past, UINT64_MAX / 2, false));
@@ -382,34 +419,20 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (!(mode & kFallocKeepSize)) DG_RETURN_IF_ERROR(GrowOver(in, off + len));
   std::vector<Op> ops;
   uint64_t b0 = AlignUp(off, kBlockSize) / kBlockSize, b1 = (off + len) / kBlockSize;  // whole blocks
-  if (punch || zero) {  // partial blocks at the edges: zero just those bytes
+  // Partial blocks at the edges: just those bytes are zeroed, on fresh
+  // blocks, so that nothing changes until the one commit at the end.
+  if (punch || zero) {
     uint64_t end = off + len, head_end = std::min(end, AlignUp(off, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, PartLine::kRefuse, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, PartLine::kRefuse, Place::kFresh, &ops));
     uint64_t tail_start = std::max(head_end, AlignDown(end, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, PartLine::kRefuse, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, PartLine::kRefuse, Place::kFresh, &ops));
   }
+  std::vector<IntervalSet::Interval> zero_after;  // own blocks made unwritten: zeroed once that is committed
   if (b1 > b0 && punch) {
-    ops = fs_->FreeBlocksOps(in, b0, b1 - b0);
+    for (Op& op : fs_->FreeBlocksOps(in, b0, b1 - b0)) ops.push_back(std::move(op));
     ops.push_back(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
   } else if (b1 > b0 && zero) {
-    // Own blocks are zeroed in place, which clears their poison (zeroinit);
-    // shared ones are let go and replaced by fresh unwritten blocks.
-    for (uint64_t f = b0; f < b1;) {
-      auto e = in->ExtentAt(f);
-      auto next = in->extents.upper_bound(f);
-      uint64_t n = e ? std::min(e->len, b1 - f) : std::min(b1, next == in->extents.end() ? b1 : next->first) - f;
-      if (e && !e->unwritten && fs_->state_.space().Exclusive(e->pblk, n)) {
-        DG_RETURN_IF_ERROR(fs_->dev_.ZeroPageRange(e->pblk, n));
-      } else if (e && !e->unwritten) {
-        ops = fs_->FreeBlocksOps(in, f, n);
-        DG_RETURN_IF_ERROR(fs_->Commit(std::exchange(ops, {})));
-        DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, true));
-      } else if (!e) {
-        DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, true));
-      }
-      f += n;
-    }
-    ops.push_back(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
+    DG_RETURN_IF_ERROR(ZeroWholeBlocks(in, b0, b1, &ops, &zero_after));
   }
   if (!punch && !zero) {  // plain preallocation of the holes in the range
     uint64_t f0 = off / kBlockSize, f1 = (off + len + kBlockSize - 1) / kBlockSize;
@@ -426,7 +449,36 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
     a.size = off + len;
     ops.push_back(Op::SetInode(ino_, a));
   }
-  return fs_->Commit(std::move(ops));
+  DG_RETURN_IF_ERROR(fs_->Commit(std::move(ops)));
+  // They read as zeroes already; zeroing clears their poison (zeroinit), and
+  // poison a failure leaves is cleared by the next write of each page.
+  for (const auto& [pblk, n] : zero_after) (void)fs_->dev_.ZeroPageRange(pblk, n);
+  return Status::Ok();
+}
+
+// Zero range over whole blocks [b0, b1): the file's own written blocks
+// become unwritten in the commit (zeroed after it); shared blocks are let
+// go and replaced, and holes filled, by fresh unwritten blocks, committed
+// as they go (those steps are not all-or-nothing: see the README).
+Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, std::vector<Op>* ops,
+                             std::vector<IntervalSet::Interval>* zero_after) {
+  for (uint64_t f = b0; f < b1;) {
+    auto e = in->ExtentAt(f);
+    auto next = in->extents.upper_bound(f);
+    uint64_t n = e ? std::min(e->len, b1 - f) : std::min(b1, next == in->extents.end() ? b1 : next->first) - f;
+    if (e && !e->unwritten && fs_->state_.space().Exclusive(e->pblk, n)) {
+      ops->push_back(Op::Map(ino_, f, e->pblk, n, true));
+      zero_after->push_back({e->pblk, n});
+    } else if (e && !e->unwritten) {
+      for (Op& op : fs_->FreeBlocksOps(in, f, n)) ops->push_back(std::move(op));
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, ops, true));
+    } else if (!e) {
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, ops, true));
+    }
+    f += n;
+  }
+  ops->push_back(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
+  return Status::Ok();
 }
 
 Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {

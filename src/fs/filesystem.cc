@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <map>
 #include <string_view>
 
 #include "common/light_section.h"
@@ -379,16 +380,11 @@ Status Filesystem::RemoveTree(const std::string& path) {
   auto top = LocateEntry(path);
   if (!top.ok()) return top.status();
   if (!top->inode) return NoEntry(path);
-  struct Entry {
-    Inode* parent;
-    std::string name;
-    Inode* in;
-  };
   // Every entry of the tree, each directory before what it holds; removed
   // in reverse. A damaged entry, or a directory with a second name (which
   // would see its contents go; replay makes such names, and cycles of them,
   // of lost records), refuses the lot before anything goes.
-  std::vector<Entry> tree = {{top->parent(), top->name(), top->inode}};
+  std::vector<TreeEntry> tree = {{top->parent(), top->name(), top->inode}};
   for (size_t i = 0; i < tree.size(); ++i) {
     Inode* dir = tree[i].in;
     if (!dir->is_dir()) continue;
@@ -402,9 +398,47 @@ Status Filesystem::RemoveTree(const std::string& path) {
     }
   }
   DG_RETURN_IF_ERROR(Writable());
+  // One commit when the tree fits one record: all of it goes, or none.
+  std::vector<Op> ops = RemoveTreeOps(tree);
+  if (log_.FitsOneRecord(ops)) return Commit(std::move(ops));
   for (auto e = tree.rbegin(); e != tree.rend(); ++e)
     DG_RETURN_IF_ERROR(e->in->is_dir() ? RmdirEntry(e->parent, e->name, e->in) : UnlinkEntry(e->parent, e->name, e->in));
   return Status::Ok();
+}
+
+// Deepest entries first: each directory is unlinked and freed once it is
+// empty; link counts are set once at the end, and files left with no name
+// nor open handle are freed with their blocks.
+std::vector<Op> Filesystem::RemoveTreeOps(const std::vector<TreeEntry>& tree) {
+  std::vector<Op> ops;
+  std::map<uint64_t, Attr> attrs;       // link counts as they end up
+  std::map<uint64_t, size_t> unlinked;  // names each file loses
+  int64_t now = NowNs();
+  for (auto e = tree.rbegin(); e != tree.rend(); ++e) {
+    ops.push_back(Op::Unlink(e->parent->ino, e->name));
+    Attr& pa = attrs.try_emplace(e->parent->ino, e->parent->attr).first->second;
+    if (e->in->is_dir()) {
+      if (pa.nlink) pa.nlink--;
+      ops.push_back(Op::FreeInode(e->in->ino));
+      attrs.erase(e->in->ino);
+      continue;
+    }
+    Attr& a = attrs.try_emplace(e->in->ino, e->in->attr).first->second;
+    if (a.nlink) a.nlink--;  // a damaged count stays at 0, never wraps
+    a.ctime_ns = now;
+    unlinked[e->in->ino]++;
+  }
+  for (const auto& [ino, a] : attrs) {
+    Inode* in = state_.Find(ino);
+    bool unused = a.nlink == 0 && !open_inodes_.count(ino) && state_.NameCount(ino) == unlinked[ino];
+    if (!unused || !unlinked.count(ino)) {
+      ops.push_back(Op::SetInode(ino, a));
+      continue;
+    }
+    for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops.push_back(std::move(op));
+    ops.push_back(Op::FreeInode(ino));
+  }
+  return ops;
 }
 
 Status Filesystem::Link(const std::string& existing, const std::string& path) {

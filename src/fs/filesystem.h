@@ -180,6 +180,13 @@ class Filesystem : public dax::Holder {
   Result<Located> ReplaceableEntry(const std::string& path);
   std::unique_ptr<File> NewHandle(uint64_t ino);
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
+  struct TreeEntry {
+    Inode* parent;
+    std::string name;
+    Inode* in;
+  };
+  // The operations removing `tree` (each directory before what it holds).
+  std::vector<Op> RemoveTreeOps(const std::vector<TreeEntry>& tree);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);
   void ProcessFailures();
@@ -280,11 +287,31 @@ class File {
   // within the file: checked before anything is written, so nothing is.
   Status CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const;
   Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote, std::vector<Op>* ops);
+  // Where StageBlock puts a block's new content: over the file's own
+  // written block when it has one (else a fresh block), or always on a
+  // fresh block, so that the old content stays until the change commits.
+  enum class Place { kOwnInPlace, kFresh };
+  // Writes one block's new content (the old lines, bad ones zeroed and kept
+  // damaged, with [in_blk, +n) from src laid over) and appends the
+  // operations that make it the file's; commits nothing.
+  Status StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
+                    Place place, std::vector<Op>* ops);
+  // StageBlock in place, then commits *ops.
   Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
                     std::vector<Op>* ops);
+  // A free run of up to `want` blocks at or after `goal` (wrapping) that no
+  // Map staged in `staged` targets: those blocks stay free until the commit.
+  std::optional<IntervalSet::Interval> FreeRun(uint64_t want, uint64_t goal, const std::vector<Op>& staged) const;
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
                   std::vector<Op>* ops, bool unwritten);
-  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, std::vector<Op>* ops);
+  // Stages zeroes over [off, +len) where the file has written or damaged bytes.
+  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, std::vector<Op>* ops);
+  // Truncation to `size` inside a block: the rest of that block is zeroed
+  // on a fresh block (in place only when there is none), so a truncation
+  // stopped before its commit leaves the file's bytes as they were.
+  Status ZeroTail(Inode* in, uint64_t size, std::vector<Op>* ops);
+  Status ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, std::vector<Op>* ops,
+                         std::vector<IntervalSet::Interval>* zero_after);
   // Growing the file to `size` brings its bytes from the old end on into
   // it, and they must read as zeroes. They do (truncation zeroes the rest
   // of the last block, new blocks come zeroed) except where poison found

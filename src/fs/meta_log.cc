@@ -469,6 +469,13 @@ Status MetaLog::Append(const std::vector<Op>& ops) {
   return Status::Ok();
 }
 
+bool MetaLog::FitsOneRecord(const std::vector<Op>& ops) const {
+  std::string payload, summary;
+  EncodeOps(ops, &payload);
+  EncodeSummary(Summarize(ops), &summary);
+  return RecordSpan(payload.size() + summary.size()) <= SlotBytes() / 4;
+}
+
 Status MetaLog::Compact(const std::vector<Op>& snapshot) {
   SuperBlock next = sb_;
   next.generation++;

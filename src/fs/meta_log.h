@@ -48,6 +48,9 @@ class MetaLog {
   // Commits one transaction: on return it is in both copies.
   Status Append(const std::vector<Op>& ops);
   bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
+  // Whether `ops` make a record small enough to commit as one (a quarter of
+  // a slot at most, so it fits after any compaction that leaves room).
+  bool FitsOneRecord(const std::vector<Op>& ops) const;
   // Writes `snapshot` into the other slot and switches the superblocks to it.
   Status Compact(const std::vector<Op>& snapshot);
   // Clean unmount: records where the log ends (see CleanEnd).

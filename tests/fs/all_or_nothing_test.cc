@@ -272,5 +272,25 @@ TEST_F(AllOrNothingTest, Reflink) {
          }});
 }
 
+TEST_F(AllOrNothingTest, TruncateDownInsideABlock) {
+  Check({Populate, [](Filesystem& fs) { return WithFile(fs, "/d/a", [](File& f) { return f.Truncate(50000); }); }});
+}
+
+TEST_F(AllOrNothingTest, PunchHoleWithPartialBlocks) {
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/c", [](File& f) { return f.Fallocate(kFallocPunchHole | kFallocKeepSize, 1000, 30000); });
+         }});
+}
+
+TEST_F(AllOrNothingTest, ZeroRangeWithPartialBlocks) {
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/c", [](File& f) { return f.Fallocate(kFallocZeroRange, 1000, 30000); });
+         }});
+}
+
+TEST_F(AllOrNothingTest, RemoveTree) {
+  Check({Populate, [](Filesystem& fs) { return fs.RemoveTree("/d"); }});
+}
+
 }  // namespace
 }  // namespace daxguard::fs
