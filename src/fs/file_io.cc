@@ -113,17 +113,14 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
       want = d->first - pos;
     }
     uint64_t fblk = pos / kBlockSize, in_blk = pos % kBlockSize;
-    auto e = in->ExtentAt(fblk);
+    FileRun run = in->RunAt(fblk, (pos + want - 1) / kBlockSize + 1);
+    const std::optional<Extent>& e = run.extent;
+    uint64_t n = std::min(want, run.len * kBlockSize - in_blk);
     if (!e || e->unwritten) {  // holes and unwritten extents read as zeroes
-      auto next = in->extents.upper_bound(fblk);
-      uint64_t n = want;
-      if (!e && next != in->extents.end()) n = std::min(n, next->first * kBlockSize - pos);
-      if (e) n = std::min(n, e->len * kBlockSize - in_blk);
       std::memset(out + done, 0, n);
       done += n;
       continue;
     }
-    uint64_t n = std::min(want, e->len * kBlockSize - in_blk);
     uint64_t dev_off = e->pblk * kBlockSize + in_blk;
     auto r = dax::ReadAt(fs_->dev_, dev_off, out + done, n);
     uint64_t got = r.ok() ? *r : 0;
@@ -332,17 +329,12 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   Status s;
   while (done < len && s.ok()) {
     uint64_t pos = off + done, fblk = pos / kBlockSize;
-    auto e = in->ExtentAt(fblk);
-    uint64_t n, wrote = 0;
-    if (!e) {
-      auto next = in->extents.upper_bound(fblk);
-      uint64_t end_blk = (off + len - 1) / kBlockSize + 1;
-      if (next != in->extents.end()) end_blk = std::min(end_blk, next->first);
-      n = std::min<uint64_t>(len - done, end_blk * kBlockSize - pos);
-      s = FillHole(in, fblk, end_blk - fblk, pos, src + done, n, &ops, false);
+    FileRun run = in->RunAt(fblk, (off + len - 1) / kBlockSize + 1);
+    uint64_t n = std::min<uint64_t>(len - done, run.len * kBlockSize - pos % kBlockSize), wrote = 0;
+    if (!run.extent) {
+      s = FillHole(in, fblk, run.len, pos, src + done, n, &ops, false);
       if (s.ok()) wrote = n;
     } else {
-      n = std::min<uint64_t>(len - done, e->len * kBlockSize - pos % kBlockSize);
       s = WriteRun(in, pos, src + done, n, &wrote, &ops);
     }
     done += wrote;
@@ -437,9 +429,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (!punch && !zero) {  // plain preallocation of the holes in the range
     uint64_t f0 = off / kBlockSize, f1 = (off + len + kBlockSize - 1) / kBlockSize;
     for (uint64_t f = f0; f < f1;) {
-      auto e = in->ExtentAt(f);
-      auto next = in->extents.upper_bound(f);
-      uint64_t n = e ? std::min(e->len, f1 - f) : std::min(f1, next == in->extents.end() ? f1 : next->first) - f;
+      auto [n, e] = in->RunAt(f, f1);
       if (!e) DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, true));
       f += n;
     }
@@ -463,9 +453,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
 Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, std::vector<Op>* ops,
                              std::vector<IntervalSet::Interval>* zero_after) {
   for (uint64_t f = b0; f < b1;) {
-    auto e = in->ExtentAt(f);
-    auto next = in->extents.upper_bound(f);
-    uint64_t n = e ? std::min(e->len, b1 - f) : std::min(b1, next == in->extents.end() ? b1 : next->first) - f;
+    auto [n, e] = in->RunAt(f, b1);
     if (e && !e->unwritten && fs_->state_.space().Exclusive(e->pblk, n)) {
       ops->push_back(Op::Map(ino_, f, e->pblk, n, true));
       zero_after->push_back({e->pblk, n});

@@ -38,15 +38,12 @@ Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool 
 Status File::Unshare(Inode* in, uint64_t b0, uint64_t b1) {
   std::vector<Op> ops;
   for (uint64_t f = b0; f < b1;) {
-    auto e = in->ExtentAt(f);
+    auto [n, e] = in->RunAt(f, b1);
     if (!e) {  // a hole: zeroed blocks of its own, in as few runs as free space allows
-      auto next = in->extents.upper_bound(f);
-      uint64_t end = next == in->extents.end() ? b1 : std::min(b1, next->first);
-      DG_RETURN_IF_ERROR(FillHole(in, f, end - f, 0, nullptr, 0, &ops, false));
-      f = end;
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, false));
+      f += n;
       continue;
     }
-    uint64_t n = std::min(e->len, b1 - f);
     if (e->unwritten || !fs_->state_.space().Exclusive(e->pblk, n))
       for (uint64_t i = 0; i < n; ++i) DG_RETURN_IF_ERROR(UnshareBlock(in, f + i, &ops));
     f += n;
@@ -121,11 +118,7 @@ void Filesystem::PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1) {
       (void)r.Trap(at, (b1 - f) * kBlockSize, dax::TrapKind::kGone);
       break;
     }
-    auto e = in->ExtentAt(f);
-    auto next = in->extents.upper_bound(f);
-    uint64_t n = std::min(b1, eof) - f;
-    if (e) n = std::min(n, e->len);
-    else if (next != in->extents.end()) n = std::min(n, next->first - f);
+    auto [n, e] = in->RunAt(f, std::min(b1, eof));
     Status s = Status::Error(ENXIO, "nothing to place");
     if (e && !e->unwritten)
       s = dev_.MapInto(r, at, e->pblk * kBlockSize, n * kBlockSize, f * kBlockSize);

@@ -18,6 +18,15 @@ std::optional<Extent> Inode::ExtentAt(uint64_t fblk) const {
   return Extent{e.pblk + skip, e.len - skip, e.unwritten};
 }
 
+FileRun Inode::RunAt(uint64_t fblk, uint64_t end) const {
+  auto next = extents.upper_bound(fblk);
+  if (std::optional<Extent> e = ExtentAt(fblk)) {
+    e->len = std::min(e->len, end - fblk);
+    return {e->len, e};
+  }
+  return {(next == extents.end() ? end : std::min(end, next->first)) - fblk, std::nullopt};
+}
+
 const char* State::BadDeviceRun(uint64_t pblk, uint64_t len) const {
   if (len == 0 || pblk + len < pblk || pblk + len > geo_.blocks) return "lies beyond the device";
   if (geo_.OverlapsMeta(pblk, len)) return "overlaps metadata";

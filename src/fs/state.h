@@ -25,6 +25,13 @@ struct Extent {
   bool unwritten = false;
 };
 
+// File blocks [fblk, +len) as one extent maps them (`extent`, clipped to
+// them) or, without one, a hole.
+struct FileRun {
+  uint64_t len = 0;
+  std::optional<Extent> extent;
+};
+
 struct Inode {
   uint64_t ino = 0;
   Attr attr;
@@ -34,6 +41,9 @@ struct Inode {
   bool is_dir() const;
   // The extent holding file block `fblk`, clipped to start there.
   std::optional<Extent> ExtentAt(uint64_t fblk) const;
+  // The run starting at file block `fblk`: the extent there, or the hole up
+  // to the next one; it stops at `end` (> fblk).
+  FileRun RunAt(uint64_t fblk, uint64_t end) const;
 };
 
 // A run of device blocks one file maps at one place, as the extents and as
