@@ -1,6 +1,8 @@
 #include "dm/open.h"
 
-#include <algorithm>
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <map>
 
@@ -14,13 +16,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The stacks being opened, outermost first, by canonical path: one that
-// shows up again below itself is a cycle.
-using Chain = std::vector<std::string>;
+// The stacks being opened, each linking to the one that names it: going a
+// level deeper copies nothing. One that shows up again below itself is a cycle.
+struct Ancestor {
+  std::string id;
+  const Ancestor* up;
+  int depth;  // 1 for the stack the command named
+};
 
-Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Chain& chain, media::OpenMode mode);
+Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ancestor* above, media::OpenMode mode);
 
+std::string FileId(const struct stat& st) {
+  return "inode " + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+// Which file `path` names, by device and inode, so that every name of one
+// file (other spellings, symlinks, hard links) is one identity. A path that
+// names nothing (a stack being created, a missing device) is its absolute,
+// normal spelling; opening it fails later.
 std::string Identity(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) return FileId(st);
   std::error_code ec;
   fs::path p = fs::weakly_canonical(path, ec);
   return ec ? fs::absolute(path, ec).lexically_normal().string() : p.string();
@@ -29,8 +45,8 @@ std::string Identity(const std::string& path) {
 // Opens a stack's bases relative to its directory.
 class FileOpener final : public BaseOpener {
  public:
-  FileOpener(fs::path dir, Chain chain, media::OpenMode mode)
-      : dir_(std::move(dir)), chain_(std::move(chain)), mode_(mode) {}
+  FileOpener(fs::path dir, const Ancestor* chain, media::OpenMode mode)
+      : dir_(std::move(dir)), chain_(chain), mode_(mode) {}
   Result<std::string> Identify(const std::string& dev) override { return Identity(Resolve(dev)); }
   Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) override {
     auto d = OpenAny(Resolve(dev), chain_, mode_);
@@ -47,17 +63,20 @@ class FileOpener final : public BaseOpener {
     return (p.is_absolute() ? p : dir_ / p).string();
   }
   fs::path dir_;
-  Chain chain_;
+  const Ancestor* chain_;
   media::OpenMode mode_;
 };
 
 // A device has one holder, and a stack holds its bases: no device may sit
-// under two different bases of one stack.
+// under two different bases of one stack. This also keeps two bases from
+// reaching the same bytes, which Stack checks only within each base.
 Status CheckOneHolderPerDevice(Stack& s) {
   std::map<std::string, size_t> owner;
   for (size_t i = 0; i < s.base_count(); ++i) {
     for (dax::PmemDax* d : BottomDevices(s.base(i))) {
-      auto [it, fresh] = owner.emplace(Identity(d->media().path()), i);
+      struct stat st;
+      if (fstat(d->media().fd(), &st) != 0) return Status::FromErrno(errno, d->media().path());
+      auto [it, fresh] = owner.emplace(FileId(st), i);
       if (!fresh && it->second != i)
         return Status::Invalid("device " + d->media().path() + " lies under both " + s.base_label(it->second) +
                                " and " + s.base_label(i) + " (a device has one holder)");
@@ -67,7 +86,7 @@ Status CheckOneHolderPerDevice(Stack& s) {
 }
 
 Result<std::unique_ptr<dax::Device>> OpenStack(const std::string& path, std::vector<TableLine> table,
-                                               const Chain& chain, media::OpenMode mode) {
+                                               const Ancestor* chain, media::OpenMode mode) {
   FileOpener opener(fs::path(path).parent_path(), chain, mode);
   auto s = Stack::Build(path, std::move(table), opener);
   Status st = s.ok() ? CheckOneHolderPerDevice(**s) : s.status();
@@ -75,33 +94,34 @@ Result<std::unique_ptr<dax::Device>> OpenStack(const std::string& path, std::vec
   return std::unique_ptr<dax::Device>(std::move(s).value());
 }
 
-Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Chain& chain, media::OpenMode mode) {
+Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ancestor* above, media::OpenMode mode) {
   std::string id = Identity(path);
-  if (std::find(chain.begin(), chain.end(), id) != chain.end())
-    return Status::Invalid("stack " + path + " includes itself");
+  for (const Ancestor* a = above; a; a = a->up)
+    if (a->id == id) return Status::Invalid("stack " + path + " includes itself");
   if (!LooksLikeStackFile(path)) {
     auto d = dax::PmemDax::Open(path, mode);
     if (!d.ok()) return d.status();
     return std::unique_ptr<dax::Device>(std::move(d).value());
   }
+  Ancestor here{std::move(id), above, above ? above->depth + 1 : 1};
+  if (here.depth > kMaxStackDepth) return Status::Invalid("stack nesting deeper than " + std::to_string(kMaxStackDepth));
   auto table = ReadStackFile(path);
   if (!table.ok()) return table.status();
-  Chain below = chain;
-  below.push_back(id);
-  return OpenStack(path, std::move(table).value(), below, mode);
+  return OpenStack(path, std::move(table).value(), &here, mode);
 }
 
 }  // namespace
 
 Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path, media::OpenMode mode) {
-  return OpenAny(path, {}, mode);
+  return OpenAny(path, nullptr, mode);
 }
 
 Status CreateStackFile(const std::string& path, const std::vector<TableLine>& table) {
   std::error_code ec;
   if (fs::symlink_status(path, ec).type() != fs::file_type::not_found)
     return Status::Error(EEXIST, path + " already exists");
-  auto s = OpenStack(path, table, {Identity(path)}, media::OpenMode::kReadWrite);
+  Ancestor top{Identity(path), nullptr, 1};
+  auto s = OpenStack(path, table, &top, media::OpenMode::kReadWrite);
   if (!s.ok()) return s.status();
   return WriteStackFile(path, table);
 }

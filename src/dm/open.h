@@ -1,6 +1,8 @@
 // The one way every command opens what the user names: a device file or a
-// stack file, and everything a stack stands on (stacks of stacks, to any
-// depth). Relative DEV paths in a stack file are taken from its directory.
+// stack file, and everything a stack stands on (stacks of stacks, up to
+// kMaxStackDepth levels). A stack that reaches the same bytes of a device
+// file twice (aliasing), or that includes itself, is refused. Relative DEV
+// paths in a stack file are taken from its directory.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,10 @@
 #include "dm/table.h"
 
 namespace daxguard::dm {
+
+// Stacks may stand on stacks this many levels deep (the stack named is the
+// first level); a deeper chain is refused before it is read.
+inline constexpr int kMaxStackDepth = 16;
 
 // kReadOnlyFallback: for commands that write nothing, device files this
 // process may not write are read (media::OpenMode), at any depth.

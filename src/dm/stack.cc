@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <tuple>
 #include <utility>
 
 #include "common/units.h"
@@ -42,6 +43,7 @@ Result<std::unique_ptr<Stack>> Stack::Build(std::string name, std::vector<TableL
   std::unique_ptr<Stack> s(new Stack(std::move(name), std::move(table)));
   std::map<std::string, size_t> by_id;
   for (const TableLine& line : s->table_) DG_RETURN_IF_ERROR(s->AddSegment(line, opener, &by_id));
+  DG_RETURN_IF_ERROR(s->CheckNoAliasing());
   s->Finish();
   return s;
 }
@@ -64,6 +66,57 @@ Status Stack::AddSegment(const TableLine& line, BaseOpener& opener, std::map<std
   if (!target.ok()) return target.status();
   bool error = target.value()->Bases().empty();
   segments_.push_back({line.start * kSectorSize, line.len * kSectorSize, error, std::move(target).value()});
+  return Status::Ok();
+}
+
+namespace {
+
+// The bytes one leg of a segment takes from its base: a linear segment's
+// whole range, or a stripe's chunks, contiguous from its offset.
+struct Reach {
+  size_t base;
+  uint64_t off;
+  uint64_t len;
+  size_t segment;
+  size_t stripe;
+  bool striped;
+};
+
+std::string LegName(const Reach& r) {
+  std::string name = "segment " + std::to_string(r.segment);
+  return r.striped ? name + " stripe " + std::to_string(r.stripe) : name;
+}
+
+}  // namespace
+
+Status Stack::CheckNoAliasing() const {
+  std::vector<Reach> reach;
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    std::optional<Layout> layout = segments_[i].target->Striping();
+    if (!layout) continue;  // the error target reaches nothing
+    uint64_t len = segments_[i].len / layout->legs.size();
+    for (size_t j = 0; j < layout->legs.size(); ++j)
+      reach.push_back({layout->legs[j].base, layout->legs[j].offset, len, i, j, layout->legs.size() > 1});
+  }
+  std::sort(reach.begin(), reach.end(),
+            [](const Reach& a, const Reach& b) { return std::tie(a.base, a.off) < std::tie(b.base, b.off); });
+  // Sorted by start, a leg overlaps an earlier one iff it starts before the
+  // furthest end so far on its base.
+  const Reach* furthest = nullptr;
+  for (const Reach& r : reach) {
+    if (furthest && furthest->base == r.base && r.off < furthest->off + furthest->len) {
+      auto [a, b] = std::minmax(*furthest, r, [](const Reach& x, const Reach& y) {
+        return std::tie(x.segment, x.stripe) < std::tie(y.segment, y.stripe);
+      });
+      std::string who = a.striped || b.striped ? LegName(a) + " and " + LegName(b)
+                                               : "segments " + std::to_string(a.segment) + " and " +
+                                                     std::to_string(b.segment);
+      uint64_t end = std::min(furthest->off + furthest->len, r.off + r.len);
+      return Status::Invalid("alias: " + who + " both reach " + bases_[r.base].label + " bytes " +
+                             std::to_string(r.off) + ".." + std::to_string(end));
+    }
+    if (!furthest || furthest->base != r.base || r.off + r.len > furthest->off + furthest->len) furthest = &r;
+  }
   return Status::Ok();
 }
 

@@ -50,7 +50,8 @@ struct SegmentStatus {
 class Stack final : public dax::Device {
  public:
   // Checks the table and opens its devices; `name` is how errors and
-  // listings name the stack (its file).
+  // listings name the stack (its file). Refuses a table in which two
+  // segments, or two stripes, reach the same bytes of one base.
   static Result<std::unique_ptr<Stack>> Build(std::string name, std::vector<TableLine> table, BaseOpener& opener);
   ~Stack() override;
   Stack(const Stack&) = delete;
@@ -109,6 +110,10 @@ class Stack final : public dax::Device {
 
   Stack(std::string name, std::vector<TableLine> table);
   Status AddSegment(const TableLine& line, BaseOpener& opener, std::map<std::string, size_t>* by_id);
+  // No byte of a base backs two stack bytes. With bases that do not alias
+  // themselves and share no device file (dm/open.h), no byte of any device
+  // file below does either.
+  Status CheckNoAliasing() const;
   void Finish();
   // The translation composed down to device files, if every segment
   // reduces to legs on them (see dm/flat_map.h).

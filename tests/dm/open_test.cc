@@ -121,7 +121,10 @@ TEST_F(OpenTest, CyclesAreRefused) {
   std::ofstream(dir_.File("b")) << "daxguard-stack 1\n0 64 linear c 0\n";
   std::ofstream(dir_.File("c")) << "daxguard-stack 1\n0 64 linear a 0\n";
   std::ofstream(dir_.File("self")) << "daxguard-stack 1\n0 64 linear self 0\n";
-  for (const char* name : {"a", "b", "self"}) {
+  // A hard link is the same file under another name.
+  std::ofstream(dir_.File("h")) << "daxguard-stack 1\n0 64 linear hlink 0\n";
+  fs::create_hard_link(dir_.File("h"), dir_.File("hlink"));
+  for (const char* name : {"a", "b", "self", "h", "hlink"}) {
     auto d = OpenDaxDevice(dir_.File(name));
     ASSERT_FALSE(d.ok()) << name;
     EXPECT_NE(d.status().message().find("includes itself"), std::string::npos) << d.status().message();
@@ -148,6 +151,106 @@ TEST_F(OpenTest, BrokenStackFilesAreRefused) {
   }
   EXPECT_NE(OpenDaxDevice(dir_.File("over")).status().message().find("beyond the end of short"),
             std::string::npos);
+}
+
+// Refused both by `dm create` (nothing written) and when a stack file
+// written by hand is opened; the error is one line naming both segments.
+void ExpectAlias(const TempDir& dir, const std::vector<std::string>& lines, const std::string& want) {
+  std::string trace;
+  for (const std::string& l : lines) trace += l + "; ";
+  SCOPED_TRACE(trace);
+  Status s = MakeStack(dir.File("new"), lines);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(want), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
+  EXPECT_FALSE(fs::exists(dir.File("new")));
+  std::string text = "daxguard-stack 1\n";
+  for (const std::string& l : lines) text += l + "\n";
+  std::ofstream(dir.File("hand")) << text;
+  auto d = OpenDaxDevice(dir.File("hand"));
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find(want), std::string::npos) << d.status().message();
+  fs::remove(dir.File("hand"));
+}
+
+TEST_F(OpenTest, SegmentsReachingTheSameBytesAreRefused) {
+  ExpectAlias(dir_, {"0 64 linear d0 0", "64 64 linear d0 32"}, "alias: segments 0 and 1 both reach d0 bytes 16384..32768");
+  ExpectAlias(dir_, {"0 64 linear d1 0", "64 64 linear d0 0", "128 64 linear d1 0"},
+              "alias: segments 0 and 2 both reach d1 bytes 0..32768");
+  // Other names of one file: a symlink, a hard link.
+  fs::create_symlink(dir_.File("d0"), dir_.File("sym"));
+  fs::create_hard_link(dir_.File("d0"), dir_.File("hard"));
+  ExpectAlias(dir_, {"0 64 linear d0 0", "64 64 linear sym 0"}, "alias: segments 0 and 1 both reach d0 bytes 0..32768");
+  ExpectAlias(dir_, {"0 64 linear hard 8", "64 64 error", "128 64 linear d0 64"},
+              "alias: segments 0 and 2 both reach hard bytes 32768..36864");
+}
+
+TEST_F(OpenTest, StripesReachingTheSameBytesAreRefused) {
+  // Each stripe takes LEN / N contiguous sectors from its offset.
+  ExpectAlias(dir_, {"0 64 striped 2 8 d0 0 d0 24"}, "alias: segment 0 stripe 0 and segment 0 stripe 1 both reach d0 bytes 12288..16384");
+  ExpectAlias(dir_, {"0 64 striped 2 8 d1 0 d0 0", "64 64 linear d0 24"},
+              "alias: segment 0 stripe 1 and segment 1 both reach d0 bytes 12288..16384");
+  ExpectAlias(dir_, {"0 64 striped 2 8 d0 0 d1 0", "64 64 striped 2 8 d1 16 d0 64"},
+              "alias: segment 0 stripe 1 and segment 1 stripe 0 both reach d1 bytes 8192..16384");
+}
+
+TEST_F(OpenTest, AliasingThroughStacksBelowIsRefused) {
+  ASSERT_TRUE(MakeStack(dir_.File("s1"), {"0 128 linear d0 0"}).ok());
+  ASSERT_TRUE(MakeStack(dir_.File("s2"), {"0 128 linear d0 64"}).ok());
+  // One stack below, used twice over the same range.
+  ExpectAlias(dir_, {"0 64 linear s1 0", "64 64 linear s1 56"}, "alias: segments 0 and 1 both reach s1 bytes 28672..32768");
+  // Two stacks over overlapping ranges of d0: one device under two bases.
+  Status s = MakeStack(dir_.File("new"), {"0 128 linear s1 0", "128 128 linear s2 0"});
+  EXPECT_NE(s.message().find("lies under both s1 and s2"), std::string::npos) << s.message();
+  EXPECT_FALSE(fs::exists(dir_.File("new")));
+  // A stack below that aliases by itself (written by hand).
+  std::ofstream(dir_.File("bad")) << "daxguard-stack 1\n0 64 linear d0 0\n64 64 striped 2 8 d1 0 d0 56\n";
+  s = MakeStack(dir_.File("new"), {"0 128 linear bad 0"});
+  EXPECT_NE(s.message().find("alias: segment 0 and segment 1 stripe 1 both reach d0 bytes 28672..32768"),
+            std::string::npos)
+      << s.message();
+  EXPECT_FALSE(fs::exists(dir_.File("new")));
+}
+
+TEST_F(OpenTest, DisjointRangesOfOneDeviceAreAccepted) {
+  ASSERT_TRUE(MakeStack(dir_.File("s"), {"0 64 linear d0 64", "64 64 linear d0 0", "128 64 striped 2 8 d0 128 d1 0",
+                                         "192 64 striped 2 8 d1 32 d0 160", "256 8 error"})
+                  .ok());
+  ASSERT_TRUE(MakeStack(dir_.File("t"), {"0 128 linear s 0", "128 128 linear s 128", "256 8 error"}).ok());
+  auto top = OpenOrDie(dir_.File("t"));
+  ASSERT_TRUE(top);
+  // Every page reads back its own tag: nothing below is shared.
+  const uint64_t pages = 256 * S / kPageSize;
+  for (uint64_t p = 0; p < pages; ++p) ASSERT_TRUE(top->Write(p * kPageSize, &p, sizeof p).ok());
+  for (uint64_t p = 0; p < pages; ++p) {
+    uint64_t tag = ~p;
+    ASSERT_EQ(top->ReadMcSafe(p * kPageSize, &tag, sizeof tag), sizeof tag);
+    EXPECT_EQ(tag, p);
+  }
+}
+
+// s1 over d0, s2 over s1, ...: a chain `n` stacks deep.
+void MakeChain(const TempDir& dir, int n) {
+  std::ofstream(dir.File("c1")) << "daxguard-stack 1\n0 64 linear d0 0\n";
+  for (int i = 2; i <= n; ++i)
+    std::ofstream(dir.File("c" + std::to_string(i))) << "daxguard-stack 1\n0 64 linear c" << i - 1 << " 0\n";
+}
+
+TEST_F(OpenTest, NestingIsLimited) {
+  MakeChain(dir_, kMaxStackDepth);
+  EXPECT_TRUE(OpenOrDie(dir_.File("c" + std::to_string(kMaxStackDepth))));
+  std::string top = "c" + std::to_string(kMaxStackDepth);
+  Status s = MakeStack(dir_.File("new"), {"0 64 linear " + top + " 0"});
+  EXPECT_NE(s.message().find("stack nesting deeper than 16"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('\n'), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_.File("new")));
+  // Thousands of levels: refused at the limit, not a stack overflow.
+  MakeChain(dir_, 4000);
+  for (const char* name : {"c17", "c4000"}) {
+    auto d = OpenDaxDevice(dir_.File(name));
+    ASSERT_FALSE(d.ok()) << name;
+    EXPECT_NE(d.status().message().find("stack nesting deeper than 16"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -198,6 +198,7 @@ TEST_F(DmCli, BadTablesLeaveNothingBehind) {
       {"--table", "0 64 linear new 0"},                                   // itself
       {"--table", "0 64 linear cyc 0"},                                   // through another
       {"--table", "0 64 linear l0 0", "--table", "64 64 linear d0 0"},    // d0 under two bases
+      {"--table", "0 64 linear d0 0", "--table", "64 64 linear d0 32"},   // d0 sectors 32..63 twice
       {"--table", "0 6x linear d0 0"},
       {"--table", "0 12 linear d0 0"},
   };
@@ -213,6 +214,20 @@ TEST_F(DmCli, BadTablesLeaveNothingBehind) {
   ExpectOneLineError(Dg({"dm", "create", P("top"), "--table", "0 64 linear d0 0"}));
   EXPECT_EQ(Dg({"dm", "table", P("top")}).out, "0 32768 striped 2 16 l0 0 l1 0\n32768 8192 error\n");
   EXPECT_NE(Dg({"dm", "create", P("new")}).rc, 0) << "--table is required";
+  EXPECT_FALSE(fs::exists(P("new")));
+}
+
+// A table reaching the same bytes twice would let mkfs and writes corrupt
+// both copies of everything.
+TEST_F(DmCli, AliasingTablesAreRefused) {
+  CmdResult r = Dg({"dm", "create", P("new"), "--table", "0 8192 linear d0 0", "--table", "8192 8192 linear d0 0"});
+  ExpectOneLineError(r);
+  EXPECT_EQ(r.err, "daxguard dm create: " + P("new") + ": alias: segments 0 and 1 both reach d0 bytes 0..4194304\n");
+  r = Dg({"dm", "create", P("new"), "--table", "0 32 striped 2 8 l1 0 l1 8"});
+  ExpectOneLineError(r);
+  EXPECT_NE(r.err.find("alias: segment 0 stripe 0 and segment 0 stripe 1 both reach l1 bytes 4096..8192"),
+            std::string::npos)
+      << r.err;
   EXPECT_FALSE(fs::exists(P("new")));
 }
 
