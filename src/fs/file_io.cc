@@ -165,7 +165,7 @@ Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
 // bad and are not covered stay recorded as damaged: they read as EIO, never
 // as zeroes; lines wholly past the end of the file are not the file's bytes.
 Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
-                        Place place, std::vector<Op>* ops) {
+                        Place place, Transaction* tx) {
   dax::Device& dev = fs_->dev_;
   auto e = in->ExtentAt(fblk);
   uint8_t page[kBlockSize] = {};
@@ -194,25 +194,25 @@ Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   uint64_t target = e ? e->pblk : 0;
   if (!e || !own || place == Place::kFresh) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
-    auto got = FreeRun(1, prev ? prev->pblk + 1 : 0, *ops);
+    auto got = FreeRun(1, prev ? prev->pblk + 1 : 0, tx->ops());
     if (!got) return Status::Error(ENOSPC, "no free space");
     target = got->first;
   }
   auto w = dev.RecoveryWrite(target * kBlockSize, page, kBlockSize);
   if (!w.ok()) return w.status();
   // The block let go keeps its poison: quarantined, never handed out again.
-  if (own && target != e->pblk && old_bad) ops->push_back(Op::Quarantine(e->pblk, 1, true));
-  if (!e || target != e->pblk || e->unwritten) ops->push_back(Op::Map(ino_, fblk, target, 1, false));
-  if (had_damage) ops->push_back(Op::Damage(ino_, fblk * kBlockSize, kBlockSize, false));
+  if (own && target != e->pblk && old_bad) tx->Add(Op::Quarantine(e->pblk, 1, true));
+  if (!e || target != e->pblk || e->unwritten) tx->Add(Op::Map(ino_, fblk, target, 1, false));
+  if (had_damage) tx->Add(Op::Damage(ino_, fblk * kBlockSize, kBlockSize, false));
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
-    if (bad[l]) ops->push_back(Op::Damage(ino_, fblk * kBlockSize + l * kLineSize, kLineSize, true));
+    if (bad[l]) tx->Add(Op::Damage(ino_, fblk * kBlockSize + l * kLineSize, kLineSize, true));
   return Status::Ok();
 }
 
 Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
-                        std::vector<Op>* ops) {
-  DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, src, n, part, Place::kOwnInPlace, ops));
-  return fs_->Commit(std::exchange(*ops, {}));
+                        Transaction* tx) {
+  DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, src, n, part, Place::kOwnInPlace, tx));
+  return tx->Commit();
 }
 
 std::optional<IntervalSet::Interval> File::FreeRun(uint64_t want, uint64_t goal, const std::vector<Op>& staged) const {
@@ -236,11 +236,11 @@ std::optional<IntervalSet::Interval> File::FreeRun(uint64_t want, uint64_t goal,
 // [pos, pos+n) of them from src; the rest of those blocks reads as zeroes.
 // With `unwritten` nothing is written: the blocks are only reserved.
 Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
-                      std::vector<Op>* ops, bool unwritten) {
+                      Transaction* tx, bool unwritten) {
   dax::Device& dev = fs_->dev_;
   while (nblk > 0) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
-    auto got = FreeRun(nblk, prev ? prev->pblk + 1 : 0, *ops);
+    auto got = FreeRun(nblk, prev ? prev->pblk + 1 : 0, tx->ops());
     if (!got) return Status::Error(ENOSPC, "no free space");
     auto [pblk, cnt] = *got;
     for (uint64_t i = 0; i < cnt && !unwritten; ++i) {
@@ -256,13 +256,13 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
       auto w = dev.RecoveryWrite((pblk + i) * kBlockSize, data, kBlockSize);
       if (!w.ok()) return w.status();
     }
-    ops->push_back(Op::Map(ino_, fblk, pblk, cnt, unwritten));
+    tx->Add(Op::Map(ino_, fblk, pblk, cnt, unwritten));
     // Damage in a hole (its extent record was lost) ends where whole lines
     // were written; the rest of it still reads as EIO.
     uint64_t lo = AlignUp(std::max(pos, fblk * kBlockSize), kLineSize);
     uint64_t hi = AlignDown(std::min(pos + n, (fblk + cnt) * kBlockSize), kLineSize);
-    if (!unwritten && lo < hi && in->damage.Overlaps(lo, hi - lo)) ops->push_back(Op::Damage(ino_, lo, hi - lo, false));
-    DG_RETURN_IF_ERROR(fs_->Commit(std::exchange(*ops, {})));
+    if (!unwritten && lo < hi && in->damage.Overlaps(lo, hi - lo)) tx->Add(Op::Damage(ino_, lo, hi - lo, false));
+    DG_RETURN_IF_ERROR(tx->Commit());
     fblk += cnt;
     nblk -= cnt;
   }
@@ -273,7 +273,7 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
 // file's own, written and undamaged; block by block otherwise. *wrote
 // counts the bytes in place, also when a later block fails.
 Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote,
-                      std::vector<Op>* ops) {
+                      Transaction* tx) {
   uint64_t fblk = pos / kBlockSize;
   auto e = in->ExtentAt(fblk);
   uint64_t nblk = (pos + n - 1) / kBlockSize - fblk + 1;
@@ -289,18 +289,18 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, u
   for (uint64_t p = AlignDown(pos + done, kBlockSize); p < pos + n; p = AlignDown(p, kBlockSize) + kBlockSize) {
     uint64_t lo = std::max(p, pos + done), hi = std::min(AlignDown(p, kBlockSize) + kBlockSize, pos + n);
     DG_RETURN_IF_ERROR(
-        WriteBlock(in, lo / kBlockSize, lo % kBlockSize, src + (lo - pos), hi - lo, PartLine::kRefuse, ops));
+        WriteBlock(in, lo / kBlockSize, lo % kBlockSize, src + (lo - pos), hi - lo, PartLine::kRefuse, tx));
     *wrote = hi - pos;
   }
   return Status::Ok();
 }
 
-void File::TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops) {
+void File::TouchAttr(Inode* in, uint64_t new_size, Transaction* tx) {
   Attr a = in->attr;
   a.mtime_ns = a.ctime_ns = Now();
   if (new_size != a.size) {
     a.size = new_size;
-    ops->push_back(Op::SetInode(ino_, a));
+    tx->Add(Op::SetInode(ino_, a));
   } else {
     in->attr = a;  // timestamps alone are logged with the next change or fsync
   }
@@ -324,7 +324,7 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   DG_RETURN_IF_ERROR(GrowOver(in, off + len));
-  std::vector<Op> ops;
+  Transaction tx(fs_);
   size_t done = 0;
   Status s;
   while (done < len && s.ok()) {
@@ -332,21 +332,21 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
     FileRun run = in->RunAt(fblk, (off + len - 1) / kBlockSize + 1);
     uint64_t n = std::min<uint64_t>(len - done, run.len * kBlockSize - pos % kBlockSize), wrote = 0;
     if (!run.extent) {
-      s = FillHole(in, fblk, run.len, pos, src + done, n, &ops, false);
+      s = FillHole(in, fblk, run.len, pos, src + done, n, &tx, false);
       if (s.ok()) wrote = n;
     } else {
-      s = WriteRun(in, pos, src + done, n, &wrote, &ops);
+      s = WriteRun(in, pos, src + done, n, &wrote, &tx);
     }
     done += wrote;
   }
-  TouchAttr(in, std::max<uint64_t>(in->attr.size, off + done), &ops);
-  Status c = fs_->Commit(std::move(ops));
+  TouchAttr(in, std::max<uint64_t>(in->attr.size, off + done), &tx);
+  Status c = tx.Commit();
   if (!s.ok()) return done ? Result<size_t>(done) : Result<size_t>(s);
   if (!c.ok()) return c;
   return done;
 }
 
-Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, std::vector<Op>* ops) {
+Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, Transaction* tx) {
   static const uint8_t kZeroes[kBlockSize] = {};
   while (len > 0) {
     uint64_t fblk = off / kBlockSize, in_blk = off % kBlockSize;
@@ -354,28 +354,28 @@ Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Pla
     auto e = in->ExtentAt(fblk);
     bool damaged = in->damage.Overlaps(off, n);
     if ((e && !e->unwritten) || damaged)
-      DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, kZeroes, n, part, place, ops));
+      DG_RETURN_IF_ERROR(StageBlock(in, fblk, in_blk, kZeroes, n, part, place, tx));
     off += n;
     len -= n;
   }
   return Status::Ok();
 }
 
-Status File::ZeroTail(Inode* in, uint64_t size, std::vector<Op>* ops) {
+Status File::ZeroTail(Inode* in, uint64_t size, Transaction* tx) {
   uint64_t n = kBlockSize - size % kBlockSize;
-  Status s = ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kFresh, ops);
+  Status s = ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kFresh, tx);
   if (s.err() != ENOSPC) return s;
-  return ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kOwnInPlace, ops);
+  return ZeroBytes(in, size, n, PartLine::kKeepDamaged, Place::kOwnInPlace, tx);
 }
 
 Status File::GrowOver(Inode* in, uint64_t size) {
   uint64_t from = AlignUp(in->attr.size, kLineSize);
   if (size <= in->attr.size || !in->damage.Overlaps(from, UINT64_MAX / 2)) return Status::Ok();
-  std::vector<Op> ops;
+  Transaction tx(fs_);
   for (const auto& [off, len] : in->damage.Overlapping(from, UINT64_MAX / 2))
-    DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, Place::kOwnInPlace, &ops));
-  ops.push_back(Op::Damage(ino_, from, UINT64_MAX / 2, false));
-  return fs_->Commit(std::move(ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, Place::kOwnInPlace, &tx));
+  tx.Add(Op::Damage(ino_, from, UINT64_MAX / 2, false));
+  return tx.Commit();
 }
 
 Status File::Truncate(uint64_t size) {
@@ -383,20 +383,20 @@ Status File::Truncate(uint64_t size) {
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   if (size > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(GrowOver(in, size));
-  std::vector<Op> ops;
+  Transaction tx(fs_);
   if (size < in->attr.size) {
-    if (size % kBlockSize) DG_RETURN_IF_ERROR(ZeroTail(in, size, &ops));
+    if (size % kBlockSize) DG_RETURN_IF_ERROR(ZeroTail(in, size, &tx));
     uint64_t first = AlignUp(size, kBlockSize) / kBlockSize;
-    for (Op& op : fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first)) ops.push_back(std::move(op));
+    tx.Add(fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first));
     // Damage is kept in whole lines: one the new end cuts stays damaged.
     uint64_t past = AlignUp(size, kLineSize);
-    if (in->damage.Overlaps(past, UINT64_MAX / 2)) ops.push_back(Op::Damage(ino_, past, UINT64_MAX / 2, false));
+    if (in->damage.Overlaps(past, UINT64_MAX / 2)) tx.Add(Op::Damage(ino_, past, UINT64_MAX / 2, false));
   }
   Attr a = in->attr;
   a.size = size;
   a.mtime_ns = a.ctime_ns = Now();
-  ops.push_back(Op::SetInode(ino_, a));
-  return fs_->Commit(std::move(ops));
+  tx.Add(Op::SetInode(ino_, a));
+  return tx.Commit();
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
@@ -409,37 +409,37 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (punch && zero) return Status::Invalid("punch hole and zero range exclude each other");
   if (punch || zero) DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   if (!(mode & kFallocKeepSize)) DG_RETURN_IF_ERROR(GrowOver(in, off + len));
-  std::vector<Op> ops;
+  Transaction tx(fs_);
   uint64_t b0 = AlignUp(off, kBlockSize) / kBlockSize, b1 = (off + len) / kBlockSize;  // whole blocks
   // Partial blocks at the edges: just those bytes are zeroed, on fresh
   // blocks, so that nothing changes until the one commit at the end.
   if (punch || zero) {
     uint64_t end = off + len, head_end = std::min(end, AlignUp(off, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, PartLine::kRefuse, Place::kFresh, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, off, head_end - off, PartLine::kRefuse, Place::kFresh, &tx));
     uint64_t tail_start = std::max(head_end, AlignDown(end, kBlockSize));
-    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, PartLine::kRefuse, Place::kFresh, &ops));
+    DG_RETURN_IF_ERROR(ZeroBytes(in, tail_start, end - tail_start, PartLine::kRefuse, Place::kFresh, &tx));
   }
   std::vector<IntervalSet::Interval> zero_after;  // own blocks made unwritten: zeroed once that is committed
   if (b1 > b0 && punch) {
-    for (Op& op : fs_->FreeBlocksOps(in, b0, b1 - b0)) ops.push_back(std::move(op));
-    ops.push_back(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
+    tx.Add(fs_->FreeBlocksOps(in, b0, b1 - b0));
+    tx.Add(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
   } else if (b1 > b0 && zero) {
-    DG_RETURN_IF_ERROR(ZeroWholeBlocks(in, b0, b1, &ops, &zero_after));
+    DG_RETURN_IF_ERROR(ZeroWholeBlocks(in, b0, b1, &tx, &zero_after));
   }
   if (!punch && !zero) {  // plain preallocation of the holes in the range
     uint64_t f0 = off / kBlockSize, f1 = (off + len + kBlockSize - 1) / kBlockSize;
     for (uint64_t f = f0; f < f1;) {
       auto [n, e] = in->RunAt(f, f1);
-      if (!e) DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, true));
+      if (!e) DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &tx, true));
       f += n;
     }
   }
   if (!(mode & kFallocKeepSize) && off + len > in->attr.size) {
     Attr a = in->attr;
     a.size = off + len;
-    ops.push_back(Op::SetInode(ino_, a));
+    tx.Add(Op::SetInode(ino_, a));
   }
-  DG_RETURN_IF_ERROR(fs_->Commit(std::move(ops)));
+  DG_RETURN_IF_ERROR(tx.Commit());
   // They read as zeroes already; zeroing clears their poison (zeroinit), and
   // poison a failure leaves is cleared by the next write of each page.
   for (const auto& [pblk, n] : zero_after) (void)fs_->dev_.ZeroPageRange(pblk, n);
@@ -450,22 +450,22 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
 // become unwritten in the commit (zeroed after it); shared blocks are let
 // go and replaced, and holes filled, by fresh unwritten blocks, committed
 // as they go (those steps are not all-or-nothing: see the README).
-Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, std::vector<Op>* ops,
+Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, Transaction* tx,
                              std::vector<IntervalSet::Interval>* zero_after) {
   for (uint64_t f = b0; f < b1;) {
     auto [n, e] = in->RunAt(f, b1);
     if (e && !e->unwritten && fs_->state_.space().Exclusive(e->pblk, n)) {
-      ops->push_back(Op::Map(ino_, f, e->pblk, n, true));
+      tx->Add(Op::Map(ino_, f, e->pblk, n, true));
       zero_after->push_back({e->pblk, n});
     } else if (e && !e->unwritten) {
-      for (Op& op : fs_->FreeBlocksOps(in, f, n)) ops->push_back(std::move(op));
-      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, ops, true));
+      tx->Add(fs_->FreeBlocksOps(in, f, n));
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, tx, true));
     } else if (!e) {
-      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, ops, true));
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, tx, true));
     }
     f += n;
   }
-  ops->push_back(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
+  tx->Add(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
   return Status::Ok();
 }
 
@@ -485,23 +485,24 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   if (dst == s && sb < db + nblk && db < sb + nblk) return Status::Invalid("clone ranges overlap");
   if (doff + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(GrowOver(dst, doff + len));
-  std::vector<Op> ops = fs_->FreeBlocksOps(dst, db, nblk);
-  ops.push_back(Op::Damage(ino_, doff, nblk * kBlockSize, false));
+  Transaction tx(fs_);
+  tx.Add(fs_->FreeBlocksOps(dst, db, nblk));
+  tx.Add(Op::Damage(ino_, doff, nblk * kBlockSize, false));
   for (auto it = s->extents.begin(); it != s->extents.end(); ++it) {
     uint64_t lo = std::max(it->first, sb), hi = std::min(it->first + it->second.len, sb + nblk);
     if (lo < hi)
-      ops.push_back(Op::Map(ino_, db + (lo - sb), it->second.pblk + (lo - it->first), hi - lo, it->second.unwritten));
-    if (ops.size() >= kMaxOpsPerCommit) DG_RETURN_IF_ERROR(fs_->Commit(std::exchange(ops, {})));
+      tx.Add(Op::Map(ino_, db + (lo - sb), it->second.pblk + (lo - it->first), hi - lo, it->second.unwritten));
+    if (tx.ops().size() >= kMaxOpsPerCommit) DG_RETURN_IF_ERROR(tx.Commit());
   }
   for (const auto& [d, dl] : s->damage.Overlapping(soff, nblk * kBlockSize))
-    ops.push_back(Op::Damage(ino_, doff + (d - soff), dl, true));
+    tx.Add(Op::Damage(ino_, doff + (d - soff), dl, true));
   if (doff + len > dst->attr.size) {
     Attr a = dst->attr;
     a.size = doff + len;
     a.mtime_ns = a.ctime_ns = Now();
-    ops.push_back(Op::SetInode(ino_, a));
+    tx.Add(Op::SetInode(ino_, a));
   }
-  DG_RETURN_IF_ERROR(fs_->Commit(std::move(ops)));
+  DG_RETURN_IF_ERROR(tx.Commit());
   // Shared now: writable mappings of either side must not store into the other.
   DG_RETURN_IF_ERROR(UnshareMapped(dst, db, db + nblk));
   return src.UnshareMapped(s, sb, sb + nblk);

@@ -36,22 +36,22 @@ Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool 
 }
 
 Status File::Unshare(Inode* in, uint64_t b0, uint64_t b1) {
-  std::vector<Op> ops;
+  Transaction tx(fs_);
   for (uint64_t f = b0; f < b1;) {
     auto [n, e] = in->RunAt(f, b1);
     if (!e) {  // a hole: zeroed blocks of its own, in as few runs as free space allows
-      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &ops, false));
+      DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, &tx, false));
       f += n;
       continue;
     }
     if (e->unwritten || !fs_->state_.space().Exclusive(e->pblk, n))
-      for (uint64_t i = 0; i < n; ++i) DG_RETURN_IF_ERROR(UnshareBlock(in, f + i, &ops));
+      for (uint64_t i = 0; i < n; ++i) DG_RETURN_IF_ERROR(UnshareBlock(in, f + i, &tx));
     f += n;
   }
-  return fs_->Commit(std::move(ops));
+  return tx.Commit();
 }
 
-Status File::UnshareBlock(Inode* in, uint64_t fblk, std::vector<Op>* ops) {
+Status File::UnshareBlock(Inode* in, uint64_t fblk, Transaction* tx) {
   auto e = in->ExtentAt(fblk);
   if (!e->unwritten && fs_->state_.space().Exclusive(e->pblk, 1)) return Status::Ok();
   // A damaged block stays as it is: its page traps until a write repairs
@@ -60,7 +60,7 @@ Status File::UnshareBlock(Inode* in, uint64_t fblk, std::vector<Op>* ops) {
   uint8_t page[kBlockSize] = {};
   if (!e->unwritten && fs_->dev_.ReadMcSafe(e->pblk * kBlockSize, page, kBlockSize) != kBlockSize)
     return Status::Ok();  // poison just found: the failure handling marks it damaged
-  return WriteBlock(in, fblk, 0, page, kBlockSize, PartLine::kRefuse, ops);
+  return WriteBlock(in, fblk, 0, page, kBlockSize, PartLine::kRefuse, tx);
 }
 
 Status File::UnshareMapped(Inode* in, uint64_t b0, uint64_t b1) {

@@ -156,6 +156,8 @@ Status Filesystem::Commit(std::vector<Op> ops) {
   return Status::Ok();
 }
 
+Status Transaction::Commit() { return fs_->Commit(std::exchange(ops_, {})); }
+
 Inode* Filesystem::EntryTarget(uint64_t ino) { return ino == kRootIno ? nullptr : state_.Find(ino); }
 
 Result<Filesystem::Located> Filesystem::Locate(const std::string& path) {

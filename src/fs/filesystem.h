@@ -129,6 +129,7 @@ class Filesystem : public dax::Holder {
 
  private:
   friend class File;
+  friend class Transaction;
   friend class FileMapping;
   struct Failure {
     uint64_t offset, len;
@@ -235,6 +236,26 @@ class Filesystem : public dax::Holder {
   bool mounted_ = false;  // the device's holder: only then may unmount mark the log's end
 };
 
+// The log records of one change to a file, staged while the change writes
+// its blocks, then committed as one record. A change too large for one
+// (a long hole filled run by run) commits in steps, each visibly so.
+class Transaction {
+ public:
+  explicit Transaction(Filesystem* fs) : fs_(fs) {}
+  void Add(Op op) { ops_.push_back(std::move(op)); }
+  void Add(std::vector<Op> ops) {
+    for (Op& op : ops) ops_.push_back(std::move(op));
+  }
+  const std::vector<Op>& ops() const { return ops_; }
+  // Appends what is staged as one log record and applies it; the
+  // transaction is empty afterwards, whatever the outcome.
+  Status Commit();
+
+ private:
+  Filesystem* fs_;
+  std::vector<Op> ops_;
+};
+
 class File {
  public:
   ~File();
@@ -286,7 +307,7 @@ class File {
   // EIO if [off, off+len) covers only part of a damaged or poisoned line
   // within the file: checked before anything is written, so nothing is.
   Status CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const;
-  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote, std::vector<Op>* ops);
+  Status WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, uint64_t* wrote, Transaction* tx);
   // Where StageBlock puts a block's new content: over the file's own
   // written block when it has one (else a fresh block), or always on a
   // fresh block, so that the old content stays until the change commits.
@@ -295,34 +316,34 @@ class File {
   // damaged, with [in_blk, +n) from src laid over) and appends the
   // operations that make it the file's; commits nothing.
   Status StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
-                    Place place, std::vector<Op>* ops);
+                    Place place, Transaction* tx);
   // StageBlock in place, then commits *ops.
   Status WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
-                    std::vector<Op>* ops);
+                    Transaction* tx);
   // A free run of up to `want` blocks at or after `goal` (wrapping) that no
   // Map staged in `staged` targets: those blocks stay free until the commit.
   std::optional<IntervalSet::Interval> FreeRun(uint64_t want, uint64_t goal, const std::vector<Op>& staged) const;
   Status FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
-                  std::vector<Op>* ops, bool unwritten);
+                  Transaction* tx, bool unwritten);
   // Stages zeroes over [off, +len) where the file has written or damaged bytes.
-  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, std::vector<Op>* ops);
+  Status ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, Transaction* tx);
   // Truncation to `size` inside a block: the rest of that block is zeroed
   // on a fresh block (in place only when there is none), so a truncation
   // stopped before its commit leaves the file's bytes as they were.
-  Status ZeroTail(Inode* in, uint64_t size, std::vector<Op>* ops);
-  Status ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, std::vector<Op>* ops,
+  Status ZeroTail(Inode* in, uint64_t size, Transaction* tx);
+  Status ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, Transaction* tx,
                          std::vector<IntervalSet::Interval>* zero_after);
   // Growing the file to `size` brings its bytes from the old end on into
   // it, and they must read as zeroes. They do (truncation zeroes the rest
   // of the last block, new blocks come zeroed) except where poison found
   // past the end left damage: those lines are zeroed and the damage dropped.
   Status GrowOver(Inode* in, uint64_t size);
-  void TouchAttr(Inode* in, uint64_t new_size, std::vector<Op>* ops);
+  void TouchAttr(Inode* in, uint64_t new_size, Transaction* tx);
   // Gives file blocks [b0, b1) written blocks of this file's own (damaged
   // ones excepted: they trap until repaired), so that stores through a
   // mapping reach this file alone.
   Status Unshare(Inode* in, uint64_t b0, uint64_t b1);
-  Status UnshareBlock(Inode* in, uint64_t fblk, std::vector<Op>* ops);
+  Status UnshareBlock(Inode* in, uint64_t fblk, Transaction* tx);
   // Unshares what writable mappings of this file cover in [b0, b1).
   Status UnshareMapped(Inode* in, uint64_t b0, uint64_t b1);
 
