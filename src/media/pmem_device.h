@@ -223,6 +223,9 @@ class PmemDevice {
     return RangeError(off, len);
   }
   Status RangeError(uint64_t off, uint64_t len) const;
+  // Open's check of the error tables, before anything trusts or writes them.
+  Status ValidateTables() const;
+  void RepairTornTables();
   void ZeroData(uint64_t off, uint64_t len);
   Status CheckClear(uint64_t off, uint64_t len) const;
   // ForgetKnown under the write lock; adds the records dropped to *dropped.
