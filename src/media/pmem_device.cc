@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/units.h"
+#include "media/shrink_guard.h"
 
 namespace daxguard::media {
 namespace {
@@ -90,9 +91,11 @@ PmemDevice::PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& 
               UntoldSectorsPerBit(geo.size)) {
   // The write lock repairs whatever a dead writer left open.
   for (RangeTable* t : {&poison_, &bb_, &untold_}) t->SetStuckWriterHook([this] { WriteLock lock(this); });
+  GuardMapping(base_, geo_.file_size, fd_, &shrunk_);
 }
 
 PmemDevice::~PmemDevice() {
+  UnguardMapping(base_);
   munmap(base_, geo_.file_size);
   close(fd_);
 }
@@ -222,11 +225,12 @@ size_t PmemDevice::ReadAroundPoison(uint64_t off, void* dst, size_t len) {
   std::optional<Range> bad = poison_.FirstOverlap(off / kLineSize, LineSpan(off, len));
   if (!bad) {
     std::memcpy(dst, data_ + off, len);
-    return len;
+    return shrunk() ? 0 : len;
   }
   uint64_t bad_off = std::max(bad->start * kLineSize, off);
   size_t good = bad_off - off;
   std::memcpy(dst, data_ + off, good);
+  if (shrunk()) return 0;  // the poison seen may be the zeroes of a lost table
   bool any_new = false;
   {
     WriteLock lock(this);
