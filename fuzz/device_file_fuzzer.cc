@@ -86,7 +86,7 @@ void Exercise(media::PmemDevice& m, fuzz::Cursor& params) {
       case 5: (void)m.ReadMcSafe(std::min(sector * kSectorSize, size), buf.data(), std::min<uint64_t>(buf.size(), count * kSectorSize)); break;
       case 6: {
         std::vector<uint8_t> src(count * kSectorSize, 0xab);
-        m.Write(sector * kSectorSize, src.data(), src.size());
+        (void)m.Write(sector * kSectorSize, src.data(), src.size());
         break;
       }
       default:

@@ -25,6 +25,7 @@ Result<std::unique_ptr<PmemDax>> PmemDax::Open(const std::string& path, media::O
 
 Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  if (media_->shrunk()) return media_->ShrankError();
   Mapping m{media_->data() + pgoff * kPageSize, nr_pages, this, pgoff * kPageSize};
   auto bad = media_->FirstKnownSector(pgoff * kPageSize, nr_pages * kPageSize);
   if (!bad) [[likely]] return m;
@@ -43,13 +44,13 @@ Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessM
 Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   if (!media_->HasPoison(off, len) && !media_->HasKnownErrors(off, len)) {
-    media_->Write(off, src, len);
+    DG_RETURN_IF_ERROR(media_->Write(off, src, len));
     return len;
   }
   if (!IsAligned(off, kPageSize) || !IsAligned(len, kPageSize))
     return Status::Io("recovery write over poison must cover whole 4096-byte pages; nothing written");
   DG_RETURN_IF_ERROR(media_->ClearPoison(off, len));
-  media_->Write(off, src, len);
+  DG_RETURN_IF_ERROR(media_->Write(off, src, len));
   DG_RETURN_IF_ERROR(media_->ForgetKnown(off, len));
   return len;
 }
@@ -67,8 +68,7 @@ size_t PmemDax::ReadMcSafe(uint64_t off, void* dst, size_t len) {
 
 Status PmemDax::Write(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
-  media_->Write(off, src, len);
-  return Status::Ok();
+  return media_->Write(off, src, len);
 }
 
 Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {

@@ -45,15 +45,20 @@ Status ValidateHeader(const Header& h, uint64_t file_size) {
   if (h.version != kVersion)
     return Status::Corrupt("unsupported device version " + std::to_string(h.version));
   const Geometry& g = h.geo;
-  if (g.size < kMinDeviceSize || !IsAligned(g.size, kPageSize) || !IsPowerOfTwo(g.clear_unit) ||
-      g.clear_unit < kLineSize || g.clear_unit > kPageSize ||
-      (g.kind != Kind::kPmem && g.kind != Kind::kCxl) ||
-      (g.mode != Mode::kFsdax && g.mode != Mode::kDevdax))
-    return Status::Corrupt("corrupt device header (geometry)");
+  if (g.size < kMinDeviceSize || !IsAligned(g.size, kPageSize))
+    return Status::Corrupt("device file damaged: header geometry (size " + std::to_string(g.size) + ")");
+  if (!IsPowerOfTwo(g.clear_unit) || g.clear_unit < kLineSize || g.clear_unit > kPageSize)
+    return Status::Corrupt("device file damaged: header geometry (clear unit " + std::to_string(g.clear_unit) + ")");
+  if ((g.kind != Kind::kPmem && g.kind != Kind::kCxl) || (g.mode != Mode::kFsdax && g.mode != Mode::kDevdax))
+    return Status::Corrupt("device file damaged: header geometry (kind or mode)");
+  // fsdax has no fault size; devdax's divides the device.
+  if (g.mode == Mode::kFsdax ? g.align != 0
+                             : !IsPowerOfTwo(g.align) || g.align < kPageSize || !IsAligned(g.size, g.align))
+    return Status::Corrupt("device file damaged: header geometry (align " + std::to_string(g.align) + ")");
   if (!(ComputeGeometry(g.size, g.clear_unit, g.kind, g.mode, g.align) == g))
-    return Status::Corrupt("corrupt device header (layout does not match size)");
+    return Status::Corrupt("device file damaged: header layout does not match its size");
   if (file_size < g.file_size)
-    return Status::Corrupt("device file truncated: " + std::to_string(file_size) + " of " +
+    return Status::Corrupt("device file damaged: truncated to " + std::to_string(file_size) + " of " +
                            std::to_string(g.file_size) + " bytes");
   return Status::Ok();
 }

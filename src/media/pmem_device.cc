@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/units.h"
+#include "media/shrink_guard.h"
 
 namespace daxguard::media {
 namespace {
@@ -58,10 +59,15 @@ const char* SourceName(Source s) {
 }
 
 // Writers exclude each other across threads (mutex) and processes (flock,
-// which the kernel drops if a writer dies).
+// which the kernel drops if a writer dies). Holding both, an edit still
+// open on a table was left by a writer that died: it is repaired first, so
+// no writer edits a torn table and readers stop waiting for it.
 class PmemDevice::WriteLock {
  public:
-  explicit WriteLock(PmemDevice* d) : d_(d), guard_(d->mu_) { flock(d_->fd_, LOCK_EX); }
+  explicit WriteLock(PmemDevice* d, bool heal = true) : d_(d), guard_(d->mu_) {
+    flock(d_->fd_, LOCK_EX);
+    if (heal) d_->RepairTornTables();
+  }
   ~WriteLock() { flock(d_->fd_, LOCK_UN); }
 
  private:
@@ -82,9 +88,14 @@ PmemDevice::PmemDevice(std::string path, int fd, uint8_t* base, const Geometry& 
       bb_(base + geo.badblocks_off, reinterpret_cast<uint64_t*>(base + geo.badblocks_filter_off),
           geo.badblocks_filter_bytes * 8, 1),
       untold_(base + kUntoldOff, reinterpret_cast<uint64_t*>(base + kUntoldFilterOff), kUntoldFilterBytes * 8,
-              UntoldSectorsPerBit(geo.size)) {}
+              UntoldSectorsPerBit(geo.size)) {
+  // The write lock repairs whatever a dead writer left open.
+  for (RangeTable* t : {&poison_, &bb_, &untold_}) t->SetStuckWriterHook([this] { WriteLock lock(this); });
+  GuardMapping(base_, geo_.file_size, fd_, &shrunk_);
+}
 
 PmemDevice::~PmemDevice() {
+  UnguardMapping(base_);
   munmap(base_, geo_.file_size);
   close(fd_);
 }
@@ -96,8 +107,10 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Create(const std::string& path,
     return Status::Invalid("device size must be at least 1 MiB and a multiple of 4 KiB");
   if (!IsPowerOfTwo(unit) || unit < kLineSize || unit > kPageSize)
     return Status::Invalid("clear unit must be a power of two from 64 to 4096 bytes");
-  if (opt.mode == Mode::kDevdax && (opt.align == 0 || !IsAligned(opt.size, opt.align)))
-    return Status::Invalid("device-dax size must be a multiple of its alignment");
+  if (opt.mode == Mode::kDevdax &&
+      (!IsPowerOfTwo(opt.align) || opt.align < kPageSize || !IsAligned(opt.size, opt.align)))
+    return Status::Invalid("device-dax size must be a multiple of its alignment, a power of two of at least 4 KiB");
+  if (opt.mode == Mode::kFsdax && opt.align != 0) return Status::Invalid("fsdax devices have no alignment");
   Geometry geo = ComputeGeometry(opt.size, unit, opt.kind, opt.mode, opt.align);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, path);
@@ -153,26 +166,51 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path, Op
     return s;
   }
   std::unique_ptr<PmemDevice> dev(new PmemDevice(path, fd, static_cast<uint8_t*>(base), h.geo));
-  auto* pt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.poison_off);
-  auto* bt = reinterpret_cast<RangeTableHeader*>(dev->base_ + h.geo.badblocks_off);
-  auto* ut = reinterpret_cast<RangeTableHeader*>(dev->base_ + kUntoldOff);
-  if (Live(ut->capacity).load() == 0) {
-    WriteLock lock(dev.get());  // made before the untold table existed
-    if (Live(ut->capacity).load() == 0) RangeTable::Format(ut, kUntoldCapacity);
+  // Checked before anything is written, with no writer running.
+  {
+    WriteLock lock(dev.get(), /*heal=*/false);
+    s = dev->ValidateTables();
   }
-  if (Live(ut->capacity).load() != kUntoldCapacity || Live(ut->count).load() > kUntoldCapacity)
-    return Status::Corrupt(path + ": corrupt device file (table of untold cleared errors)");
-  if ((Live(pt->seq).load() | Live(bt->seq).load() | Live(ut->seq).load()) & 1) {
-    WriteLock lock(dev.get());  // a writer died mid-edit: make the tables whole again
-    if (Live(pt->seq).load() & 1) dev->poison_.Repair();
-    if (Live(bt->seq).load() & 1) dev->bb_.Repair();
-    if (Live(ut->seq).load() & 1) dev->untold_.Repair();
-    // What the dead writer added was never announced: whoever vouched for
-    // a range at the current CleanEpoch must look again.
-    Live(dev->header()->live.error_events).fetch_add(1);
-    dev->SignalPoisonChange();
+  if (!s.ok()) return Status::Corrupt(path + ": device file damaged: " + s.message());
+  {
+    WriteLock lock(dev.get());  // repairs what a writer that died mid-edit left
+    auto* ut = reinterpret_cast<RangeTableHeader*>(dev->base_ + kUntoldOff);
+    if (Live(ut->capacity).load() == 0) RangeTable::Format(ut, kUntoldCapacity);  // made before it existed
   }
   return dev;
+}
+
+Status PmemDevice::ValidateTables() const {
+  const uint64_t sectors = geo_.size / kSectorSize;
+  if (Status s = poison_.Validate(geo_.poison_capacity, geo_.size / kLineSize, uint8_t(Source::kInternal),
+                                  poison_.EditOpen());
+      !s.ok())
+    return Status::Corrupt("media poison table: " + s.message());
+  if (Status s = bb_.Validate(geo_.badblocks_capacity, sectors, kAcked, bb_.EditOpen()); !s.ok())
+    return Status::Corrupt("badblocks table: " + s.message());
+  // A file made before the untold table existed holds zeroes there.
+  const auto* ut = reinterpret_cast<const RangeTableHeader*>(base_ + kUntoldOff);
+  bool unformatted = ut->seq == 0 && ut->count == 0 && ut->capacity == 0;
+  if (Status s = untold_.Validate(kUntoldCapacity, sectors, 0, untold_.EditOpen()); !unformatted && !s.ok())
+    return Status::Corrupt("table of untold cleared errors: " + s.message());
+  if (uint32_t scrub = Live(header()->live.scrub_active).load(); scrub > 1)
+    return Status::Corrupt("scrub state " + std::to_string(scrub));
+  return Status::Ok();
+}
+
+// Caller holds the write lock: an edit open now was left by a dead writer.
+void PmemDevice::RepairTornTables() {
+  bool repaired = false;
+  for (RangeTable* t : {&poison_, &bb_, &untold_}) {
+    if (!t->EditOpen()) continue;
+    t->Repair();
+    repaired = true;
+  }
+  if (!repaired) return;
+  // What the dead writer added was never announced: whoever vouched for
+  // a range at the current CleanEpoch must look again.
+  Live(header()->live.error_events).fetch_add(1);
+  SignalPoisonChange();
 }
 
 Status PmemDevice::RangeError(uint64_t off, uint64_t len) const {
@@ -187,11 +225,12 @@ size_t PmemDevice::ReadAroundPoison(uint64_t off, void* dst, size_t len) {
   std::optional<Range> bad = poison_.FirstOverlap(off / kLineSize, LineSpan(off, len));
   if (!bad) {
     std::memcpy(dst, data_ + off, len);
-    return len;
+    return shrunk() ? 0 : len;
   }
   uint64_t bad_off = std::max(bad->start * kLineSize, off);
   size_t good = bad_off - off;
   std::memcpy(dst, data_ + off, good);
+  if (shrunk()) return 0;  // the poison seen may be the zeroes of a lost table
   bool any_new = false;
   {
     WriteLock lock(this);

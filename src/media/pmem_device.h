@@ -93,10 +93,11 @@ class PmemDevice {
   // Machine-check-safe copy: stops at the first poisoned line. Returns the
   // bytes copied; if short, the poison there was consumed and is now known.
   // The clean case, a bounds check and one filter word, is inline.
+  // Nothing is read from a device whose file shrank (shrunk()).
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) {
     if (CheckRange(off, len).ok() && !poison_.MayOverlap(off / kLineSize, LineSpan(off, len))) [[likely]] {
       std::memcpy(dst, data_ + off, len);
-      return len;
+      return shrunk() ? 0 : len;
     }
     return ReadAroundPoison(off, dst, len);
   }
@@ -127,9 +128,16 @@ class PmemDevice {
   }
   uint64_t CleanEpoch() const { return CleanEpoch(live()); }
   // Stores reach the media; poison stays poisoned (only Clear resets it).
-  void Write(uint64_t off, const void* src, size_t len) {
-    if (CheckRange(off, len).ok()) std::memcpy(data_ + off, src, len);
+  Status Write(uint64_t off, const void* src, size_t len) {
+    DG_RETURN_IF_ERROR(CheckRange(off, len));
+    std::memcpy(data_ + off, src, len);
+    return shrunk() ? ShrankError() : Status::Ok();
   }
+  // Whether the device file was cut shorter than this process maps it: its
+  // lost part reads as zeroes and takes no stores (media/shrink_guard.h),
+  // so every read and write of the device fails from then on.
+  bool shrunk() const { return shrunk_.load(std::memory_order_acquire); }
+  Status ShrankError() const { return Status::Io(path_ + ": device file shrank under us"); }
   // Firmware clear: [off, off+len) must be whole clear units. The lines are
   // reset to zeroes and their poison removed. Known-error records stay until
   // ForgetKnown, so readers keep failing until new data is in place.
@@ -223,6 +231,9 @@ class PmemDevice {
     return RangeError(off, len);
   }
   Status RangeError(uint64_t off, uint64_t len) const;
+  // Open's check of the error tables, before anything trusts or writes them.
+  Status ValidateTables() const;
+  void RepairTornTables();
   void ZeroData(uint64_t off, uint64_t len);
   Status CheckClear(uint64_t off, uint64_t len) const;
   // ForgetKnown under the write lock; adds the records dropped to *dropped.
@@ -242,6 +253,7 @@ class PmemDevice {
   RangeTable poison_;  // line units
   RangeTable bb_;      // sector units
   RangeTable untold_;  // sector units: cleared before a holder heard
+  std::atomic<bool> shrunk_{false};  // set by the shrink guard's SIGBUS handler
   std::mutex mu_;
   std::mutex listener_mu_;
   std::function<void()> listener_;

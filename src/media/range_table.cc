@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <string>
 
 namespace daxguard::media {
 namespace {
@@ -20,22 +22,6 @@ inline void StoreWord(uint64_t* p, uint64_t v) {
 // Pairs with RangeTable::LoadFilterWord (see there).
 inline void StoreFilterWord(uint64_t* p, uint64_t v) {
   std::atomic_ref<uint64_t>(*p).store(v, std::memory_order_release);
-}
-
-// Runs `read` until it completes without a writer intervening.
-template <typename F>
-auto SeqRead(const RangeTableHeader* hdr, F read) {
-  std::atomic_ref<uint64_t> seq(const_cast<uint64_t&>(hdr->seq));
-  for (unsigned spins = 0;; ++spins) {
-    uint64_t before = seq.load(std::memory_order_acquire);
-    if (before & 1) {
-      if (spins > 64) sched_yield();
-      continue;
-    }
-    auto result = read();
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (seq.load(std::memory_order_relaxed) == before) return result;
-  }
 }
 
 // Merges neighbours that touch and carry the same flags.
@@ -56,6 +42,32 @@ uint64_t SatEnd(uint64_t start, uint64_t len) {
 }
 
 }  // namespace
+
+// A writer's edit takes microseconds; one open for long may be a dead
+// writer's, which only the stuck-writer hook can close.
+template <typename F>
+auto RangeTable::SeqRead(F read) const {
+  std::atomic_ref<uint64_t> seq(hdr_->seq);
+  std::chrono::steady_clock::time_point odd_since{};
+  for (unsigned spins = 0;; ++spins) {
+    uint64_t before = seq.load(std::memory_order_acquire);
+    if (before & 1) {
+      if (spins <= 64) continue;
+      sched_yield();
+      auto now = std::chrono::steady_clock::now();
+      if (odd_since == std::chrono::steady_clock::time_point{}) odd_since = now;
+      if (stuck_writer_ && now - odd_since > std::chrono::milliseconds(kStuckWriterMs)) {
+        stuck_writer_();
+        odd_since = {};
+      }
+      continue;
+    }
+    odd_since = {};
+    auto result = read();
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (seq.load(std::memory_order_relaxed) == before) return result;
+  }
+}
 
 RangeTable::RangeTable(void* header, uint64_t* filter, uint64_t filter_bits,
                        uint64_t units_per_bit)
@@ -102,6 +114,45 @@ bool RangeTable::MayOverlapSlow(uint64_t start, uint64_t len) const {
   return FirstMarked(start, len).has_value();
 }
 
+Status RangeTable::Validate(uint64_t capacity, uint64_t limit, uint8_t max_flags, bool torn) const {
+  auto entry = [](uint64_t i, const Range& r) {
+    return "entry " + std::to_string(i) + " (start " + std::to_string(r.start) + ", length " +
+           std::to_string(r.len) + ")";
+  };
+  if (hdr_->capacity != capacity)
+    return Status::Corrupt("capacity " + std::to_string(hdr_->capacity) + ", not " + std::to_string(capacity));
+  uint64_t n = hdr_->count;
+  if (n > capacity)
+    return Status::Corrupt("entry count " + std::to_string(n) + " exceeds capacity " + std::to_string(capacity));
+  uint64_t prev_end = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    Range r = Load(i);
+    if (torn && r == Range{}) continue;  // a slot a growing edit listed before filling
+    if (r.len == 0) return Status::Corrupt(entry(i, r) + " is empty");
+    if (r.start >= limit || r.len > limit - r.start)
+      return Status::Corrupt(entry(i, r) + " is beyond the device end (" + std::to_string(limit) + ")");
+    if (r.flags > max_flags) return Status::Corrupt(entry(i, r) + " has unknown flags " + std::to_string(r.flags));
+    if (torn) continue;
+    if (i > 0 && r.start < prev_end) return Status::Corrupt(entry(i, r) + " is out of order or overlaps the one before");
+    if (!FilterCovers(r.start, r.end())) return Status::Corrupt(entry(i, r) + " is not marked in the filter");
+    prev_end = r.end();
+  }
+  return Status::Ok();
+}
+
+// Whether every filter bit over units [start, end) is set.
+bool RangeTable::FilterCovers(uint64_t start, uint64_t end) const {
+  uint64_t first = start >> unit_shift_, last = (end - 1) >> unit_shift_;
+  if (last >= filter_bits_) return false;
+  for (uint64_t bit = first; bit <= last;) {
+    uint64_t span = std::min<uint64_t>(64 - bit % 64, last - bit + 1);
+    uint64_t mask = (span == 64 ? ~0ull : ((1ull << span) - 1)) << (bit % 64);
+    if ((LoadWord(&filter_[bit / 64]) & mask) != mask) return false;
+    bit += span;
+  }
+  return true;
+}
+
 std::optional<uint64_t> RangeTable::FirstMarked(uint64_t start, uint64_t len) const {
   if (len == 0 || (start >> unit_shift_) >= filter_bits_) return std::nullopt;
   uint64_t first = start >> unit_shift_;
@@ -119,7 +170,7 @@ std::optional<uint64_t> RangeTable::FirstMarked(uint64_t start, uint64_t len) co
 std::optional<Range> RangeTable::FirstOverlap(uint64_t start, uint64_t len) const {
   if (!MayOverlap(start, len)) return std::nullopt;
   uint64_t end = SatEnd(start, len);
-  return SeqRead(hdr_, [&]() -> std::optional<Range> {
+  return SeqRead([&]() -> std::optional<Range> {
     uint64_t n = Count();
     uint64_t i = LowerBound(n, start);
     if (i < n) {
@@ -132,7 +183,7 @@ std::optional<Range> RangeTable::FirstOverlap(uint64_t start, uint64_t len) cons
 
 std::vector<Range> RangeTable::Overlapping(uint64_t start, uint64_t len) const {
   uint64_t end = SatEnd(start, len);
-  return SeqRead(hdr_, [&] {
+  return SeqRead([&] {
     std::vector<Range> out;
     uint64_t n = Count();
     for (uint64_t i = LowerBound(n, start); i < n; ++i) {

@@ -8,13 +8,16 @@
 //
 // Readers never block and never take a lock: a sequence counter (seqlock)
 // tells them to retry if a writer changed the table under them. Writers must
-// hold the device's write lock. A page filter (one bit per 4 KiB of device)
+// hold the device's write lock. A counter left odd by a writer that died
+// does not hold readers forever: after kStuckWriterMs they call the
+// stuck-writer hook (the device takes its write lock and repairs). A page filter (one bit per 4 KiB of device)
 // lets the data path prove "no ranges here" with a few word loads, which is
 // what keeps reads fast when millions of ranges live elsewhere.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -43,6 +46,7 @@ class RangeTable {
  public:
   static constexpr uint64_t kEntryBytes = 16;
   static constexpr uint64_t kMaxLen = (1ull << 56) - 1;
+  static constexpr int kStuckWriterMs = 50;
 
   // `units_per_bit` (a power of two): how many table units one filter bit
   // covers. With 1 the filter is exact: a bitmap of every covered unit.
@@ -51,6 +55,21 @@ class RangeTable {
   static void Format(void* header, uint64_t capacity);
   static uint64_t BytesFor(uint64_t capacity) {
     return sizeof(RangeTableHeader) + capacity * kEntryBytes;
+  }
+  // Called by a reader that found an edit open for kStuckWriterMs; it must
+  // return once no dead writer's edit is open any more.
+  void SetStuckWriterHook(std::function<void()> hook) { stuck_writer_ = std::move(hook); }
+
+  // Checks a table read from a device file before anything trusts it, with
+  // no writer running: the capacity, the count, every listed entry (nonzero,
+  // within [0, limit) units, flags at most max_flags, sorted and disjoint),
+  // and that the filter marks each one. With `torn` (a writer died mid-edit;
+  // Repair comes next) the disorder and blank slots an edit leaves pass, and
+  // the filter is not checked (Repair rebuilds it). Says what is wrong.
+  Status Validate(uint64_t capacity, uint64_t limit, uint8_t max_flags, bool torn) const;
+  // Whether a writer's edit is open (or was left open by one that died).
+  bool EditOpen() const {
+    return std::atomic_ref<uint64_t>(hdr_->seq).load(std::memory_order_acquire) & 1;
   }
 
   // --- readers: lock-free, safe against concurrent writers in any process.
@@ -108,6 +127,10 @@ class RangeTable {
   void FillFilter(uint64_t start, uint64_t end);
   void RefreshFilter(uint64_t start, uint64_t end);
   bool MayOverlapSlow(uint64_t start, uint64_t len) const;
+  bool FilterCovers(uint64_t start, uint64_t end) const;
+  // Runs `read` until it completes without a writer intervening.
+  template <typename F>
+  auto SeqRead(F read) const;
   // A reader that finds a filter bit clear goes on without the seqlock, so the
   // bit itself carries the ordering: a writer clears it (release) only after
   // its earlier stores, such as the data of a repaired page, are in place, and
@@ -122,6 +145,7 @@ class RangeTable {
   uint64_t filter_bits_;
   uint64_t units_per_bit_;
   unsigned unit_shift_;
+  std::function<void()> stuck_writer_;
 };
 
 }  // namespace daxguard::media

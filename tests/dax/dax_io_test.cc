@@ -294,5 +294,23 @@ TEST_F(DaxIoTest, ZeroAtNeedsWholePages) {
   EXPECT_EQ(media().BadBlocks().size(), 1u);
 }
 
+// The device file cut short under the open device (the tool's `io` while
+// someone truncates it): reads and writes fail with EIO, and the process
+// lives on.
+TEST_F(DaxIoTest, FileShrunkUnderTheDevice) {
+  ASSERT_EQ(truncate(media().path().c_str(), static_cast<off_t>(media().geometry().data_off + kMiB)), 0);
+  std::vector<uint8_t> buf(2 * P, 0x5a);
+  auto wrote = WriteAt(dax(), kMiB + P, buf.data(), buf.size());
+  ASSERT_FALSE(wrote.ok());
+  EXPECT_EQ(wrote.status().err(), EIO);
+  EXPECT_NE(wrote.status().message().find("device file shrank under us"), std::string::npos)
+      << wrote.status().message();
+  auto read = ReadAt(dax(), 0, buf.data(), buf.size());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().err(), EIO);
+  EXPECT_NE(read.status().message().find("device file shrank under us"), std::string::npos)
+      << read.status().message();
+}
+
 }  // namespace
 }  // namespace daxguard::dax

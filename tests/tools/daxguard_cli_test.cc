@@ -2,6 +2,11 @@
 // exit codes, and that bad input leaves the device untouched.
 #include "tools/cli_harness.h"
 
+#include <cstring>
+#include <fstream>
+
+#include "media/layout.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -220,6 +225,31 @@ TEST_F(Cli, CorruptImageIsRefused) {
   r = Dg({"list", dev_});
   ExpectOneLineError(r);
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+}
+
+// A flipped bit in the badblocks table's entry count: every command that
+// opens the device says so in one line, and nothing is written.
+TEST_F(Cli, DamagedErrorTableIsRefused) {
+  ASSERT_EQ(Dg({"create-device", dev_, "--size", "4m"}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev_, "-B", "8"}).rc, 0);
+  std::string image = Slurp(dev_);
+  daxguard::media::Header h;
+  std::memcpy(&h, image.data(), sizeof h);
+  uint64_t at = h.geo.badblocks_off + 8 + 7;  // the entry count's top byte
+  image[at] ^= 1;
+  {
+    std::fstream f(dev_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(image[at]);
+  }
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"list", dev_}, {"inject-error", dev_, "-B", "9"}, {"io", dev_, "-c", "pread 0 4k"}}) {
+    SCOPED_TRACE(args[0]);
+    CmdResult r = Dg(args);
+    ExpectOneLineError(r);
+    EXPECT_NE(r.err.find(dev_ + ": device file damaged: badblocks table: entry count"), std::string::npos) << r.err;
+    EXPECT_TRUE(Slurp(dev_) == image);
+  }
 }
 
 TEST_F(Cli, DemoWalksTheLifecycle) {
