@@ -49,6 +49,8 @@ class PmemDax final : public Device {
   // ReadClean's and WriteClean's test, and where the data lies: what a
   // stack that flattened its translation down to this device (dm/flat_map.h)
   // checks and copies with, inline.
+  // The device file shrank under this process: every copy since is void.
+  bool shrunk() const { return media_->shrunk(); }
   bool Clean(uint64_t off, uint64_t len, bool reading) const {
     return BytesOk(off, len) && media_->PagesClean(off, len, reading);
   }

@@ -70,6 +70,9 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
     Move(legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
     if (++leg == n) leg = 0, ++row;
   }
+  // A device file that shrank under the copy gave zero pages: the slow path says why.
+  for (uint64_t c = first; c <= last && c < first + n; ++c)
+    if (Leg(seg, c).dev->shrunk()) return false;
   return true;
 }
 
@@ -77,7 +80,7 @@ template <typename Byte>
 bool FlatMap::CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len) {
   if (!leg.dev->Clean(at, len, !std::is_const_v<Byte>)) return false;
   Move(leg.dev->data() + at, mem, len);
-  return true;
+  return !leg.dev->shrunk();
 }
 
 template bool FlatMap::Copy(uint64_t, uint8_t*, uint64_t) const;

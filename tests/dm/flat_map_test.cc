@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <random>
 
@@ -150,6 +152,27 @@ TEST_F(FlatMapTest, RangesBeyondTheStackAreRefused) {
   EXPECT_FALSE(s->ReadClean(s->size() - P, buf.data(), 2 * P));
   EXPECT_FALSE(s->WriteClean(s->size() + 1, buf.data(), 1));
   EXPECT_TRUE(s->ReadClean(s->size() - P, buf.data(), P));
+}
+
+// A device file truncated under the stack gives zero pages where it lost
+// its bytes (the shrink guard): the flat copy fails instead of handing
+// them out, and the careful path says why.
+TEST_F(FlatMapTest, ADeviceFileThatShrankFailsTheCopy) {
+  Linear("l0", "d0", 0, 4096);
+  Linear("l1", "d1", 0, 4096);
+  Stack* s = Open("s", {"0 8192 striped 2 8 l0 0 l1 0"});
+  ASSERT_TRUE(s && s->flattened());
+  std::vector<uint8_t> buf(64 * P, 0x5a);
+  ASSERT_TRUE(s->WriteClean(0, buf.data(), buf.size()));
+  auto d1 = media::PmemDevice::Open(dir_.File("d1"));
+  ASSERT_TRUE(d1.ok());
+  off_t keep = static_cast<off_t>((*d1)->geometry().data_off + 4 * P);
+  d1->reset();
+  ASSERT_EQ(truncate(dir_.File("d1").c_str(), keep), 0);
+  EXPECT_FALSE(s->ReadClean(0, buf.data(), 64 * P)) << "a stripe over the lost pages";
+  EXPECT_FALSE(s->ReadClean(9 * P, buf.data(), P)) << "one chunk on the lost pages";
+  auto r = dax::ReadAt(*s, 0, buf.data(), 64 * P);
+  EXPECT_FALSE(r.ok() && *r == 64 * P) << "the careful path must not read zero pages as data";
 }
 
 }  // namespace
