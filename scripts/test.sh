@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test: a plain build, then AddressSanitizer +
-# UndefinedBehaviorSanitizer, then ThreadSanitizer for the concurrent code.
-# The fuzzers (scripts/fuzz.sh) join once their open crashes are fixed.
+# UndefinedBehaviorSanitizer, then ThreadSanitizer for the concurrent code,
+# then the fuzzers (scripts/fuzz.sh: kept crash inputs replayed, then each
+# harness for 40 s).
 # Each purpose has its own build folder and names every option it needs, so
 # no folder inherits another's cached settings; ctest fails if it finds no
 # test.
@@ -20,3 +21,5 @@ run "tests under ASan+UBSan" build-asan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=
 echo "== concurrency tests under TSan"
 scripts/build.sh build-tsan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=thread
 ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -L concurrency
+echo "== fuzzers"
+scripts/fuzz.sh
