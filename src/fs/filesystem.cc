@@ -100,7 +100,11 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   if (Status c = fs->CheckAtMount(); !c.ok()) return Status::Corrupt("cannot mount: " + c.message());
   {
     OpGuard g(fs.get());
-    // Files unlinked while open when the system stopped are freed now.
+    // An rm -r the system stopped in goes on (one that fails leaves its
+    // tree detached, for fsck to name); files unlinked while open when the
+    // system stopped are freed.
+    if (fs->Writable().ok())
+      for (Inode* dir : fs->state_.DetachedDirs()) (void)fs->RemoveDetached(dir);
     std::vector<Op> ops;
     for (const auto& [ino, in] : fs->state_.inodes())
       if (in->attr.nlink == 0) fs->DropIfUnused(in.get(), &ops);
@@ -332,8 +336,11 @@ void Filesystem::CloseInode(uint64_t ino) {
 
 void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
   // An entry still naming it (a link count damage left too low) keeps it, as
-  // the root is kept whatever its count says.
-  if (in->attr.nlink > 0 || open_inodes_.count(in->ino) || state_.NameCount(in->ino) || in->ino == kRootIno) return;
+  // the root is kept whatever its count says, and a directory still holding
+  // entries.
+  if (in->attr.nlink > 0 || open_inodes_.count(in->ino) || state_.NameCount(in->ino) || in->ino == kRootIno ||
+      !in->entries.empty())
+    return;
   for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops->push_back(std::move(op));
   ops->push_back(Op::FreeInode(in->ino));
 }
@@ -382,30 +389,58 @@ Status Filesystem::RemoveTree(const std::string& path) {
   auto top = LocateEntry(path);
   if (!top.ok()) return top.status();
   if (!top->inode) return NoEntry(path);
-  // Every entry of the tree, each directory before what it holds; removed
-  // in reverse. A damaged entry, or a directory with a second name (which
-  // would see its contents go; replay makes such names, and cycles of them,
-  // of lost records), refuses the lot before anything goes.
+  // A damaged entry, or a directory with a second name (which would see its
+  // contents go; replay makes such names, and cycles of them, of lost
+  // records), refuses the lot before anything goes.
   std::vector<TreeEntry> tree = {{top->parent(), top->name(), top->inode}};
-  for (size_t i = 0; i < tree.size(); ++i) {
-    Inode* dir = tree[i].in;
-    if (!dir->is_dir()) continue;
+  if (top->inode->is_dir()) DG_RETURN_IF_ERROR(AddTreeBelow(top->inode, &tree));
+  DG_RETURN_IF_ERROR(Writable());
+  if (tree.size() == 1) return Commit(RemoveTreeOps(tree));
+  // The tree leaves the namespace in one commit; what it held goes after,
+  // and a crash meanwhile leaves it to the next mount (State::DetachedDirs).
+  Inode* dir = top->inode;
+  Attr pa = top->parent()->attr, da = dir->attr;
+  if (pa.nlink) pa.nlink--;
+  da.nlink = 0;
+  da.ctime_ns = NowNs();
+  DG_RETURN_IF_ERROR(Commit({Op::Unlink(top->parent()->ino, top->name()), Op::SetInode(top->parent()->ino, pa),
+                             Op::SetInode(dir->ino, da)}));
+  return RemoveDetached(dir);
+}
+
+Status Filesystem::AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree) {
+  std::vector<Inode*> dirs = {top};
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    Inode* dir = dirs[i];
     if (state_.NameCount(dir->ino) > 1)
       return Status::Io(state_.PathOf(dir->ino) + ": directory inode " + std::to_string(dir->ino) +
                         " has more than one name (damaged; run daxguard fsck --repair)");
     for (const auto& [name, ino] : dir->entries) {
       Inode* child = EntryTarget(ino);
       if (!child) return DamagedEntry(state_.PathOf(dir->ino) + "/" + name, ino);
-      tree.push_back({dir, name, child});
+      tree->push_back({dir, name, child});
+      if (child->is_dir()) dirs.push_back(child);
     }
   }
-  DG_RETURN_IF_ERROR(Writable());
-  // One commit when the tree fits one record: all of it goes, or none.
-  std::vector<Op> ops = RemoveTreeOps(tree);
-  if (log_.FitsOneRecord(ops)) return Commit(std::move(ops));
-  for (auto e = tree.rbegin(); e != tree.rend(); ++e)
-    DG_RETURN_IF_ERROR(e->in->is_dir() ? RmdirEntry(e->parent, e->name, e->in) : UnlinkEntry(e->parent, e->name, e->in));
   return Status::Ok();
+}
+
+Status Filesystem::RemoveDetached(Inode* top) {
+  std::vector<TreeEntry> tree;
+  DG_RETURN_IF_ERROR(AddTreeBelow(top, &tree));
+  // From the end (deepest first), a bounded number of entries per commit:
+  // each directory goes once what it holds is gone.
+  for (size_t end = tree.size(); end > 0;) {
+    size_t n = std::min<size_t>(end, kRemoveBatch);
+    std::vector<Op> ops;
+    for (;; n = (n + 1) / 2) {
+      ops = RemoveTreeOps({tree.begin() + static_cast<ptrdiff_t>(end - n), tree.begin() + static_cast<ptrdiff_t>(end)});
+      if (n == 1 || log_.FitsOneRecord(ops)) break;
+    }
+    DG_RETURN_IF_ERROR(Commit(std::move(ops)));
+    end -= n;
+  }
+  return Commit({Op::FreeInode(top->ino)});
 }
 
 // Deepest entries first: each directory is unlinked and freed once it is
@@ -431,13 +466,14 @@ std::vector<Op> Filesystem::RemoveTreeOps(const std::vector<TreeEntry>& tree) {
     unlinked[e->in->ino]++;
   }
   for (const auto& [ino, a] : attrs) {
-    Inode* in = state_.Find(ino);
-    bool unused = a.nlink == 0 && !open_inodes_.count(ino) && state_.NameCount(ino) == unlinked[ino];
-    if (!unused || !unlinked.count(ino)) {
+    // Only files lose names here; a directory kept (a parent) keeps its
+    // count, even the 0 of a detached one that is emptied batch by batch.
+    auto lost = unlinked.find(ino);
+    if (lost == unlinked.end() || a.nlink || open_inodes_.count(ino) || state_.NameCount(ino) != lost->second) {
       ops.push_back(Op::SetInode(ino, a));
       continue;
     }
-    for (Op& op : FreeBlocksOps(in, 0, UINT64_MAX / 2)) ops.push_back(std::move(op));
+    for (Op& op : FreeBlocksOps(state_.Find(ino), 0, UINT64_MAX / 2)) ops.push_back(std::move(op));
     ops.push_back(Op::FreeInode(ino));
   }
   return ops;

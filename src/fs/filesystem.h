@@ -106,7 +106,9 @@ class Filesystem : public dax::Holder {
   Status Rename(const std::string& from, const std::string& to);
   // rm -r: `path` and everything under it. The whole tree is checked first
   // (the root, '.' or '..' at the end, a damaged entry, a directory named
-  // twice refuse it), so a refusal removes nothing.
+  // twice refuse it), so a refusal removes nothing; then it leaves the
+  // namespace in one commit, so a failure or crash after that is finished
+  // by the next mount.
   Status RemoveTree(const std::string& path);
   Status Link(const std::string& existing, const std::string& path);
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
@@ -186,8 +188,17 @@ class Filesystem : public dax::Holder {
     std::string name;
     Inode* in;
   };
+  // Appends the entries below directory `top`, each directory before what it
+  // holds; refuses a damaged entry or a directory with a second name.
+  Status AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree);
   // The operations removing `tree` (each directory before what it holds).
   std::vector<Op> RemoveTreeOps(const std::vector<TreeEntry>& tree);
+  // Empties and frees a directory rm -r detached (State::DetachedDirs), at
+  // most kRemoveBatch entries per commit.
+  Status RemoveDetached(Inode* top);
+  static constexpr size_t kRemoveBatch = 64;
+  // fsck --repair: RemoveDetached for every detached tree, in memory.
+  Status FinishRemovalsInMemory();
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);
   void ProcessFailures();

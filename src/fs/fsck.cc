@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "fs/filesystem.h"
 #include "fs/meta_log.h"
@@ -33,6 +34,14 @@ void CheckTree(const State& s, FsckReport* r) {
   std::map<uint64_t, uint32_t> links;  // ino -> expected nlink
   std::vector<uint64_t> todo = {kRootIno};
   links[kRootIno] = 2;
+  // Trees rm -r detached and a stop cut short are walked too (the next
+  // mount removes them); their tops keep a link count of 0.
+  std::set<uint64_t> detached;
+  for (const Inode* d : s.DetachedDirs()) {
+    todo.push_back(d->ino);
+    detached.insert(d->ino);
+    links[d->ino] = 0;
+  }
   for (size_t i = 0; i < todo.size(); ++i) {  // breadth first: the shallowest name counts
     const Inode* d = s.Find(todo[i]);
     for (const auto& [name, child] : d->entries) {
@@ -60,7 +69,7 @@ void CheckTree(const State& s, FsckReport* r) {
     if (it == links.end()) {
       // Unlinked while open when the system stopped: freed at the next mount.
       if (in->attr.nlink) r->problems.push_back("inode " + std::to_string(ino) + " is unreachable");
-    } else if (it->second != in->attr.nlink) {
+    } else if (it->second != in->attr.nlink && !detached.count(ino)) {
       r->problems.push_back("inode " + std::to_string(ino) + " has link count " + std::to_string(in->attr.nlink) +
                             ", expected " + std::to_string(it->second));
     }

@@ -312,6 +312,13 @@ size_t State::NameCount(uint64_t ino) const {
   return it == parents_.end() ? 0 : it->second.size();
 }
 
+std::vector<Inode*> State::DetachedDirs() const {
+  std::vector<Inode*> out;
+  for (const auto& [ino, in] : inodes_)
+    if (in->is_dir() && in->attr.nlink == 0 && ino != kRootIno && !NameCount(ino)) out.push_back(in.get());
+  return out;
+}
+
 Status State::ApplyAll(const std::vector<Op>& ops) {
   Status first;
   for (const Op& op : ops)

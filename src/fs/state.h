@@ -131,6 +131,10 @@ class State {
   std::string PathOf(uint64_t ino) const;
   // How many directory entries name `ino`.
   size_t NameCount(uint64_t ino) const;
+  // Directories cut from the tree by rm -r and not yet emptied: no name, a
+  // link count of 0 (which no other change leaves a directory with).
+  // Mount finishes removing them; fsck counts what they hold as reachable.
+  std::vector<Inode*> DetachedDirs() const;
 
  private:
   // Why a record's device blocks [pblk, +len) cannot be data blocks (beyond

@@ -292,5 +292,19 @@ TEST_F(AllOrNothingTest, RemoveTree) {
   Check({Populate, [](Filesystem& fs) { return fs.RemoveTree("/d"); }});
 }
 
+// More entries than one removal commit takes (Filesystem::kRemoveBatch):
+// the tree leaves the namespace first, and is emptied over several commits.
+TEST_F(AllOrNothingTest, RemoveLargeTree) {
+  auto populate = [](Filesystem& fs) {
+    Populate(fs);
+    for (int d = 0; d < 3; ++d) {
+      std::string dir = "/d/many" + std::to_string(d);
+      ASSERT_TRUE(fs.Mkdir(dir).ok());
+      for (int i = 0; i < 40; ++i) Put(fs, dir + "/f" + std::to_string(i), i % 3 ? 0 : 4096, static_cast<uint8_t>(i));
+    }
+  };
+  Check({populate, [](Filesystem& fs) { return fs.RemoveTree("/d"); }});
+}
+
 }  // namespace
 }  // namespace daxguard::fs

@@ -429,6 +429,44 @@ TEST_F(FsRepairTest, LostMkdirRecordSendsTheSubtreeToLostAndFound) {
   EXPECT_EQ(Join(Problems()), "");
 }
 
+// rm -r detaches its tree in one commit and empties it after; a stop in
+// between leaves the tree to the next mount. When that mount is read-only
+// (a lost record), fsck counts the tree as held, not lost, and --repair
+// finishes removing it rather than reconnecting what the user removed.
+TEST_F(FsRepairTest, RepairFinishesAnRmDashRAStopCutShort) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  ASSERT_TRUE(fs_->Mkdir("/d/e").ok());
+  auto f = Create("/d/f");
+  Fill(*f, 0, 8192, 1);
+  auto g = Create("/d/e/g");
+  Fill(*g, 0, 4096, 2);
+  Fill(*Create("/x"), 0, 4096, 3);
+  uint64_t f_at = DeviceOffset(*f, 0), d = fs_->Stat("/d")->ino;
+  std::vector<uint64_t> tree = {d, fs_->Stat("/d/e")->ino, fs_->Stat("/d/f")->ino, fs_->Stat("/d/e/g")->ino};
+  Attr root = fs_->Stat("/")->attr, dir = fs_->Stat("/d")->attr;
+  f.reset(), g.reset(), fs_.reset();
+  {
+    LogSurgery s(*dev_);
+    LogRecord lost = s.RecordLinking("x");
+    root.nlink--;
+    dir.nlink = 0;
+    ASSERT_TRUE(s.log().Append({Op::Unlink(kRootIno, "d"), Op::SetInode(kRootIno, root), Op::SetInode(d, dir)}).ok());
+    s.Scribble(lost.pos, lost.span, 0x5a);
+  }
+  Mount();
+  EXPECT_TRUE(fs_->read_only());
+  EXPECT_EQ(fs_->Stat("/d").status().err(), ENOENT);
+  fs_.reset();
+  for (const std::string& p : Problems())
+    for (uint64_t ino : tree) EXPECT_EQ(p.find("inode " + std::to_string(ino) + " "), std::string::npos) << p;
+  RepairCleans();
+  Mount();
+  EXPECT_EQ(fs_->Who(f_at, 1)->at(0).kind, OwnerInfo::Kind::kFree) << "the removed file's blocks are free";
+  auto lf = fs_->ReadDir("/lost+found");
+  ASSERT_TRUE(lf.ok()) << "x lost its name: it is reconnected";
+  for (const DirEntry& e : *lf) EXPECT_NE(e.name, "#" + std::to_string(d)) << "the removed tree came back";
+}
+
 // A directory named twice (a lost unlink of a rename leaves that) would
 // make every walk of the tree loop or count twice: fsck names it, --repair
 // keeps the first entry.
