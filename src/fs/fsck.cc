@@ -22,7 +22,15 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
             CheckSuperBlock(sb[c], dev.size()).ok();
   for (int c = 0; c < 2; ++c)
     if (!ok[c]) r->problems.push_back(std::string("superblock copy ") + (c ? "B" : "A") + " is unreadable or invalid");
-  if (ok[0] && ok[1] && std::memcmp(&sb[0], &sb[1], sizeof sb[0]) != 0)
+  if (!ok[0] || !ok[1] || std::memcmp(&sb[0], &sb[1], sizeof sb[0]) == 0) return;
+  // One copy a generation behind is a switch (compaction, mkfs) stopped
+  // between its two writes: the newer copy is the filesystem, and the next
+  // mount rewrites the older.
+  if (sb[0].generation != sb[1].generation)
+    r->notes.push_back(std::string("superblock copy ") + (sb[0].generation < sb[1].generation ? "A" : "B") +
+                       " is of an older generation (a switch stopped between its two writes; the next mount "
+                       "rewrites it)");
+  else
     r->problems.push_back("superblock copies differ");
 }
 

@@ -352,25 +352,51 @@ std::string FindDaxfs(dax::Device& dev, const Geometry& g) {
   return "";
 }
 
+std::optional<SuperBlock> MetaLog::NewestValidSuper() const {
+  std::optional<SuperBlock> best;
+  for (int c = 0; c < 2; ++c) {
+    SuperBlock sb;
+    if (dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb &&
+        CheckSuperBlock(sb, dev_.size()).ok() && (!best || sb.generation > best->generation))
+      best = sb;
+  }
+  return best;
+}
+
+Status MetaLog::ZeroSlot(int slot) {
+  for (int c = 0; c < 2; ++c) DG_RETURN_IF_ERROR(dev_.ZeroPageRange(geo_.SlotStart(c, slot), geo_.SlotBlocks()));
+  return Status::Ok();
+}
+
 Status MetaLog::Format(const std::vector<Op>& snapshot) {
+  // Over a daxfs, the new one goes into the slot the old one does not use
+  // and the superblocks switch to it, as a compaction does: stopped at any
+  // step, the device holds the old filesystem or the new one. Zeroing
+  // clears poison as well as old records.
+  std::optional<SuperBlock> old = NewestValidSuper();
   std::memcpy(sb_.magic, kSuperMagic, sizeof kSuperMagic);
   sb_.version = kFormatVersion;
   sb_.blocks = geo_.blocks;
   sb_.meta_blocks = geo_.meta_blocks;
-  sb_.generation = 1;
-  sb_.active_slot = 0;
+  sb_.generation = old ? old->generation + 1 : 1;
+  sb_.active_slot = old ? 1 - old->active_slot : 0;
   sb_.log_start_seq = 1;
   std::random_device rd;
   for (auto& b : sb_.uuid) b = static_cast<uint8_t>(rd());
   SealSuperBlock(&sb_);
-  // Clearing the areas also clears any poison in them.
-  for (int c = 0; c < 2; ++c)
-    DG_RETURN_IF_ERROR(dev_.ZeroPageRange(geo_.SuperBlock(c), geo_.AreaStart(c) + geo_.meta_blocks - geo_.SuperBlock(c)));
+  int slot = static_cast<int>(sb_.active_slot);
+  if (old) {
+    DG_RETURN_IF_ERROR(ZeroSlot(slot));
+  } else {
+    for (int c = 0; c < 2; ++c)
+      DG_RETURN_IF_ERROR(dev_.ZeroPageRange(geo_.SuperBlock(c), geo_.AreaStart(c) + geo_.meta_blocks - geo_.SuperBlock(c)));
+  }
   std::vector<Encoded> recs = EncodeSnapshot(sb_, snapshot);
-  DG_RETURN_IF_ERROR(WriteRecords(0, 0, 1, recs, "", &tail_));
+  DG_RETURN_IF_ERROR(WriteRecords(slot, 0, 1, recs, "", &tail_));
   next_seq_ = 1 + recs.size();
   prev_summary_ = recs.back().summary;
-  return WriteSuper();
+  DG_RETURN_IF_ERROR(WriteSuper());
+  return old ? ZeroSlot(1 - slot) : Status::Ok();
 }
 
 void MetaLog::NoteLoss(uint64_t first, uint64_t next, std::string_view summary,

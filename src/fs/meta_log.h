@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,9 @@ class MetaLog {
  public:
   MetaLog(dax::Device& dev, const Geometry& g) : dev_(dev), geo_(g) {}
 
-  // mkfs: the snapshot goes into slot 0 of both copies, then the superblocks.
+  // mkfs: the snapshot goes into a slot of both copies, then the
+  // superblocks. Over a daxfs it is the slot the old one does not use, and
+  // the old one's slot is cleared after the switch.
   Status Format(const std::vector<Op>& snapshot);
   // mount: choose the newest valid superblock and replay its slot. Past
   // records lost in both copies, `lost` (if set) is given what the last of
@@ -80,6 +83,10 @@ class MetaLog {
   static std::vector<Encoded> Encode(const std::vector<Op>& ops);
   static std::vector<Encoded> EncodeSnapshot(const SuperBlock& sb, const std::vector<Op>& snapshot);
   uint64_t SlotBytes() const { return geo_.SlotBlocks() * kBlockSize; }
+  // The valid superblock of the highest generation, if any.
+  std::optional<SuperBlock> NewestValidSuper() const;
+  // Zeroes `slot` in both copies (clearing poison too).
+  Status ZeroSlot(int slot);
   uint64_t SlotAddr(int copy, int slot, uint64_t off) const {
     return geo_.SlotStart(copy, slot) * kBlockSize + off;
   }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -17,6 +18,7 @@
 #include "dax/pmem_dax.h"
 #include "fs/filesystem.h"
 #include "fs/fsck.h"
+#include "fs/log_surgery.h"
 
 namespace daxguard::fs {
 namespace {
@@ -72,7 +74,9 @@ std::string Show(const Tree& t) {
 
 struct Scenario {
   std::function<void(Filesystem&)> setup;
-  std::function<Status(Filesystem&)> op;
+  std::function<Status(Filesystem&)> op;  // on the mounted filesystem, or
+  std::function<Status(dax::Device&)> device_op = nullptr;  // on the device (mkfs)
+  std::function<void(dax::Device&)> damage = nullptr;        // after setup, unmounted
 };
 
 class AllOrNothingTest : public ::testing::Test {
@@ -103,16 +107,19 @@ class AllOrNothingTest : public ::testing::Test {
   void Restore() {
     std::filesystem::copy_file(before_path_, dev_path_, std::filesystem::copy_options::overwrite_existing);
   }
-  // The state on the device now, from a fresh mount; fsck must be clean.
-  Tree StateOnDevice(const std::string& when) {
+  // The state on the device now, from a fresh mount, with what fsck finds.
+  Tree StateOnDevice(const std::string&) {
     auto dev = OpenDev();
     if (!dev) return {};
     auto fsck = Fsck(*dev, false);
-    EXPECT_TRUE(fsck.ok()) << when << ": " << fsck.status().message();
-    if (fsck.ok())
-      for (const std::string& p : fsck->problems) ADD_FAILURE() << when << ": fsck: " << p;
+    if (!fsck.ok()) return {{"fsck fails", fsck.status().message()}};
     auto fs = MountOn(*dev);
-    return fs ? Snapshot(*fs) : Tree{};
+    Tree t = fs ? Snapshot(*fs) : Tree{};
+    for (const std::string& p : fsck->problems) t["fsck: " + p] = "";
+    return t;
+  }
+  static bool Clean(const Tree& t) {
+    return std::none_of(t.begin(), t.end(), [](const auto& kv) { return kv.first.rfind("fsck", 0) == 0; });
   }
   void ExpectOldOrNew(const Tree& t, const std::string& when) {
     if (t != old_ && t != new_)
@@ -128,21 +135,27 @@ class AllOrNothingTest : public ::testing::Test {
       auto fs = MountOn(*dev);
       s.setup(*fs);
     }
+    if (s.damage) s.damage(*OpenDev());
     std::filesystem::copy_file(dev_path_, before_path_);
     old_ = StateOnDevice("before");
+    ASSERT_TRUE(Clean(old_) || s.damage) << Show(old_);
+    Restore();  // a mount may write
     uint64_t steps = RunThrough(s, -1, nullptr);
     new_ = StateOnDevice("after");
+    ASSERT_TRUE(Clean(new_)) << Show(new_);
     ASSERT_NE(old_, new_) << "the operation changed nothing";
     ASSERT_GT(steps, 0u);
     for (uint64_t n = 0; n < steps && !HasFailure(); ++n) {
       Restore();
       Status st;
       Tree now;
-      RunThrough(s, n, &st, &now);
+      RunThrough(s, n, &st, s.device_op ? nullptr : &now);
       std::string when = "EIO at step " + std::to_string(n) + " of " + std::to_string(steps);
-      ExpectOldOrNew(now, when + " (still mounted)");
+      Tree remounted = StateOnDevice(when);
+      if (!s.device_op) ExpectOldOrNew(now, when + " (still mounted)");
+      else now = remounted;
       if (st.ok() && now != new_) ADD_FAILURE() << when << ": succeeded but the state is not the new one";
-      ExpectOldOrNew(StateOnDevice(when), when + " (remounted)");
+      ExpectOldOrNew(remounted, when + " (remounted)");
     }
     for (uint64_t n = 0; n < steps && !HasFailure(); ++n) {
       Restore();
@@ -158,15 +171,15 @@ class AllOrNothingTest : public ::testing::Test {
     auto dev = OpenDev();
     if (!dev) return 0;
     FaultyDevice faulty(*dev);
-    auto fs = MountOn(faulty);
-    if (!fs) return 0;
+    std::unique_ptr<Filesystem> fs = s.device_op ? nullptr : MountOn(faulty);
+    if (!fs && !s.device_op) return 0;
     uint64_t first = faulty.steps();
     if (fail >= 0) faulty.FailAt(static_cast<int64_t>(first) + fail);
-    Status r = s.op(*fs);
+    Status r = fs ? s.op(*fs) : s.device_op(faulty);
     if (st) *st = r;
     else EXPECT_TRUE(r.ok()) << r.message();
     uint64_t steps = faulty.steps() - first;
-    if (after) *after = Snapshot(*fs);
+    if (after && fs) *after = Snapshot(*fs);
     return steps;
   }
 
@@ -178,6 +191,13 @@ class AllOrNothingTest : public ::testing::Test {
       auto dev = dax::PmemDax::Open(dev_path_);
       if (!dev.ok()) _exit(2);
       FaultyDevice faulty(**dev);
+      if (s.device_op) {
+        faulty.BeforeStep([&](uint64_t step) {
+          if (step == n) _exit(0);
+        });
+        (void)s.device_op(faulty);
+        _exit(4);
+      }
       auto fs = Filesystem::Mount(faulty);
       if (!fs.ok()) _exit(3);
       uint64_t first = faulty.steps();
@@ -290,6 +310,41 @@ TEST_F(AllOrNothingTest, ZeroRangeWithPartialBlocks) {
 
 TEST_F(AllOrNothingTest, RemoveTree) {
   Check({Populate, [](Filesystem& fs) { return fs.RemoveTree("/d"); }});
+}
+
+// fs put: a new unnamed file, written, then named in one commit.
+Status PutAsFsPutDoes(Filesystem& fs, const std::string& path, uint64_t len) {
+  auto f = fs.CreateUnnamed(path);
+  if (!f.ok()) return f.status();
+  std::string data(len, 'p');
+  auto w = (*f)->Write(0, data.data(), len);
+  if (!w.ok()) return w.status();
+  DG_RETURN_IF_ERROR((*f)->Fsync());
+  return fs.Publish(**f, path);
+}
+
+TEST_F(AllOrNothingTest, PutOverAFile) {
+  Check({Populate, [](Filesystem& fs) { return PutAsFsPutDoes(fs, "/d/a", 40 << 10); }});
+}
+
+TEST_F(AllOrNothingTest, PutOfANewName) {
+  Check({Populate, [](Filesystem& fs) { return PutAsFsPutDoes(fs, "/d/new", 40 << 10); }});
+}
+
+// mkfs -f over a filesystem: the new one is written beside the old one and
+// the superblocks switch to it.
+TEST_F(AllOrNothingTest, MkfsOverAFilesystem) {
+  Check({Populate, nullptr, [](dax::Device& dev) { return Filesystem::Mkfs(dev); }});
+}
+
+// fsck --repair writes what it repaired as one snapshot: a stop leaves the
+// damage fsck found, or the repaired filesystem.
+TEST_F(AllOrNothingTest, FsckRepair) {
+  Check({Populate, [](Filesystem& fs) { return fs.RepairForFsck(); }, nullptr, [](dax::Device& dev) {
+           LogSurgery s(dev);
+           LogRecord r = s.RecordLinking("sub");
+           s.Scribble(r.pos, r.span, 0x5a);
+         }});
 }
 
 // More entries than one removal commit takes (Filesystem::kRemoveBatch):
