@@ -17,6 +17,7 @@ namespace {
 
 constexpr uint64_t kLinesPerBlock = kBlockSize / kLineSize;
 constexpr size_t kMaxOpsPerCommit = 65536;
+constexpr size_t kMaxStagedOps = 1024;  // well inside a quarter of the smallest log slot
 
 int64_t Now() {
   // Coarse, as Linux's inode timestamps are (current_time()): a few ns
@@ -262,7 +263,11 @@ Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, con
     uint64_t lo = AlignUp(std::max(pos, fblk * kBlockSize), kLineSize);
     uint64_t hi = AlignDown(std::min(pos + n, (fblk + cnt) * kBlockSize), kLineSize);
     if (!unwritten && lo < hi && in->damage.Overlaps(lo, hi - lo)) tx->Add(Op::Damage(ino_, lo, hi - lo, false));
-    DG_RETURN_IF_ERROR(tx->Commit());
+    // Written data is committed as it goes (no data journaling); unwritten
+    // blocks (preallocation, zero range) wait for the caller's commit, so
+    // those stay all-or-nothing unless the range is too fragmented for one
+    // record.
+    if (!unwritten || tx->ops().size() >= kMaxStagedOps) DG_RETURN_IF_ERROR(tx->Commit());
     fblk += cnt;
     nblk -= cnt;
   }
@@ -448,8 +453,8 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
 
 // Zero range over whole blocks [b0, b1): the file's own written blocks
 // become unwritten in the commit (zeroed after it); shared blocks are let
-// go and replaced, and holes filled, by fresh unwritten blocks, committed
-// as they go (those steps are not all-or-nothing: see the README).
+// go and replaced, and holes filled, by fresh unwritten blocks in the same
+// commit.
 Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, Transaction* tx,
                              std::vector<IntervalSet::Interval>* zero_after) {
   for (uint64_t f = b0; f < b1;) {

@@ -308,6 +308,21 @@ TEST_F(AllOrNothingTest, ZeroRangeWithPartialBlocks) {
          }});
 }
 
+// Shared blocks are let go and replaced, holes filled, own blocks made
+// unwritten: all in one commit.
+TEST_F(AllOrNothingTest, ZeroRangeOverSharedBlocksAndHoles) {
+  auto populate = [](Filesystem& fs) {
+    Populate(fs);
+    auto c = fs.Open("/c");
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(WithFile(fs, "/d/a", [&](File& f) { return f.CloneFrom(**c, 0, 0, 32 << 10); }).ok());
+    ASSERT_TRUE(WithFile(fs, "/d/a", [](File& f) { return f.Fallocate(kFallocPunchHole | kFallocKeepSize, 64 << 10, 16 << 10); }).ok());
+  };
+  Check({populate, [](Filesystem& fs) {
+           return WithFile(fs, "/d/a", [](File& f) { return f.Fallocate(kFallocZeroRange, 0, 100 << 10); });
+         }});
+}
+
 TEST_F(AllOrNothingTest, RemoveTree) {
   Check({Populate, [](Filesystem& fs) { return fs.RemoveTree("/d"); }});
 }
