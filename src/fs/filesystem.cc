@@ -20,13 +20,6 @@ int64_t NowNs() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-Status DamagedEntry(const std::string& path, uint64_t ino) {
-  return Status::Io(path + ": damaged directory entry naming inode " + std::to_string(ino) +
-                    " (run daxguard fsck --repair)");
-}
-
-Status NoEntry(const std::string& path) { return Status::Error(ENOENT, path + ": no such file or directory"); }
-
 Attr NewAttr(uint32_t mode, uint32_t nlink) {
   Attr a;
   a.mode = mode;
@@ -162,57 +155,9 @@ Status Filesystem::Commit(std::vector<Op> ops) {
 
 Status Transaction::Commit() { return fs_->Commit(std::exchange(ops_, {})); }
 
-Inode* Filesystem::EntryTarget(uint64_t ino) { return ino == kRootIno ? nullptr : state_.Find(ino); }
-
-Result<Filesystem::Located> Filesystem::Locate(const std::string& path) {
-  Located at;
-  at.inode = state_.Find(kRootIno);
-  for (size_t i = 0, end; i < path.size(); i = end + 1) {
-    end = std::min(path.find('/', i), path.size());
-    std::string_view part(path.data() + i, end - i);
-    if (part.empty()) continue;
-    if (part.size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, path + ": name longer than 255 bytes");
-    if (!at.inode) return NoEntry(path);
-    if (!at.inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
-    at.dotted = part == "." || part == "..";
-    if (part == "." || (part == ".." && at.is_root())) continue;
-    if (part == "..") {
-      at.inode = at.dirs.back();
-      at.dirs.pop_back();
-      at.names.pop_back();
-      continue;
-    }
-    auto e = at.inode->entries.find(std::string(part));
-    at.dirs.push_back(at.inode);
-    at.names.emplace_back(part);
-    at.inode = nullptr;
-    if (e == at.dirs.back()->entries.end()) continue;  // fine as the last name
-    at.inode = EntryTarget(e->second);
-    if (!at.inode) return DamagedEntry(path.substr(0, end), e->second);
-  }
-  at.must_be_dir = at.dotted || (!path.empty() && path.back() == '/');
-  if (at.inode && at.must_be_dir && !at.inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
-  return at;
-}
-
-Result<Filesystem::Located> Filesystem::LocateEntry(const std::string& path) {
-  auto at = Locate(path);
-  if (!at.ok()) return at.status();
-  if (at->is_root()) return Status::Invalid(path + ": names the root");
-  if (at->dotted) return Status::Invalid(path + ": ends in '.' or '..'");
-  return at;
-}
-
-Result<Inode*> Filesystem::Resolve(const std::string& path) {
-  auto at = Locate(path);
-  if (!at.ok()) return at.status();
-  if (!at->inode) return NoEntry(path);
-  return at->inode;
-}
-
 Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flags, uint32_t mode) {
   OpGuard g(this);
-  auto at = Locate(path);
+  auto at = ns_.Locate(path);
   if (!at.ok()) return at.status();
   uint64_t ino;
   if (at->inode) {
@@ -245,8 +190,8 @@ std::unique_ptr<File> Filesystem::NewHandle(uint64_t ino) {
   return f;
 }
 
-Result<Filesystem::Located> Filesystem::ReplaceableEntry(const std::string& path) {
-  auto at = LocateEntry(path);
+Result<Located> Filesystem::ReplaceableEntry(const std::string& path) {
+  auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
   if ((at->inode && at->inode->is_dir()) || at->must_be_dir) return Status::Error(EISDIR, path + ": is a directory");
   return at;
@@ -294,7 +239,7 @@ Status Filesystem::Publish(File& f, const std::string& path) {
 
 Status Filesystem::Mkdir(const std::string& path, uint32_t mode) {
   OpGuard g(this);
-  auto at = LocateEntry(path);
+  auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
   if (at->inode) return Status::Error(EEXIST, path + ": file exists");
   Inode* parent = at->parent();
@@ -347,7 +292,7 @@ void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
 
 Status Filesystem::Unlink(const std::string& path) {
   OpGuard g(this);
-  auto at = LocateEntry(path);
+  auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
   if (!at->inode) return NoEntry(path);
   if (at->inode->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
@@ -367,7 +312,7 @@ Status Filesystem::UnlinkEntry(Inode* parent, const std::string& name, Inode* in
 
 Status Filesystem::Rmdir(const std::string& path) {
   OpGuard g(this);
-  auto at = LocateEntry(path);
+  auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
   if (!at->inode) return NoEntry(path);
   if (!at->inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
@@ -386,14 +331,14 @@ Status Filesystem::RmdirEntry(Inode* parent, const std::string& name, Inode* in)
 
 Status Filesystem::RemoveTree(const std::string& path) {
   OpGuard g(this);
-  auto top = LocateEntry(path);
+  auto top = ns_.LocateEntry(path);
   if (!top.ok()) return top.status();
   if (!top->inode) return NoEntry(path);
   // A damaged entry, or a directory with a second name (which would see its
   // contents go; replay makes such names, and cycles of them, of lost
   // records), refuses the lot before anything goes.
   std::vector<TreeEntry> tree = {{top->parent(), top->name(), top->inode}};
-  if (top->inode->is_dir()) DG_RETURN_IF_ERROR(AddTreeBelow(top->inode, &tree));
+  if (top->inode->is_dir()) DG_RETURN_IF_ERROR(ns_.AddTreeBelow(top->inode, &tree));
   DG_RETURN_IF_ERROR(Writable());
   if (tree.size() == 1) return Commit(RemoveTreeOps(tree));
   // The tree leaves the namespace in one commit; what it held goes after,
@@ -408,26 +353,9 @@ Status Filesystem::RemoveTree(const std::string& path) {
   return RemoveDetached(dir);
 }
 
-Status Filesystem::AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree) {
-  std::vector<Inode*> dirs = {top};
-  for (size_t i = 0; i < dirs.size(); ++i) {
-    Inode* dir = dirs[i];
-    if (state_.NameCount(dir->ino) > 1)
-      return Status::Io(state_.PathOf(dir->ino) + ": directory inode " + std::to_string(dir->ino) +
-                        " has more than one name (damaged; run daxguard fsck --repair)");
-    for (const auto& [name, ino] : dir->entries) {
-      Inode* child = EntryTarget(ino);
-      if (!child) return DamagedEntry(state_.PathOf(dir->ino) + "/" + name, ino);
-      tree->push_back({dir, name, child});
-      if (child->is_dir()) dirs.push_back(child);
-    }
-  }
-  return Status::Ok();
-}
-
 Status Filesystem::RemoveDetached(Inode* top) {
   std::vector<TreeEntry> tree;
-  DG_RETURN_IF_ERROR(AddTreeBelow(top, &tree));
+  DG_RETURN_IF_ERROR(ns_.AddTreeBelow(top, &tree));
   // From the end (deepest first), a bounded number of entries per commit:
   // each directory goes once what it holds is gone.
   for (size_t end = tree.size(); end > 0;) {
@@ -481,10 +409,10 @@ std::vector<Op> Filesystem::RemoveTreeOps(const std::vector<TreeEntry>& tree) {
 
 Status Filesystem::Link(const std::string& existing, const std::string& path) {
   OpGuard g(this);
-  auto src = Resolve(existing);
+  auto src = ns_.Resolve(existing);
   if (!src.ok()) return src.status();
   if ((*src)->is_dir()) return Status::Error(EPERM, existing + ": hard links to directories are not allowed");
-  auto at = LocateEntry(path);
+  auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
   if (at->inode) return Status::Error(EEXIST, path + ": file exists");
   if (at->must_be_dir) return Status::Error(ENOTDIR, path + ": not a directory");
@@ -496,10 +424,10 @@ Status Filesystem::Link(const std::string& existing, const std::string& path) {
 
 Status Filesystem::Rename(const std::string& from, const std::string& to) {
   OpGuard g(this);
-  auto src = LocateEntry(from);
+  auto src = ns_.LocateEntry(from);
   if (!src.ok()) return src.status();
   if (!src->inode) return NoEntry(from);
-  auto dst = LocateEntry(to);
+  auto dst = ns_.LocateEntry(to);
   if (!dst.ok()) return dst.status();
   Inode *in = src->inode, *victim = dst->inode, *fp = src->parent(), *tp = dst->parent();
   if (dst->must_be_dir && !in->is_dir()) return Status::Error(ENOTDIR, to + ": not a directory");
@@ -537,12 +465,12 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
 
 Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& path) {
   OpGuard g(this);
-  auto d = Resolve(path);
+  auto d = ns_.Resolve(path);
   if (!d.ok()) return d.status();
   if (!(*d)->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
   std::vector<DirEntry> out;
   for (const auto& [name, ino] : (*d)->entries) {
-    const Inode* in = EntryTarget(ino);
+    const Inode* in = ns_.EntryTarget(ino);
     out.push_back({name, ino, in ? in->attr.mode : 0, !in});
   }
   return out;
@@ -556,7 +484,7 @@ static uint64_t BlocksOf(const Inode& in) {
 
 Result<FileStat> Filesystem::Stat(const std::string& path) {
   OpGuard g(this);
-  auto in = Resolve(path);
+  auto in = ns_.Resolve(path);
   if (!in.ok()) return in.status();
   FoldTimes(*in);
   return FileStat{(*in)->ino, (*in)->attr, BlocksOf(**in)};

@@ -30,6 +30,7 @@
 #include "fs/file_map.h"
 #include "fs/fast_map.h"
 #include "fs/meta_log.h"
+#include "fs/namespace.h"
 #include "fs/state.h"
 
 namespace daxguard::fs {
@@ -154,43 +155,12 @@ class Filesystem : public dax::Holder {
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
   Status Writable() const;
-  // Where a path leads. Every namespace operation starts at Locate, so
-  // "/a/b", "//a/./b/" and "/a/c/../b" are one path: empty names and "."
-  // are skipped, ".." goes up (the root's is the root). A path ending in
-  // '/', "." or ".." must name a directory.
-  struct Located {
-    std::vector<Inode*> dirs;        // the directories walked through; dirs[i] holds names[i]
-    std::vector<std::string> names;  // empty: the root
-    Inode* inode = nullptr;          // what the last name holds: null if nothing
-    bool dotted = false;             // ended in "." or "..": the last name is not the one written
-    bool must_be_dir = false;
-    bool is_root() const { return names.empty(); }
-    Inode* parent() const { return dirs.back(); }
-    const std::string& name() const { return names.back(); }
-  };
-  Result<Located> Locate(const std::string& path);
-  // Locate for a change to the entry `path` names: refuses the root and a
-  // path ending in "." or "..".
-  Result<Located> LocateEntry(const std::string& path);
-  // The inode `path` names.
-  Result<Inode*> Resolve(const std::string& path);
-  // What a directory entry names, or null if the entry is damaged: its
-  // inode is gone, or it names the root, which no entry may.
-  Inode* EntryTarget(uint64_t ino);
   Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
   Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);
   // Where `path` may be published: a regular file or nothing, and not the root.
   Result<Located> ReplaceableEntry(const std::string& path);
   std::unique_ptr<File> NewHandle(uint64_t ino);
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
-  struct TreeEntry {
-    Inode* parent;
-    std::string name;
-    Inode* in;
-  };
-  // Appends the entries below directory `top`, each directory before what it
-  // holds; refuses a damaged entry or a directory with a second name.
-  Status AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree);
   // The operations removing `tree` (each directory before what it holds).
   std::vector<Op> RemoveTreeOps(const std::vector<TreeEntry>& tree);
   // Empties and frees a directory rm -r detached (State::DetachedDirs), at
@@ -226,6 +196,7 @@ class Filesystem : public dax::Holder {
   Geometry geo_;
   MetaLog log_;
   State state_;
+  Namespace ns_{state_};
   ReplayReport mount_report_;
   std::mutex mu_;
   std::mutex failures_mu_;

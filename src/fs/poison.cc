@@ -134,7 +134,7 @@ HealthReport Filesystem::Health() {
     h.quarantined.push_back({pblk * kBlockSize, len * kBlockSize});
   for (const auto& [ino, in] : state_.inodes())
     for (const auto& [name, child] : in->entries)
-      if (!EntryTarget(child))
+      if (!ns_.EntryTarget(child))
         h.damaged_entries.push_back(PathOf(ino) + "/" + name + ": names " +
                                     (child == kRootIno ? "the root" : "missing inode " + std::to_string(child)));
   h.lost_metadata = read_only_why_;

@@ -196,7 +196,7 @@ Status Filesystem::FinishRemovalsInMemory() {
     Walk(state_, dir->ino, &seen, &fixes);
     DG_RETURN_IF_ERROR(state_.ApplyAll(fixes));
     std::vector<TreeEntry> tree;
-    if (!AddTreeBelow(dir, &tree).ok()) continue;
+    if (!ns_.AddTreeBelow(dir, &tree).ok()) continue;
     std::vector<Op> ops = RemoveTreeOps(tree);
     ops.push_back(Op::FreeInode(dir->ino));
     DG_RETURN_IF_ERROR(state_.ApplyAll(ops));

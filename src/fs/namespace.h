@@ -1,0 +1,61 @@
+// The directory tree as State holds it: where a path leads, and the walk
+// of a tree. Namespace only reads; the changes it leads to are computed
+// and committed by the Filesystem, under its lock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "fs/state.h"
+
+namespace daxguard::fs {
+
+// Where a path leads. Every namespace operation starts at Locate, so
+// "/a/b", "//a/./b/" and "/a/c/../b" are one path: empty names and "."
+// are skipped, ".." goes up (the root's is the root). A path ending in
+// '/', "." or ".." must name a directory.
+struct Located {
+  std::vector<Inode*> dirs;        // the directories walked through; dirs[i] holds names[i]
+  std::vector<std::string> names;  // empty: the root
+  Inode* inode = nullptr;          // what the last name holds: null if nothing
+  bool dotted = false;             // ended in "." or "..": the last name is not the one written
+  bool must_be_dir = false;
+  bool is_root() const { return names.empty(); }
+  Inode* parent() const { return dirs.back(); }
+  const std::string& name() const { return names.back(); }
+};
+
+// One entry of a tree: `name` in directory `parent` names `in`.
+struct TreeEntry {
+  Inode* parent;
+  std::string name;
+  Inode* in;
+};
+
+Status NoEntry(const std::string& path);
+Status DamagedEntry(const std::string& path, uint64_t ino);
+
+class Namespace {
+ public:
+  explicit Namespace(State& state) : state_(state) {}
+
+  Result<Located> Locate(const std::string& path) const;
+  // Locate for a change to the entry `path` names: refuses the root and a
+  // path ending in "." or "..".
+  Result<Located> LocateEntry(const std::string& path) const;
+  // The inode `path` names.
+  Result<Inode*> Resolve(const std::string& path) const;
+  // What a directory entry names, or null if the entry is damaged: its
+  // inode is gone, or it names the root, which no entry may.
+  Inode* EntryTarget(uint64_t ino) const;
+  // Appends the entries below directory `top`, each directory before what it
+  // holds; refuses a damaged entry or a directory with a second name.
+  Status AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree) const;
+
+ private:
+  State& state_;
+};
+
+}  // namespace daxguard::fs
