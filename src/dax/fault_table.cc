@@ -11,6 +11,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/signal_chain.h"
+
 namespace daxguard::dax::internal {
 namespace {
 
@@ -87,16 +89,6 @@ void RaiseBus(void* addr, const FaultReport& r, void* uc) {
   syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &info);
 }
 
-void ChainToPrevious(int sig, siginfo_t* si, void* uc) {
-  if (g_previous.sa_flags & SA_SIGINFO) return g_previous.sa_sigaction(sig, si, uc);
-  if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) return g_previous.sa_handler(sig);
-  // Default action: a fault recurs on return and kills; a sent signal is re-sent.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigaction(sig, &dfl, nullptr);
-  if (si->si_code <= 0) raise(sig);
-}
-
 enum class Verdict { kTrap, kRetry, kNotOurs };
 
 // A protection fault in an accessible span means the trap was lifted after
@@ -122,7 +114,7 @@ void OnSegv(int sig, siginfo_t* si, void* uc) {
   FaultReport r;
   Verdict v = si->si_code > 0 ? Classify(si->si_addr, si->si_code, uc, &r) : Verdict::kNotOurs;
   if (v == Verdict::kTrap) RaiseBus(si->si_addr, r, uc);
-  if (v == Verdict::kNotOurs) ChainToPrevious(sig, si, uc);
+  if (v == Verdict::kNotOurs) ChainToPrevious(g_previous, sig, si, uc);
   errno = saved_errno;
 }
 

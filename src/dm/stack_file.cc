@@ -3,12 +3,55 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <fstream>
 
 namespace daxguard::dm {
 namespace {
 
 constexpr std::string_view kMagicWord = "daxguard-stack ";
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A new, empty file beside `path` (same directory, so it can take that
+// name), named uniquely after it; returns its fd and name, or -1 and errno.
+int CreateTemp(const std::string& path, std::string* tmp) {
+  static std::atomic<unsigned> counter{0};
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::string prefix = path.substr(0, path.size() - base.size()) + "." + base + ".tmp-" + std::to_string(getpid()) + "-";
+  for (;;) {
+    *tmp = prefix + std::to_string(counter.fetch_add(1));
+    int fd = open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0 || errno != EEXIST) return fd;  // EEXIST: left by a killed writer of our pid
+  }
+}
+
+// Whether all of `data` was written; if not, errno says why.
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Makes the new name in `path`'s directory durable.
+Status SyncDir(const std::string& path) {
+  std::string dir = DirOf(path);
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, dir);
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  return rc == 0 ? Status::Ok() : Status::FromErrno(err, "syncing " + dir);
+}
 
 }  // namespace
 
@@ -40,15 +83,20 @@ Result<std::vector<TableLine>> ReadStackFile(const std::string& path) {
 Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table) {
   std::string text = std::string(kStackMagic) + "\n";
   for (const TableLine& l : table) text += FormatTableLine(l) + "\n";
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  std::string tmp;
+  int fd = CreateTemp(path, &tmp);
   if (fd < 0) return Status::FromErrno(errno, path);
-  ssize_t n = write(fd, text.data(), text.size());
-  int err = n < 0 ? errno : EIO;
-  if (close(fd) != 0 || n != static_cast<ssize_t>(text.size())) {
-    unlink(path.c_str());  // no half-written stack left behind
-    return Status::FromErrno(err, "writing " + path);
-  }
-  return Status::Ok();
+  Status s;
+  if (!WriteAll(fd, text) || fsync(fd) != 0) s = Status::FromErrno(errno, "writing " + path);
+  if (close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + path);
+  // link(2), unlike rename(2), never replaces a file that appeared meanwhile.
+  if (s.ok() && link(tmp.c_str(), path.c_str()) != 0)
+    s = errno == EEXIST ? Status::Error(EEXIST, path + " already exists") : Status::FromErrno(errno, path);
+  unlink(tmp.c_str());
+  if (!s.ok()) return s;
+  s = SyncDir(path);
+  if (!s.ok()) unlink(path.c_str());  // the name might not last: none is better than one that vanishes later
+  return s;
 }
 
 }  // namespace daxguard::dm

@@ -19,7 +19,10 @@ inline constexpr std::string_view kStackMagic = "daxguard-stack 1";
 bool LooksLikeStackFile(const std::string& path);
 // Reads and checks the table (syntax and layout; not the devices).
 Result<std::vector<TableLine>> ReadStackFile(const std::string& path);
-// Writes a new stack file; fails if `path` exists.
+// Writes a new stack file, all or nothing: the text goes to a temporary
+// file beside `path`, is synced, and only then takes the name. Fails if
+// `path` exists (or appears meanwhile), leaving it as it was; a failure
+// leaves nothing, a crash at most a hidden ".NAME.tmp-PID-N" beside it.
 Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table);
 
 }  // namespace daxguard::dm

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <mutex>
 
+#include "common/signal_chain.h"
 #include "common/units.h"
 
 namespace daxguard::media {
@@ -25,16 +26,6 @@ Slot g_slots[kMaxGuarded];
 std::mutex g_slots_mu;  // registration only
 struct sigaction g_previous;
 std::once_flag g_install_once;
-
-void ChainToPrevious(int sig, siginfo_t* si, void* uc) {
-  if (g_previous.sa_flags & SA_SIGINFO) return g_previous.sa_sigaction(sig, si, uc);
-  if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) return g_previous.sa_handler(sig);
-  // Default action: a fault recurs on return and kills; a sent signal is re-sent.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigaction(sig, &dfl, nullptr);
-  if (si->si_code <= 0) raise(sig);
-}
 
 // Whether the fault at `addr` was a guarded mapping's file having shrunk,
 // now papered over with zero pages.
@@ -59,7 +50,7 @@ void OnSigbus(int sig, siginfo_t* si, void* uc) {
   int saved_errno = errno;
   bool recovered = si->si_code > 0 && RecoverShrink(reinterpret_cast<uintptr_t>(si->si_addr));
   errno = saved_errno;
-  if (!recovered) ChainToPrevious(sig, si, uc);
+  if (!recovered) ChainToPrevious(g_previous, sig, si, uc);
 }
 
 void Install() {
