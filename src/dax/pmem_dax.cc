@@ -1,12 +1,11 @@
 #include "dax/pmem_dax.h"
 
 #include <algorithm>
-#include <chrono>
 
 namespace daxguard::dax {
 
 PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)) {
-  media_->SetErrorListener([this] { Drain(); });
+  media_->SetErrorListener([this] { Drain(true); });
 }
 
 PmemDax::~PmemDax() {
@@ -83,28 +82,26 @@ Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_
   return region.PlaceMedia(media_->path(), at, off, len, label_off, unit);
 }
 
-void PmemDax::Drain() {
+void PmemDax::Drain(bool wait) {
   pending_.store(true);
   // One thread delivers at a time; the others leave their request pending,
   // and the deliverer looks again before it lets go.
-  for (auto waited = std::chrono::microseconds(0);;) {
+  for (;;) {
     if (!draining_.exchange(true)) {
       drainer_.store(std::this_thread::get_id());
       while (pending_.exchange(false)) DeliverPending();
       drainer_.store(std::thread::id());
       draining_.store(false);
+      draining_.notify_all();
       if (!pending_.load()) return;
       continue;
     }
     // Re-entered from this thread's own delivery: its loop looks again.
-    if (drainer_.load() == std::this_thread::get_id()) return;
-    // Another thread (the watcher) is delivering, perhaps this very error.
-    // A caller here expects its error told when it returns, so wait for it
-    // — a little only, since that thread may need a lock this caller holds
-    // (a holder's operation), and then delivers as soon as it is let go.
-    if (waited >= kMaxWaitForDrainer) return;
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-    waited += std::chrono::microseconds(20);
+    if (!wait || drainer_.load() == std::this_thread::get_id()) return;
+    // Another thread is delivering, perhaps this very error: wait for it,
+    // however long. It never waits for this caller, even one inside a
+    // holder's operation: holders do not wait in NotifyFailure (dax_device.h).
+    draining_.wait(true);
   }
 }
 
@@ -131,7 +128,7 @@ void PmemDax::UnclaimForHolder(uint64_t token) {
 
 void PmemDax::OnHolderRegistered() {
   uint32_t seen = media_->ErrorEvents();
-  Drain();  // errors that became known while nobody held the device
+  Drain(true);  // errors that became known while nobody held the device
   watching_.store(true);
   watcher_ = std::thread([this, seen] { Watch(seen); });
 }
@@ -145,7 +142,7 @@ void PmemDax::Watch(uint32_t seen) {
     uint32_t now = media_->ErrorEvents();
     if (now != seen) {
       seen = now;
-      Drain();
+      Drain(false);  // a thread delivering now looks again before it stops
     }
   }
 }

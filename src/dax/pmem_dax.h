@@ -7,7 +7,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -69,14 +68,15 @@ class PmemDax final : public Device {
 
  private:
   // Tells the holder of every unacknowledged error, then acknowledges it.
-  // Safe to call from any thread and from inside a holder's callback.
-  void Drain();
+  // Safe to call from any thread and from inside a holder's callback. With
+  // `wait`, what was known when it was called has been told when it
+  // returns (inside a delivery on this thread: before that one ends).
+  void Drain(bool wait);
   void DeliverPending();
   void Watch(uint32_t seen);
   void StopWatching();
 
   std::unique_ptr<media::PmemDevice> media_;
-  static constexpr std::chrono::milliseconds kMaxWaitForDrainer{20};
   std::atomic<bool> draining_{false};
   std::atomic<std::thread::id> drainer_{};
   std::atomic<bool> pending_{false};

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <string_view>
+#include <thread>
 
 #include "common/light_section.h"
 
@@ -34,18 +35,43 @@ Attr NewAttr(uint32_t mode, uint32_t nlink) {
 
 thread_local Filesystem* Filesystem::in_op_ = nullptr;
 
-Filesystem::OpGuard::OpGuard(Filesystem* fs) : fs_(fs) {
-  fs_->mu_.lock();
-  in_op_ = fs_;
-}
+Filesystem::OpGuard::OpGuard(Filesystem* fs) : fs_(fs) { fs_->Lock(); }
+
+Filesystem::OpGuard::OpGuard(Filesystem* fs, std::adopt_lock_t) : fs_(fs) {}
 
 Filesystem::OpGuard::~OpGuard() {
-  fs_->ProcessFailures();
-  std::vector<std::function<void()>> callbacks = std::move(fs_->callbacks_);
-  fs_->callbacks_.clear();
+  do {
+    fs_->ProcessFailures();
+    std::vector<std::function<void()>> callbacks = std::move(fs_->callbacks_);
+    fs_->callbacks_.clear();
+    fs_->Unlock();
+    for (auto& cb : callbacks) cb();  // a handle's callback may use the filesystem
+    // A failure another thread reported after ProcessFailures was left to us.
+  } while (fs_->failures_pending_.load() && fs_->TryLock());
+}
+
+void Filesystem::Lock() {
+  mu_.lock();
+  locked_.store(true);
+  in_op_ = this;
+}
+
+void Filesystem::Unlock() {
   in_op_ = nullptr;
-  fs_->mu_.unlock();
-  for (auto& cb : callbacks) cb();  // a handle's callback may use the filesystem
+  locked_.store(false);
+  mu_.unlock();
+}
+
+bool Filesystem::TryLock() {
+  for (;;) {
+    if (mu_.try_lock()) {
+      locked_.store(true);
+      in_op_ = this;
+      return true;
+    }
+    if (locked_.load()) return false;
+    std::this_thread::yield();  // between another's lock and its flag
+  }
 }
 
 Filesystem::Filesystem(dax::Device& dev)
@@ -173,11 +199,9 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
   }
   std::unique_ptr<File> f = NewHandle(ino);
   if (flags & kTruncate) {
-    mu_.unlock();  // Truncate takes the guard itself
-    in_op_ = nullptr;
+    Unlock();  // Truncate takes the guard itself
     Status s = f->Truncate(0);
-    mu_.lock();
-    in_op_ = this;
+    Lock();
     if (!s.ok()) return s;
   }
   return f;

@@ -143,6 +143,7 @@ class Filesystem : public dax::Holder {
   class OpGuard {
    public:
     explicit OpGuard(Filesystem* fs);
+    OpGuard(Filesystem* fs, std::adopt_lock_t);  // after fs->TryLock()
     ~OpGuard();
 
    private:
@@ -151,6 +152,11 @@ class Filesystem : public dax::Holder {
 
   explicit Filesystem(dax::Device& dev);
   static thread_local Filesystem* in_op_;  // the filesystem this thread is operating on
+  // Takes mu_ unless an operation holds it (false: that operation handles
+  // the failures reported so far before it lets go); never waits for one.
+  bool TryLock();
+  void Lock();
+  void Unlock();
   Status Commit(std::vector<Op> ops);
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
@@ -199,6 +205,9 @@ class Filesystem : public dax::Holder {
   Namespace ns_{state_};
   ReplayReport mount_report_;
   std::mutex mu_;
+  // mu_ is held: a failure reported by another thread meanwhile is left to
+  // the holder, which looks at failures_pending_ after clearing this.
+  std::atomic<bool> locked_{false};
   std::mutex failures_mu_;
   std::vector<Failure> failures_;
   // Whether failures_ may be non-empty: lets every operation's guard skip

@@ -18,12 +18,15 @@ void Filesystem::NotifyFailure(uint64_t offset, uint64_t len, int flags) {
     failures_pending_.store(true);
   }
   if (in_op_ == this) return;  // the running operation handles it before it ends
-  OpGuard g(this);             // handled as the guard is let go
+  // Another thread's operation, if one runs, handles it before it ends; it
+  // may be waiting for this call (dax::Holder), so it is not waited for.
+  if (TryLock()) OpGuard g(this, std::adopt_lock);  // handled as the guard is let go
 }
 
 // A failure reported by this thread was flagged before this runs; one
 // reported by another thread after the flag was read is handled by that
-// thread, which takes the guard itself (see NotifyFailure).
+// thread or, if it found the lock held, by the holder after letting go
+// (see NotifyFailure and ~OpGuard).
 void Filesystem::ProcessFailures() {
   for (;;) {
     if (!failures_pending_.load()) return;

@@ -384,6 +384,47 @@ TEST_F(PmemDaxTest, HolderMayTouchTheDeviceFromItsCallback) {
   dax().ReleaseHolder(&h);
 }
 
+// A read that makes an error known while another thread (the watcher,
+// telling of another handle's injection) is still delivering returns only
+// once the holder has heard of the error it found, however long that takes.
+TEST_F(PmemDaxTest, ReadReturnsOnlyOnceItsErrorIsToldWhileTheWatcherDelivers) {
+  Fill();
+  ASSERT_TRUE(media().Inject(90, 1, Latent()).ok());
+  RecordingHolder h;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool watcher_in = false, reader_back = false;
+  // The first notification (the watcher's) is held until the reader is
+  // back, or for half a second if the reader waits for it.
+  h.OnNotify([&] {
+    std::unique_lock<std::mutex> g(mu);
+    if (watcher_in) return;
+    watcher_in = true;
+    cv.notify_all();
+    cv.wait_for(g, std::chrono::milliseconds(500), [&] { return reader_back; });
+  });
+  ASSERT_TRUE(h.RegisterWith(dax()).ok());
+  auto other = PmemDevice::Open(path());  // without a listener: only the watcher tells of its errors
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Inject(10, 1, {}).ok());
+  {
+    std::unique_lock<std::mutex> g(mu);
+    ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(5), [&] { return watcher_in; }));
+  }
+  uint8_t buf[512];
+  EXPECT_EQ(dax().ReadMcSafe(90 * 512, buf, sizeof buf), 0u);
+  std::vector<Call> told = h.Calls();
+  {
+    std::lock_guard<std::mutex> g(mu);
+    reader_back = true;
+  }
+  cv.notify_all();
+  EXPECT_NE(std::find(told.begin(), told.end(), Call{90 * 512, 512, kFailureMedia}), told.end())
+      << "the read returned before the holder was told of its error";
+  EXPECT_TRUE(h.WaitFor([&](const std::vector<Call>& v) { return v.size() == 2 && AllAcknowledged(); }));
+  dax().ReleaseHolder(&h);
+}
+
 TEST_F(PmemDaxTest, KillSendsPreRemoveAndLaterAccessFails) {
   RecordingHolder h;
   ASSERT_TRUE(h.RegisterWith(dax()).ok());

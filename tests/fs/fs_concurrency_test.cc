@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/faulty_device.h"
 #include "fs/fs_fixture.h"
 
 namespace daxguard::fs {
@@ -40,6 +41,41 @@ TEST_F(FsTest, FailuresFromAnotherThreadWhileReadingAndWriting) {
       for (auto [off, len] : d.ranges) recorded |= off < (i + 1) * 4096 && off + len > i * 4096;
     EXPECT_EQ(bad_on_device, recorded) << "page " << i;
   }
+}
+
+// A failure another thread reports while an operation runs is left to that
+// operation, which may itself be waiting for the report to return (a device
+// call returns once its error is told): the report does not wait for it.
+// (Reported straight to the filesystem: through FaultyDevice's link, TSan
+// sees that device's and its base's holder locks taken in both orders.)
+TEST_F(FsTest, FailureReportedDuringAnOperationIsLeftToIt) {
+  Fill(*Create("/a"), 0, 4096, 1);
+  fs_.reset();
+  std::thread reporter;
+  std::atomic<bool> reported{false};
+  bool in_time = false;
+  testing::FaultyDevice faulty(*dev_);
+  auto fs = Filesystem::Mount(faulty);
+  ASSERT_TRUE(fs.ok()) << fs.status().message();
+  auto a = (*fs)->Open("/a");
+  ASSERT_TRUE(a.ok());
+  Filesystem* holder = fs->get();
+  faulty.BeforeStep([&](uint64_t) {  // inside the write, under the filesystem's lock
+    if (reporter.joinable()) return;
+    reporter = std::thread([&] {
+      holder->NotifyFailure(kDevSize - 4096, 512, dax::kFailureMedia);
+      reported.store(true);
+    });
+    for (int i = 0; i < 400 && !reported.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    in_time = reported.load();
+  });
+  std::vector<uint8_t> buf(4096, 3);
+  auto w = (*a)->Write(4096, buf.data(), buf.size());  // a new block: allocates and commits
+  faulty.BeforeStep(nullptr);
+  ASSERT_TRUE(reporter.joinable()) << "the write took no step";
+  reporter.join();
+  EXPECT_TRUE(w.ok()) << w.status().message();
+  EXPECT_TRUE(in_time) << "the report waited for the operation";
 }
 
 // Fast-path readers and writers of one handle (no filesystem lock) while
