@@ -11,7 +11,15 @@
 //    As in dax_io_bench, every size goes to one fixed offset (cache-hot:
 //    the overhead shows most there), and "4KiB-spread" runs 4 KiB at pages in
 //    a random order over 64 MiB. Same user buffers and the same (physical)
-//    offsets for every way, interleaved repetitions, ratio of medians.
+//    offsets for every way, interleaved repetitions, ratio of medians (a
+//    miss by both wall and CPU time fails). The spread case's verdict comes
+//    from paired rounds instead: each round times one pass of memcpy and one
+//    of daxfs over equally many pages (neighbouring slices of the shuffled
+//    list), back to back in alternating order, and the median of the
+//    per-round ratios meets the target, so a stall or a neighbour's cache
+//    traffic that hits one round hits both sides of it (the ratio of
+//    medians of separate repetitions swung 0.87x-1.10x from run to run on a
+//    loaded 2-core machine; the paired one stayed within 0.93x-0.98x).
 // 2. Owner lookup. Filesystem::Who(offset, 4096) for one page on a 16 GiB
 //    filesystem holding 1,000,000 extents: 1,000 files in 10 directories,
 //    each written 4 KiB at every other block, so every block is its own
@@ -34,6 +42,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -285,7 +294,21 @@ MountResult RunMount(ScratchDir& dir) {
 }
 
 // --- 1. file I/O: the file, the tmpfs file, and the benchmarks over them.
+// One way to do a case's I/O at an offset: true if it moved every byte.
+using IoFn = std::function<bool(uint64_t)>;
+
+// The two sides of a paired comparison, each with its own offsets (in the
+// same order: the i-th of each names the same bytes).
+struct PairedCase {
+  std::string name;  // IoName(op, "daxfs", case)
+  uint64_t len = 0;
+  IoFn base, path;
+  const std::vector<uint64_t>* base_offs = nullptr;
+  const std::vector<uint64_t>* path_offs = nullptr;
+};
+
 struct Io {
+  std::vector<PairedCase> paired;
   std::unique_ptr<dax::PmemDax> dev;
   std::unique_ptr<Filesystem> fs;
   std::unique_ptr<File> file;
@@ -340,6 +363,30 @@ void SetUpIo(ScratchDir& dir, Io* io) {
     uint64_t n = c.len;
     const auto* fo = &io->offs["file/" + c.name];
     const auto* dof = &io->offs["dev/" + c.name];
+    io->paired.push_back({IoName("read", "daxfs", c), n,
+                          [=](uint64_t off) {
+                            std::memcpy(dst, data + off, n);
+                            benchmark::DoNotOptimize(dst);
+                            return true;
+                          },
+                          [=](uint64_t off) {
+                            auto r = f->Read(off, dst, n);
+                            benchmark::DoNotOptimize(dst);
+                            return r.ok() && *r == n;
+                          },
+                          dof, fo});
+    io->paired.push_back({IoName("write", "daxfs", c), n,
+                          [=](uint64_t off) {
+                            std::memcpy(data + off, src, n);
+                            benchmark::DoNotOptimize(data);
+                            return true;
+                          },
+                          [=](uint64_t off) {
+                            auto r = f->Write(off, src, n);
+                            benchmark::DoNotOptimize(data);
+                            return r.ok() && *r == n;
+                          },
+                          dof, fo});
     RegisterIo(IoName("read", "memcpy", c), [=](uint64_t off) {
       std::memcpy(dst, data + off, n);
       benchmark::DoNotOptimize(dst);
@@ -370,6 +417,36 @@ void SetUpIo(ScratchDir& dir, Io* io) {
       return r == static_cast<ssize_t>(n);
     }, fo, n);
   }
+}
+
+// Median over kPairedRounds of memcpy_ns / daxfs_ns, each round a pass of
+// each side over its own slice of offsets (about 1 MiB per pass), the
+// slices taken in turn from the shuffled list so both meet pages alike.
+constexpr int kPairedRounds = 1001;
+
+double PairedRatio(const PairedCase& c) {
+  const size_t per_pass = std::max<size_t>(4, (1u << 20) / c.len), count = c.base_offs->size();
+  auto pass = [&](const IoFn& fn, const std::vector<uint64_t>& offs, size_t from) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < per_pass; ++i)
+      if (!fn(offs[(from + i) % count])) Check(false, c.name + ": short or failed I/O");
+    return Seconds(std::chrono::steady_clock::now() - t0);
+  };
+  for (size_t i = 0; i < count; ++i) (void)c.base(c.base_offs->at(i)), (void)c.path(c.path_offs->at(i));  // warm-up
+  std::vector<double> ratios;
+  for (int r = 0; r < kPairedRounds; ++r) {
+    size_t a = (2 * r * per_pass) % count, b = ((2 * r + 1) * per_pass) % count;
+    double base_s, path_s;
+    if (r % 2) {
+      base_s = pass(c.base, *c.base_offs, a);
+      path_s = pass(c.path, *c.path_offs, b);
+    } else {
+      path_s = pass(c.path, *c.path_offs, a);
+      base_s = pass(c.base, *c.base_offs, b);
+    }
+    ratios.push_back(base_s / path_s);
+  }
+  return Median(ratios);
 }
 
 // --- 2. owner lookup: builds the filesystem, checks answers, times them.
@@ -469,6 +546,7 @@ int main(int argc, char** argv) {
   // 1. The I/O cases run first, before the big filesystem of part 2 is
   // written (its dirty pages would be written back under them).
   std::unique_ptr<Io> io;
+  std::map<std::string, double> paired;  // memcpy_ns / daxfs_ns, median of paired rounds
   if (Part("io")) {
     io = std::make_unique<Io>();
     SetUpIo(dir, io.get());
@@ -477,6 +555,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     benchmark::RunSpecifiedBenchmarks(&rep);
     benchmark::ClearRegisteredBenchmarks();
+    for (const PairedCase& c : io->paired) paired[c.name] = PairedRatio(c);
     io.reset();
   }
   // 2. Owner lookup (its 16 GiB device is gone before part 3 makes one).
@@ -489,11 +568,12 @@ int main(int argc, char** argv) {
   std::printf("\n== fs_bench summary ==\n");
   int misses = 0;
   if (Part("io")) {
-    std::printf("-- file I/O: ratio of medians of %d interleaved repetitions, by wall and by CPU time\n", kIoReps);
-    std::printf("   vs memcpy = memcpy_ns / daxfs_ns (target below); vs tmpfs = tmpfs_ns / daxfs_ns "
-                "(above 1: daxfs faster)\n");
-    std::printf("%-5s %-11s %9s %9s %9s | %15s %-7s %-10s | %15s\n", "op", "size", "memcpy_ns", "daxfs_ns",
-                "tmpfs_ns", "vs memcpy w/c", "target", "verdict", "vs tmpfs w/c");
+    std::printf("-- file I/O: medians of %d interleaved repetitions (ns, and ratios by wall / CPU time), and the\n"
+                "   median of %d paired rounds' memcpy_ns / daxfs_ns ('paired', the verdict for the spread rows).\n"
+                "   vs tmpfs = tmpfs_ns / daxfs_ns (above 1: daxfs faster)\n",
+                kIoReps, kPairedRounds);
+    std::printf("%-5s %-11s %9s %9s %9s | %15s %7s %-7s %-7s | %15s\n", "op", "size", "memcpy_ns", "daxfs_ns",
+                "tmpfs_ns", "vs memcpy w/c", "paired", "target", "verdict", "vs tmpfs w/c");
     for (const char* op : {"read", "write"}) {
       for (const IoCase& c : kIoCases) {
         auto base = rep.Get(IoName(op, "memcpy", c));
@@ -501,17 +581,19 @@ int main(int argc, char** argv) {
         auto tmp = rep.Get(IoName(op, "tmpfs", c));
         if (base.real <= 0 || dax.real <= 0) continue;  // filtered out
         double wall = base.real / dax.real, cpu = base.cpu / dax.cpu;
-        const char* verdict = wall >= c.target && cpu >= c.target ? "ok"
-                              : wall >= c.target || cpu >= c.target ? "borderline"
-                                                                    : "MISSED";
-        misses += wall < c.target && cpu < c.target;
+        // Spread: the paired rounds (see the top); one hot offset: the
+        // medians, a miss by both wall and CPU time.
+        double pair = paired[IoName(op, "daxfs", c)];
+        bool ok = c.spread ? pair >= c.target : wall >= c.target || cpu >= c.target;
+        const char* verdict = ok ? "ok" : "MISSED";
+        misses += !ok;
         char tmpfs_ns[32] = "-", vs_tmpfs[64] = "-";
         if (tmp.real > 0) {
           std::snprintf(tmpfs_ns, sizeof tmpfs_ns, "%.1f", tmp.real);
           std::snprintf(vs_tmpfs, sizeof vs_tmpfs, "%6.2fx %6.2fx", tmp.real / dax.real, tmp.cpu / dax.cpu);
         }
-        std::printf("%-5s %-11s %9.1f %9.1f %9s | %6.3fx %6.3fx >=%.2f   %-10s | %15s\n", op, c.name.c_str(),
-                    base.real, dax.real, tmpfs_ns, wall, cpu, c.target, verdict, vs_tmpfs);
+        std::printf("%-5s %-11s %9.1f %9.1f %9s | %6.3fx %6.3fx %6.3fx >=%.2f   %-7s | %15s\n", op, c.name.c_str(),
+                    base.real, dax.real, tmpfs_ns, wall, cpu, pair, c.target, verdict, vs_tmpfs);
       }
     }
   }
@@ -550,7 +632,7 @@ int main(int argc, char** argv) {
     std::printf("ms -> median %.0f ms, min %.0f ms (report)\n", Median(m.snapshot_secs) * 1e3,
                 *std::min_element(m.snapshot_secs.begin(), m.snapshot_secs.end()) * 1e3);
   }
-  std::printf("targets missed (file I/O by both wall and CPU time; lookup p99): %d\n", misses);
+  std::printf("targets missed (file I/O; lookup p99): %d\n", misses);
   benchmark::Shutdown();
   return misses ? 1 : 0;  // a missed target fails the run
 }
