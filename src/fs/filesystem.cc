@@ -45,7 +45,7 @@ Filesystem::OpGuard::~OpGuard() {
     std::vector<std::function<void()>> callbacks = std::move(fs_->callbacks_);
     fs_->callbacks_.clear();
     fs_->Unlock();
-    for (auto& cb : callbacks) cb();  // a handle's callback may use the filesystem
+    for (auto& cb : callbacks) cb();  // unlocked (see File::OnDamage)
     // A failure another thread reported after ProcessFailures was left to us.
   } while (fs_->failures_pending_.load() && fs_->TryLock());
 }

@@ -264,7 +264,11 @@ class File {
   // Maps [off, off+len) of the file into the process (see fs/file_map.h).
   // off is a multiple of 4096; pages past the end of the file trap.
   Result<std::unique_ptr<FileMapping>> Map(uint64_t off, uint64_t len, bool writable);
-  // Called (with file offset and length) when part of this file is damaged.
+  // Called (with file offset and length) when part of this file is damaged,
+  // on whichever thread handled the failure, with no filesystem lock held.
+  // That may be the device's delivering thread, which another operation can
+  // be waiting for (a device call returns once its error is told): the
+  // callback must record or signal, not call into this filesystem.
   void OnDamage(std::function<void(uint64_t, uint64_t)> cb) { on_damage_ = std::move(cb); }
 
  private:
