@@ -58,6 +58,16 @@ class DamagedDeviceTest : public ::testing::Test {
     EXPECT_EQ(pwrite(fd, &v, sizeof v, static_cast<off_t>(off)), static_cast<ssize_t>(sizeof v));
     close(fd);
   }
+  // The badblocks table's entries 0 and 1 trade places (as a writer that
+  // died mid-edit, or damage, leaves them).
+  void SwapFirstTwoBadBlocks() const {
+    uint64_t b = geo_.badblocks_off;
+    uint64_t s0 = Get(b + EntryStart(0)), l0 = Get(b + EntryLenFlags(0));
+    Put(b + EntryStart(0), Get(b + EntryStart(1)));
+    Put(b + EntryLenFlags(0), Get(b + EntryLenFlags(1)));
+    Put(b + EntryStart(1), s0);
+    Put(b + EntryLenFlags(1), l0);
+  }
   // Open must fail naming `what`, and leave every byte of the file alone.
   void ExpectRefused(const std::string& what) {
     std::string before = Bytes();
@@ -122,12 +132,7 @@ TEST_F(DamagedDeviceTest, EntryEmpty) {
 }
 
 TEST_F(DamagedDeviceTest, EntriesOutOfOrder) {
-  uint64_t b = geo_.badblocks_off;
-  uint64_t s0 = Get(b + EntryStart(0)), l0 = Get(b + EntryLenFlags(0));
-  Put(b + EntryStart(0), Get(b + EntryStart(1)));
-  Put(b + EntryLenFlags(0), Get(b + EntryLenFlags(1)));
-  Put(b + EntryStart(1), s0);
-  Put(b + EntryLenFlags(1), l0);
+  SwapFirstTwoBadBlocks();
   ExpectRefused("badblocks table: entry 1 (start 8, length 2) is out of order or overlaps the one before");
 }
 
@@ -172,12 +177,8 @@ TEST_F(DamagedDeviceTest, FilterBitWithoutEntryIsHarmless) {
 // Not damage either: a writer that died mid-edit leaves the counter odd
 // and the entries in disorder; Open repairs the table.
 TEST_F(DamagedDeviceTest, TornEditIsRepaired) {
+  SwapFirstTwoBadBlocks();
   uint64_t b = geo_.badblocks_off;
-  uint64_t s0 = Get(b + EntryStart(0)), l0 = Get(b + EntryLenFlags(0));
-  Put(b + EntryStart(0), Get(b + EntryStart(1)));
-  Put(b + EntryLenFlags(0), Get(b + EntryLenFlags(1)));
-  Put(b + EntryStart(1), s0);
-  Put(b + EntryLenFlags(1), l0);
   Put(b + kSeq, Get(b + kSeq) + 1);
   auto dev = PmemDevice::Open(path_);
   ASSERT_TRUE(dev.ok()) << dev.status().ToString();
