@@ -32,6 +32,17 @@ if ((${#harnesses[@]} == 0)); then
   harnesses=(units io_cmd dm_table stack_file device_file ops_codec fs_image fs_log)
 fi
 
+# Where it stopped and what it was given, so that a crash or hang seen only
+# in CI can be replayed: the first frames of the stack and the input.
+report_crash() {  # report_crash LOG ARTIFACT
+  grep -E '^ +#[0-9]+ ' "$1" | grep -vE 'libFuzzer|fuzzer::|__sanitizer|libc\.so|libc_start' | head -14 |
+    sed -E 's/^ */      /; s/ \(BuildId: [0-9a-f]+\)//; s/0x[0-9a-f]+ in //' || true
+  if [ -n "$2" ] && [ -f "$2" ] && (($(stat -c %s "$2") <= 16384)); then
+    echo "    input, base64 (replay: base64 -d > f; $bin f):"
+    base64 -w 100 "$2" | sed 's/^/      /'
+  fi
+}
+
 out=fuzz-out
 failed=0
 for h in "${harnesses[@]}"; do
@@ -67,6 +78,7 @@ for h in "${harnesses[@]}"; do
     artifact=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -1 | awk '{print $NF}' || true)
     echo "$line, CRASHED: ${artifact:-see $log}"
     grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz check failed|ALARM)' "$log" | tail -3 | sed 's/^/    /'
+    report_crash "$log" "$artifact"
     failed=$((failed + 1))
   fi
 done

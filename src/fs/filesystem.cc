@@ -123,11 +123,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
     // tree detached, for fsck to name); files unlinked while open when the
     // system stopped are freed.
     if (fs->Writable().ok())
-      for (Inode* dir : fs->state_.DetachedDirs()) (void)fs->RemoveDetached(dir);
-    std::vector<Op> ops;
-    for (const auto& [ino, in] : fs->state_.inodes())
-      if (in->attr.nlink == 0) fs->DropIfUnused(in.get(), &ops);
-    if (!ops.empty() && fs->Writable().ok()) DG_RETURN_IF_ERROR(fs->Commit(std::move(ops)));
+      DG_RETURN_IF_ERROR(fs->FinishUnlinked([&](std::vector<Op> ops) { return fs->Commit(std::move(ops)); }));
   }
   // Registering replays errors that became known while unmounted.
   DG_RETURN_IF_ERROR(dev.RegisterHolder(fs.get()));
@@ -374,13 +370,17 @@ Status Filesystem::RemoveTree(const std::string& path) {
   da.ctime_ns = NowNs();
   DG_RETURN_IF_ERROR(Commit({Op::Unlink(top->parent()->ino, top->name()), Op::SetInode(top->parent()->ino, pa),
                              Op::SetInode(dir->ino, da)}));
-  return RemoveDetached(dir);
+  Sink commit = [this](std::vector<Op> ops) { return Commit(std::move(ops)); };
+  DG_RETURN_IF_ERROR(EmptyDetached(dir, commit));
+  std::vector<Op> ops;
+  DropIfUnused(dir, &ops);
+  return Commit(std::move(ops));
 }
 
-Status Filesystem::RemoveDetached(Inode* top) {
+Status Filesystem::EmptyDetached(Inode* top, const Sink& sink) {
   std::vector<TreeEntry> tree;
   DG_RETURN_IF_ERROR(ns_.AddTreeBelow(top, &tree));
-  // From the end (deepest first), a bounded number of entries per commit:
+  // From the end (deepest first), a bounded number of entries per batch:
   // each directory goes once what it holds is gone.
   for (size_t end = tree.size(); end > 0;) {
     size_t n = std::min<size_t>(end, kRemoveBatch);
@@ -389,10 +389,24 @@ Status Filesystem::RemoveDetached(Inode* top) {
       ops = RemoveTreeOps({tree.begin() + static_cast<ptrdiff_t>(end - n), tree.begin() + static_cast<ptrdiff_t>(end)});
       if (n == 1 || log_.FitsOneRecord(ops)) break;
     }
-    DG_RETURN_IF_ERROR(Commit(std::move(ops)));
+    DG_RETURN_IF_ERROR(sink(std::move(ops)));
     end -= n;
   }
-  return Commit({Op::FreeInode(top->ino)});
+  return Status::Ok();
+}
+
+Status Filesystem::FinishUnlinked(const Sink& sink) {
+  std::vector<uint64_t> unlinked;
+  for (const auto& [ino, in] : state_.inodes())
+    if (in->attr.nlink == 0) unlinked.push_back(ino);
+  // One that cannot be emptied (it holds a directory also named elsewhere)
+  // stays detached: fsck names it, and fsck --repair reconnects it.
+  for (uint64_t ino : unlinked)
+    if (Inode* in = state_.Find(ino); in && state_.IsDetached(*in)) (void)EmptyDetached(in, sink);
+  std::vector<Op> ops;
+  for (uint64_t ino : unlinked)
+    if (Inode* in = state_.Find(ino)) DropIfUnused(in, &ops);
+  return ops.empty() ? Status::Ok() : sink(std::move(ops));
 }
 
 // Deepest entries first: each directory is unlinked and freed once it is

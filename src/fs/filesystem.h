@@ -169,12 +169,16 @@ class Filesystem : public dax::Holder {
   std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
   // The operations removing `tree` (each directory before what it holds).
   std::vector<Op> RemoveTreeOps(const std::vector<TreeEntry>& tree);
-  // Empties and frees a directory rm -r detached (State::DetachedDirs), at
-  // most kRemoveBatch entries per commit.
-  Status RemoveDetached(Inode* top);
+  // Where a change goes: committed (mount, rm -r) or, for fsck --repair,
+  // applied in memory and written out as one snapshot at the end.
+  using Sink = std::function<Status(std::vector<Op>)>;
+  // Empties a directory rm -r detached (State::IsDetached), deepest entries
+  // first, at most kRemoveBatch entries per batch.
+  Status EmptyDetached(Inode* top, const Sink& sink);
   static constexpr size_t kRemoveBatch = 64;
-  // fsck --repair: RemoveDetached for every detached tree, in memory.
-  Status FinishRemovalsInMemory();
+  // What the system stopped in the middle of: an rm -r goes on, and files
+  // unlinked while open are freed, as is each emptied directory.
+  Status FinishUnlinked(const Sink& sink);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);
   void ProcessFailures();

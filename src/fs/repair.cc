@@ -172,36 +172,19 @@ Status Filesystem::RepairForFsck() {
   state_.RebuildReverseMap();
   ReplayReport scrub;
   DG_RETURN_IF_ERROR(log_.Scrub(&scrub));
-  DG_RETURN_IF_ERROR(FinishRemovalsInMemory());
-  DG_RETURN_IF_ERROR(state_.ApplyAll(ReconnectOps(state_)));
-  DG_RETURN_IF_ERROR(state_.ApplyAll(LinkCountOps(state_)));
-  // Inodes left with no link (unlinked while open when the system stopped)
-  // are freed now.
-  std::vector<Op> ops;
-  for (const auto& [ino, in] : state_.inodes())
-    if (in->attr.nlink == 0) DropIfUnused(in.get(), &ops);
-  DG_RETURN_IF_ERROR(state_.ApplyAll(ops));
-  // No hole, no dropped extent, the reverse map stored as the extents give it.
-  return log_.Compact(state_.Snapshot());
-}
-
-// An rm -r the system stopped in goes on, as mount would have gone on with
-// it: each detached tree, its damaged entries dropped, is removed. One
-// holding a directory that is also named elsewhere stays, and is
-// reconnected like any tree that lost its name.
-Status Filesystem::FinishRemovalsInMemory() {
+  // What mount would have finished, as it would have: a detached tree's
+  // damaged entries are dropped first, so that it can be emptied.
   for (Inode* dir : state_.DetachedDirs()) {
     std::vector<Op> fixes;
     std::set<uint64_t> seen;
     Walk(state_, dir->ino, &seen, &fixes);
     DG_RETURN_IF_ERROR(state_.ApplyAll(fixes));
-    std::vector<TreeEntry> tree;
-    if (!ns_.AddTreeBelow(dir, &tree).ok()) continue;
-    std::vector<Op> ops = RemoveTreeOps(tree);
-    ops.push_back(Op::FreeInode(dir->ino));
-    DG_RETURN_IF_ERROR(state_.ApplyAll(ops));
   }
-  return Status::Ok();
+  DG_RETURN_IF_ERROR(FinishUnlinked([this](std::vector<Op> ops) { return state_.ApplyAll(ops); }));
+  DG_RETURN_IF_ERROR(state_.ApplyAll(ReconnectOps(state_)));
+  DG_RETURN_IF_ERROR(state_.ApplyAll(LinkCountOps(state_)));
+  // No hole, no dropped extent, the reverse map stored as the extents give it.
+  return log_.Compact(state_.Snapshot());
 }
 
 }  // namespace daxguard::fs

@@ -312,10 +312,14 @@ size_t State::NameCount(uint64_t ino) const {
   return it == parents_.end() ? 0 : it->second.size();
 }
 
+bool State::IsDetached(const Inode& in) const {
+  return in.is_dir() && in.attr.nlink == 0 && in.ino != kRootIno && !NameCount(in.ino);
+}
+
 std::vector<Inode*> State::DetachedDirs() const {
   std::vector<Inode*> out;
   for (const auto& [ino, in] : inodes_)
-    if (in->is_dir() && in->attr.nlink == 0 && ino != kRootIno && !NameCount(ino)) out.push_back(in.get());
+    if (IsDetached(*in)) out.push_back(in.get());
   return out;
 }
 

@@ -134,6 +134,7 @@ class State {
   // Directories cut from the tree by rm -r and not yet emptied: no name, a
   // link count of 0 (which no other change leaves a directory with).
   // Mount finishes removing them; fsck counts what they hold as reachable.
+  bool IsDetached(const Inode& in) const;
   std::vector<Inode*> DetachedDirs() const;
 
  private:
