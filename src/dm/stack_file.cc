@@ -1,10 +1,13 @@
 #include "dm/stack_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 
 namespace daxguard::dm {
@@ -17,13 +20,35 @@ std::string DirOf(const std::string& path) {
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// Temporary files for `path` are named ".BASE.tmp-PID-N" beside it.
+std::string TempPrefix(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  return "." + base + ".tmp-";
+}
+
+// Removes the temporary files that writers of `path` which have since died
+// (killed mid-write) left behind; a live writer's stay.
+void RemoveDeadWritersTemps(const std::string& path) {
+  std::string dir = DirOf(path), prefix = TempPrefix(path);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (const dirent* e = readdir(d)) {
+    std::string_view name(e->d_name);
+    if (!name.starts_with(prefix)) continue;
+    unsigned long pid = std::strtoul(name.substr(prefix.size()).data(), nullptr, 10);
+    if (pid == 0 || pid > INT32_MAX || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 // A new, empty file beside `path` (same directory, so it can take that
 // name), named uniquely after it; returns its fd and name, or -1 and errno.
 int CreateTemp(const std::string& path, std::string* tmp) {
   static std::atomic<unsigned> counter{0};
   size_t slash = path.rfind('/');
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string prefix = path.substr(0, path.size() - base.size()) + "." + base + ".tmp-" + std::to_string(getpid()) + "-";
+  std::string prefix = path.substr(0, slash + 1) + TempPrefix(path) + std::to_string(getpid()) + "-";
   for (;;) {
     *tmp = prefix + std::to_string(counter.fetch_add(1));
     int fd = open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -83,6 +108,7 @@ Result<std::vector<TableLine>> ReadStackFile(const std::string& path) {
 Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table) {
   std::string text = std::string(kStackMagic) + "\n";
   for (const TableLine& l : table) text += FormatTableLine(l) + "\n";
+  RemoveDeadWritersTemps(path);
   std::string tmp;
   int fd = CreateTemp(path, &tmp);
   if (fd < 0) return Status::FromErrno(errno, path);

@@ -22,7 +22,8 @@ Result<std::vector<TableLine>> ReadStackFile(const std::string& path);
 // Writes a new stack file, all or nothing: the text goes to a temporary
 // file beside `path`, is synced, and only then takes the name. Fails if
 // `path` exists (or appears meanwhile), leaving it as it was; a failure
-// leaves nothing, a crash at most a hidden ".NAME.tmp-PID-N" beside it.
+// leaves nothing, a crash at most a hidden ".NAME.tmp-PID-N" beside it,
+// which the next write of `path` removes once PID is gone.
 Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table);
 
 }  // namespace daxguard::dm

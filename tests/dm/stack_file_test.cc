@@ -92,10 +92,15 @@ TEST(WriteStackFile, AKilledWriterLeavesNothingUnderTheName) {
     EXPECT_EQ(child.WaitKilledBy(), SIGXFSZ);
     EXPECT_FALSE(fs::exists(fs::symlink_status(dir.File("s"))));
     for (const std::string& name : Names(dir)) EXPECT_EQ(name.rfind(".s.tmp-", 0), 0u) << name;
+    // A live writer's temporary file (ours, named as it would name it) stays.
+    std::string live = dir.File(".s.tmp-" + std::to_string(getpid()) + "-999");
+    std::ofstream(live) << "in progress";
     ASSERT_TRUE(WriteStackFile(dir.File("s"), LongTable()).ok());
     auto back = ReadStackFile(dir.File("s"));
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, LongTable());
+    // What the killed writer left is gone with it.
+    EXPECT_EQ(Names(dir), (std::vector<std::string>{".s.tmp-" + std::to_string(getpid()) + "-999", "s"}));
   }
 }
 
