@@ -9,6 +9,8 @@
 #include <map>
 #include <set>
 
+#include "fs/repair.h"
+
 #include "fs/filesystem.h"
 
 namespace daxguard::fs {
@@ -107,9 +109,15 @@ class LostAndFound {
   std::set<std::string> used_;
 };
 
-// Drops entries that name nothing (or a directory a second time), and
-// links every inode that lost its entry, or whose directory is gone, into
-// /lost+found as "#<ino>" with its data and its subtree, as e2fsck does.
+}  // namespace
+
+std::vector<Op> DropBadEntriesBelow(const State& s, uint64_t top) {
+  std::vector<Op> ops;
+  std::set<uint64_t> seen;
+  Walk(s, top, &seen, &ops);
+  return ops;
+}
+
 std::vector<Op> ReconnectOps(const State& s) {
   std::vector<Op> ops;
   std::set<uint64_t> seen;
@@ -123,7 +131,6 @@ std::vector<Op> ReconnectOps(const State& s) {
   return ops;
 }
 
-// Link counts as the directory tree gives them.
 std::vector<Op> LinkCountOps(const State& s) {
   std::map<uint64_t, uint32_t> links = {{kRootIno, 2}};
   for (const auto& [ino, in] : s.inodes())
@@ -143,8 +150,6 @@ std::vector<Op> LinkCountOps(const State& s) {
   }
   return ops;
 }
-
-}  // namespace
 
 Status Filesystem::CheckAtMount() {
   for (const State::BadExtent& b : state_.bad_extents()) GoReadOnly(state_.Describe(b) + " (run daxguard fsck --repair)");
@@ -174,12 +179,7 @@ Status Filesystem::RepairForFsck() {
   DG_RETURN_IF_ERROR(log_.Scrub(&scrub));
   // What mount would have finished, as it would have: a detached tree's
   // damaged entries are dropped first, so that it can be emptied.
-  for (Inode* dir : state_.DetachedDirs()) {
-    std::vector<Op> fixes;
-    std::set<uint64_t> seen;
-    Walk(state_, dir->ino, &seen, &fixes);
-    DG_RETURN_IF_ERROR(state_.ApplyAll(fixes));
-  }
+  for (Inode* dir : state_.DetachedDirs()) DG_RETURN_IF_ERROR(state_.ApplyAll(DropBadEntriesBelow(state_, dir->ino)));
   DG_RETURN_IF_ERROR(FinishUnlinked([this](std::vector<Op> ops) { return state_.ApplyAll(ops); }));
   DG_RETURN_IF_ERROR(state_.ApplyAll(ReconnectOps(state_)));
   DG_RETURN_IF_ERROR(state_.ApplyAll(LinkCountOps(state_)));
