@@ -68,9 +68,9 @@ inline std::unique_ptr<media::PmemDevice> FreshFsDevice(const std::string& path)
   return std::move(d).value();
 }
 
-// Writes `bytes` at `off`, clipped to `limit` bytes.
+// Writes `bytes` at `off`, clipped to `limit` bytes (past the device: not at all).
 inline void Lay(media::PmemDevice& d, uint64_t off, std::string_view bytes, uint64_t limit) {
-  d.Write(off, bytes.data(), std::min<uint64_t>(bytes.size(), limit));
+  (void)d.Write(off, bytes.data(), std::min<uint64_t>(bytes.size(), limit));
 }
 
 // --- fs_image
@@ -181,7 +181,7 @@ inline void LayLog(media::PmemDevice& d, const LogInput& in) {
     for (int c = 0; c < 2; ++c) {
       uint32_t stored = r.flags & (1 << c) ? ~crc : crc;
       std::memcpy(rec.data() + offsetof(fs::RecordHeader, crc), &stored, sizeof stored);
-      d.Write(l.Slot(c, slot) + pos, rec.data(), rec.size());
+      Lay(d, l.Slot(c, slot) + pos, {reinterpret_cast<const char*>(rec.data()), rec.size()}, rec.size());
       if (r.flags & (8 << c)) poison.push_back({l.Slot(c, slot) + pos, (r.flags & 0x20) != 0});
     }
     pos += rec.size();
@@ -192,11 +192,11 @@ inline void LayLog(media::PmemDevice& d, const LogInput& in) {
     fs::SuperBlock copy = sb;
     if (c == 1 && (in.flags & 4)) copy.generation--, fs::SealSuperBlock(&copy);
     if (c == 0 && (in.flags & 8)) copy.crc ^= 1;
-    d.Write(l.Super(c), &copy, sizeof copy);
+    Lay(d, l.Super(c), {reinterpret_cast<const char*>(&copy), sizeof copy}, sizeof copy);
     if (in.flags & 2) {
       fs::CleanEnd end{fs::kCleanEndMagic, 0, copy.generation, pos, seq};
       end.crc = fs::Crc32c(&end, sizeof end);
-      d.Write(l.CleanEnd(c), &end, sizeof end);
+      Lay(d, l.CleanEnd(c), {reinterpret_cast<const char*>(&end), sizeof end}, sizeof end);
     }
   }
   // Poison last: it spares the bytes beneath it from nothing, and a known

@@ -13,7 +13,7 @@ namespace daxguard {
 
 // Like LevelDB's, an OK Status is a null pointer, so the passing case on the
 // data path costs nothing to build, copy or destroy.
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() noexcept = default;
   Status(const Status& o) : state_(o.state_ ? std::make_unique<State>(*o.state_) : nullptr) {}
@@ -50,7 +50,7 @@ class Status {
 
 // A value or the Status saying why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}    // NOLINT: implicit by design

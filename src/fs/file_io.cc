@@ -19,37 +19,26 @@ constexpr uint64_t kLinesPerBlock = kBlockSize / kLineSize;
 constexpr size_t kMaxOpsPerCommit = 65536;
 constexpr size_t kMaxStagedOps = 1024;  // well inside a quarter of the smallest log slot
 
-int64_t Now() {
-  // Coarse, as Linux's inode timestamps are (current_time()): a few ns
-  // instead of ~30 on every write, at the kernel tick's resolution.
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 }  // namespace
 
 File::~File() {
-  if (!fs_) return;  // the filesystem went first
-  Filesystem::OpGuard g(fs_);
-  Inode* in = fs_->state_.Find(ino_);
-  if (in) fs_->FoldTimes(in);
-  fs_->open_files_.erase(this);
-  fs_->CloseInode(ino_);
+  if (!dp_) return;  // the filesystem went first
+  DataPath::Scope g(dp_);
+  dp_->CloseHandle(this);
 }
 
 Result<Inode*> File::Begin(Guard* g, Access a) {
-  if (!fs_) return Status::Error(EBADF, "the filesystem was unmounted");
-  g->emplace(fs_);
-  if (a == Access::kChange) DG_RETURN_IF_ERROR(fs_->Writable());
+  if (!dp_) return Status::Error(EBADF, "the filesystem was unmounted");
+  g->emplace(dp_);
+  if (a == Access::kChange) DG_RETURN_IF_ERROR(dp_->Writable());
   DG_ASSIGN_OR_RETURN(Inode* in, Me());
-  if (a == Access::kChange) fs_->Quiesce();
+  if (a == Access::kChange) dp_->Quiesce();
   return in;
 }
 
 Result<Inode*> File::Me() {
-  if (fs_->removed_) return Status::Io("device has gone away");
-  Inode* in = fs_->state_.Find(ino_);
+  if (dp_->gone()) return Status::Io("device has gone away");
+  Inode* in = dp_->state().Find(ino_);
   if (!in) return Status::Error(ESTALE, "file no longer exists");
   return in;
 }
@@ -62,13 +51,13 @@ Result<Inode*> File::Me() {
 template <typename Mem>
 bool File::FastIo(uint64_t off, size_t len, Mem* mem) {
   constexpr bool kWrite = std::is_const_v<Mem>;
-  Filesystem* fs = fs_;
+  DataPath* fs = dp_;
   if (!fs || len == 0) return false;
   LightSection::Enter(fs);
   uint64_t at, vouched;
-  bool done = fast_.Find(fs->data_gen_.load(std::memory_order_acquire), off, len, kWrite, &at, &vouched);
-  if constexpr (kWrite) done = done && fs->clean_.Write(at, mem, len, vouched);
-  else done = done && fs->clean_.Read(at, mem, len, vouched);
+  bool done = fast_.Find(fs->data_gen(std::memory_order_acquire), off, len, kWrite, &at, &vouched);
+  if constexpr (kWrite) done = done && fs->clean().Write(at, mem, len, vouched);
+  else done = done && fs->clean().Read(at, mem, len, vouched);
   LightSection::Exit();
   if (kWrite && done && !times_marked_.load(std::memory_order_relaxed))
     times_marked_.store(true, std::memory_order_relaxed);
@@ -78,15 +67,15 @@ bool File::FastIo(uint64_t off, size_t len, Mem* mem) {
 bool File::FastEligible(const Inode& in, uint64_t off, uint64_t len) const {
   if (len == 0 || off >= in.attr.size || len > in.attr.size - off) return false;
   // A current map that spans off missed for a reason a refill keeps.
-  if (fast_.Spans(fs_->data_gen_.load(std::memory_order_relaxed), off)) return false;
+  if (fast_.Spans(dp_->data_gen(std::memory_order_relaxed), off)) return false;
   auto e = in.ExtentAt(off / kBlockSize);
   return e && !e->unwritten;
 }
 
 void File::RefillFastMap(const Inode& in, uint64_t off) {
-  fast_.Fill(fs_->data_gen_.load(std::memory_order_relaxed), in, fs_->state_.space(), off, fs_->Writable().ok(),
-             fs_->clean_);
-  fs_->fast_maps_filled_ = true;
+  fast_.Fill(dp_->data_gen(std::memory_order_relaxed), in, dp_->state().space(), off, dp_->Writable().ok(),
+             dp_->clean());
+  dp_->NoteFastMapFilled();
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
@@ -123,7 +112,7 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
       continue;
     }
     uint64_t dev_off = e->pblk * kBlockSize + in_blk;
-    auto r = dax::ReadAt(fs_->dev_, dev_off, out + done, n);
+    auto r = dax::ReadAt(dp_->device(), dev_off, out + done, n);
     uint64_t got = r.ok() ? *r : 0;
     bool stopped = false;
     if (got < n) {
@@ -131,7 +120,7 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
       // line, so the page is read line-precisely, and when the page's poison
       // lies outside the range the read goes on with the next page.
       uint64_t page_end = std::min(n, AlignUp(dev_off + got + 1, kBlockSize) - dev_off);
-      uint64_t part = fs_->dev_.ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      uint64_t part = dp_->device().ReadMcSafe(dev_off + got, out + done + got, page_end - got);
       stopped = part < page_end - got;
       got += part;
     }
@@ -153,7 +142,7 @@ Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
     uint8_t bytes[kLineSize];
     if (in.damage.Overlaps(line, kLineSize) ||
         (e && !e->unwritten &&
-         fs_->dev_.ReadMcSafe(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize) != kLineSize))
+         dp_->device().ReadMcSafe(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize) != kLineSize))
       return Status::Io("the range covers part of the damaged line at file offset " + std::to_string(line));
   }
   return Status::Ok();
@@ -167,7 +156,7 @@ Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
 // as zeroes; lines wholly past the end of the file are not the file's bytes.
 Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t* src, uint64_t n, PartLine part,
                         Place place, Transaction* tx) {
-  dax::Device& dev = fs_->dev_;
+  dax::Device& dev = dp_->device();
   auto e = in->ExtentAt(fblk);
   uint8_t page[kBlockSize] = {};
   bool bad[kLinesPerBlock] = {};
@@ -191,7 +180,7 @@ Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   std::memcpy(page + in_blk, src, n);
   for (uint64_t l = 0; l < kLinesPerBlock; ++l)
     if (whole(l)) bad[l] = false;
-  bool own = written && fs_->state_.space().Exclusive(e->pblk, 1);
+  bool own = written && dp_->state().space().Exclusive(e->pblk, 1);
   uint64_t target = e ? e->pblk : 0;
   if (!e || !own || place == Place::kFresh) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
@@ -218,7 +207,7 @@ Status File::WriteBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
 
 std::optional<IntervalSet::Interval> File::FreeRun(uint64_t want, uint64_t goal, const std::vector<Op>& staged) const {
   for (size_t tries = 0; tries <= staged.size(); ++tries) {
-    auto got = fs_->state_.space().FindFree(want, goal);
+    auto got = dp_->state().space().FindFree(want, goal);
     if (!got) return got;
     auto [p, n] = *got;
     uint64_t clash = p + n, clash_end = 0;
@@ -238,7 +227,7 @@ std::optional<IntervalSet::Interval> File::FreeRun(uint64_t want, uint64_t goal,
 // With `unwritten` nothing is written: the blocks are only reserved.
 Status File::FillHole(Inode* in, uint64_t fblk, uint64_t nblk, uint64_t pos, const uint8_t* src, uint64_t n,
                       Transaction* tx, bool unwritten) {
-  dax::Device& dev = fs_->dev_;
+  dax::Device& dev = dp_->device();
   while (nblk > 0) {
     auto prev = fblk ? in->ExtentAt(fblk - 1) : std::nullopt;
     auto got = FreeRun(nblk, prev ? prev->pblk + 1 : 0, tx->ops());
@@ -282,10 +271,10 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, u
   uint64_t fblk = pos / kBlockSize;
   auto e = in->ExtentAt(fblk);
   uint64_t nblk = (pos + n - 1) / kBlockSize - fblk + 1;
-  bool simple = !e->unwritten && !in->damage.Overlaps(pos, n) && fs_->state_.space().Exclusive(e->pblk, nblk);
+  bool simple = !e->unwritten && !in->damage.Overlaps(pos, n) && dp_->state().space().Exclusive(e->pblk, nblk);
   uint64_t done = 0;
   if (simple) {
-    auto w = dax::WriteAt(fs_->dev_, e->pblk * kBlockSize + pos % kBlockSize, src, n);
+    auto w = dax::WriteAt(dp_->device(), e->pblk * kBlockSize + pos % kBlockSize, src, n);
     if (w.ok()) done = *w;
     *wrote = done;
     if (done == n) return Status::Ok();
@@ -302,7 +291,7 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, u
 
 void File::TouchAttr(Inode* in, uint64_t new_size, Transaction* tx) {
   Attr a = in->attr;
-  a.mtime_ns = a.ctime_ns = Now();
+  a.mtime_ns = a.ctime_ns = NowNs();
   if (new_size != a.size) {
     a.size = new_size;
     tx->Add(Op::SetInode(ino_, a));
@@ -326,10 +315,10 @@ Result<size_t> File::WriteSlow(uint64_t off, const void* data, size_t len) {
 }
 
 Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, size_t len) {
-  if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  if (off + len < off || off + len > dp_->device().size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   DG_RETURN_IF_ERROR(GrowOver(in, off + len));
-  Transaction tx(fs_);
+  Transaction tx(dp_);
   size_t done = 0;
   Status s;
   while (done < len && s.ok()) {
@@ -376,7 +365,7 @@ Status File::ZeroTail(Inode* in, uint64_t size, Transaction* tx) {
 Status File::GrowOver(Inode* in, uint64_t size) {
   uint64_t from = AlignUp(in->attr.size, kLineSize);
   if (size <= in->attr.size || !in->damage.Overlaps(from, UINT64_MAX / 2)) return Status::Ok();
-  Transaction tx(fs_);
+  Transaction tx(dp_);
   for (const auto& [off, len] : in->damage.Overlapping(from, UINT64_MAX / 2))
     DG_RETURN_IF_ERROR(ZeroBytes(in, off, len, PartLine::kKeepDamaged, Place::kOwnInPlace, &tx));
   tx.Add(Op::Damage(ino_, from, UINT64_MAX / 2, false));
@@ -386,20 +375,20 @@ Status File::GrowOver(Inode* in, uint64_t size) {
 Status File::Truncate(uint64_t size) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
-  if (size > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  if (size > dp_->device().size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(GrowOver(in, size));
-  Transaction tx(fs_);
+  Transaction tx(dp_);
   if (size < in->attr.size) {
     if (size % kBlockSize) DG_RETURN_IF_ERROR(ZeroTail(in, size, &tx));
     uint64_t first = AlignUp(size, kBlockSize) / kBlockSize;
-    tx.Add(fs_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first));
+    tx.Add(dp_->FreeBlocksOps(in, first, UINT64_MAX / 2 - first));
     // Damage is kept in whole lines: one the new end cuts stays damaged.
     uint64_t past = AlignUp(size, kLineSize);
     if (in->damage.Overlaps(past, UINT64_MAX / 2)) tx.Add(Op::Damage(ino_, past, UINT64_MAX / 2, false));
   }
   Attr a = in->attr;
   a.size = size;
-  a.mtime_ns = a.ctime_ns = Now();
+  a.mtime_ns = a.ctime_ns = NowNs();
   tx.Add(Op::SetInode(ino_, a));
   return tx.Commit();
 }
@@ -408,13 +397,13 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
   if (len == 0) return Status::Invalid("length must not be zero");
-  if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "range beyond the device size");
+  if (off + len < off || off + len > dp_->device().size()) return Status::Error(EFBIG, "range beyond the device size");
   bool punch = mode & kFallocPunchHole, zero = mode & kFallocZeroRange;
   if (punch && !(mode & kFallocKeepSize)) return Status::Invalid("punch hole needs keep-size");
   if (punch && zero) return Status::Invalid("punch hole and zero range exclude each other");
   if (punch || zero) DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
   if (!(mode & kFallocKeepSize)) DG_RETURN_IF_ERROR(GrowOver(in, off + len));
-  Transaction tx(fs_);
+  Transaction tx(dp_);
   uint64_t b0 = AlignUp(off, kBlockSize) / kBlockSize, b1 = (off + len) / kBlockSize;  // whole blocks
   // Partial blocks at the edges: just those bytes are zeroed, on fresh
   // blocks, so that nothing changes until the one commit at the end.
@@ -426,7 +415,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   }
   std::vector<IntervalSet::Interval> zero_after;  // own blocks made unwritten: zeroed once that is committed
   if (b1 > b0 && punch) {
-    tx.Add(fs_->FreeBlocksOps(in, b0, b1 - b0));
+    tx.Add(dp_->FreeBlocksOps(in, b0, b1 - b0));
     tx.Add(Op::Damage(ino_, b0 * kBlockSize, (b1 - b0) * kBlockSize, false));
   } else if (b1 > b0 && zero) {
     DG_RETURN_IF_ERROR(ZeroWholeBlocks(in, b0, b1, &tx, &zero_after));
@@ -447,7 +436,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   DG_RETURN_IF_ERROR(tx.Commit());
   // They read as zeroes already; zeroing clears their poison (zeroinit), and
   // poison a failure leaves is cleared by the next write of each page.
-  for (const auto& [pblk, n] : zero_after) (void)fs_->dev_.ZeroPageRange(pblk, n);
+  for (const auto& [pblk, n] : zero_after) (void)dp_->device().ZeroPageRange(pblk, n);
   return Status::Ok();
 }
 
@@ -459,11 +448,11 @@ Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, Transaction* t
                              std::vector<IntervalSet::Interval>* zero_after) {
   for (uint64_t f = b0; f < b1;) {
     auto [n, e] = in->RunAt(f, b1);
-    if (e && !e->unwritten && fs_->state_.space().Exclusive(e->pblk, n)) {
+    if (e && !e->unwritten && dp_->state().space().Exclusive(e->pblk, n)) {
       tx->Add(Op::Map(ino_, f, e->pblk, n, true));
       zero_after->push_back({e->pblk, n});
     } else if (e && !e->unwritten) {
-      tx->Add(fs_->FreeBlocksOps(in, f, n));
+      tx->Add(dp_->FreeBlocksOps(in, f, n));
       DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, tx, true));
     } else if (!e) {
       DG_RETURN_IF_ERROR(FillHole(in, f, n, 0, nullptr, 0, tx, true));
@@ -477,7 +466,7 @@ Status File::ZeroWholeBlocks(Inode* in, uint64_t b0, uint64_t b1, Transaction* t
 Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* dst, Begin(&g, Access::kChange));
-  if (src.fs_ != fs_) return Status::Error(EXDEV, "clone across filesystems");
+  if (src.dp_ != dp_) return Status::Error(EXDEV, "clone across filesystems");
   DG_ASSIGN_OR_RETURN(Inode* s, src.Me());
   if (soff % kBlockSize || doff % kBlockSize) return Status::Invalid("clone offsets must be multiples of 4096");
   if (soff > s->attr.size) return Status::Invalid("clone source offset beyond its end");
@@ -488,10 +477,10 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
     return Status::Invalid("a partial last block may be cloned only to or past the destination's end");
   uint64_t nblk = AlignUp(len, kBlockSize) / kBlockSize, sb = soff / kBlockSize, db = doff / kBlockSize;
   if (dst == s && sb < db + nblk && db < sb + nblk) return Status::Invalid("clone ranges overlap");
-  if (doff + len > fs_->dev_.size()) return Status::Error(EFBIG, "file would exceed the device size");
+  if (doff + len > dp_->device().size()) return Status::Error(EFBIG, "file would exceed the device size");
   DG_RETURN_IF_ERROR(GrowOver(dst, doff + len));
-  Transaction tx(fs_);
-  tx.Add(fs_->FreeBlocksOps(dst, db, nblk));
+  Transaction tx(dp_);
+  tx.Add(dp_->FreeBlocksOps(dst, db, nblk));
   tx.Add(Op::Damage(ino_, doff, nblk * kBlockSize, false));
   for (auto it = s->extents.begin(); it != s->extents.end(); ++it) {
     uint64_t lo = std::max(it->first, sb), hi = std::min(it->first + it->second.len, sb + nblk);
@@ -504,7 +493,7 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
   if (doff + len > dst->attr.size) {
     Attr a = dst->attr;
     a.size = doff + len;
-    a.mtime_ns = a.ctime_ns = Now();
+    a.mtime_ns = a.ctime_ns = NowNs();
     tx.Add(Op::SetInode(ino_, a));
   }
   DG_RETURN_IF_ERROR(tx.Commit());
@@ -516,16 +505,16 @@ Status File::CloneFrom(File& src, uint64_t soff, uint64_t doff, uint64_t len) {
 Status File::Fsync() {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
-  fs_->FoldTimes(in);
+  dp_->FoldTimes(in);
   // Data and metadata are on the device already; this logs the timestamps.
-  if (!fs_->Writable().ok()) return Status::Ok();
-  return fs_->Commit({Op::SetInode(ino_, in->attr)});
+  if (!dp_->Writable().ok()) return Status::Ok();
+  return dp_->Commit({Op::SetInode(ino_, in->attr)});
 }
 
 Result<FileStat> File::Stat() {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
-  fs_->FoldTimes(in);
+  dp_->FoldTimes(in);
   uint64_t blocks = 0;
   for (const auto& [f, e] : in->extents) blocks += e.len;
   return FileStat{ino_, in->attr, blocks};
@@ -537,7 +526,7 @@ Result<std::vector<FiemapExtent>> File::Fiemap() {
   std::vector<FiemapExtent> out;
   for (const auto& [fblk, e] : in->extents) {
     // Split where sharing changes, so "shared" is exact per piece.
-    for (const OwnedRun& r : fs_->state_.space().Lookup(e.pblk, e.len)) {
+    for (const OwnedRun& r : dp_->state().space().Lookup(e.pblk, e.len)) {
       FiemapExtent x;
       x.logical = (fblk + (r.pblk - e.pblk)) * kBlockSize;
       x.physical = r.pblk * kBlockSize;

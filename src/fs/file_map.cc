@@ -2,20 +2,15 @@
 // every mapping in step with the file as committed operations change it.
 #include <algorithm>
 
+#include "fs/data_path.h"
 #include "fs/filesystem.h"
 
 namespace daxguard::fs {
 
 FileMapping::~FileMapping() {
-  if (!fs_) return;  // the filesystem went first and took the pages back
-  Filesystem::OpGuard g(fs_);
-  auto [lo, hi] = fs_->mappings_.equal_range(ino_);
-  for (auto it = lo; it != hi; ++it)
-    if (it->second == this) {
-      fs_->mappings_.erase(it);
-      break;
-    }
-  fs_->CloseInode(ino_);
+  if (!dp_) return;  // the filesystem went first and took the pages back
+  DataPath::Scope g(dp_);
+  dp_->DropMapping(this);
 }
 
 Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool writable) {
@@ -23,20 +18,19 @@ Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool 
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, writable ? Access::kChange : Access::kLook));
   if (off % kBlockSize || len == 0) return Status::Invalid("mapping offset must be a multiple of 4096, length non-zero");
   len = AlignUp(len, kBlockSize);
-  if (off + len < off || off + len > fs_->dev_.size()) return Status::Error(EFBIG, "mapping beyond the device size");
+  if (off + len < off || off + len > dp_->device().size()) return Status::Error(EFBIG, "mapping beyond the device size");
   uint64_t b0 = off / kBlockSize, b1 = (off + len) / kBlockSize;
   if (writable) DG_RETURN_IF_ERROR(Unshare(in, b0, std::min(b1, AlignUp(in->attr.size, kBlockSize) / kBlockSize)));
-  auto region = dax::MappedRegion::Reserve(len, writable, fs_->state_.PathOf(ino_), ino_);
+  auto region = dax::MappedRegion::Reserve(len, writable, dp_->state().PathOf(ino_), ino_);
   if (!region.ok()) return region.status();
-  std::unique_ptr<FileMapping> m(new FileMapping(fs_, ino_, off, in->attr.size, std::move(region).value()));
-  fs_->PlaceMapping(m.get(), b0, b1);
-  fs_->mappings_.emplace(ino_, m.get());
-  fs_->open_inodes_.insert(ino_);
+  std::unique_ptr<FileMapping> m(new FileMapping(dp_, ino_, off, in->attr.size, std::move(region).value()));
+  dp_->PlaceMapping(m.get(), b0, b1);
+  dp_->AddMapping(m.get());
   return m;
 }
 
 Status File::Unshare(Inode* in, uint64_t b0, uint64_t b1) {
-  Transaction tx(fs_);
+  Transaction tx(dp_);
   for (uint64_t f = b0; f < b1;) {
     auto [n, e] = in->RunAt(f, b1);
     if (!e) {  // a hole: zeroed blocks of its own, in as few runs as free space allows
@@ -44,7 +38,7 @@ Status File::Unshare(Inode* in, uint64_t b0, uint64_t b1) {
       f += n;
       continue;
     }
-    if (e->unwritten || !fs_->state_.space().Exclusive(e->pblk, n))
+    if (e->unwritten || !dp_->state().space().Exclusive(e->pblk, n))
       for (uint64_t i = 0; i < n; ++i) DG_RETURN_IF_ERROR(UnshareBlock(in, f + i, &tx));
     f += n;
   }
@@ -53,21 +47,19 @@ Status File::Unshare(Inode* in, uint64_t b0, uint64_t b1) {
 
 Status File::UnshareBlock(Inode* in, uint64_t fblk, Transaction* tx) {
   auto e = in->ExtentAt(fblk);
-  if (!e->unwritten && fs_->state_.space().Exclusive(e->pblk, 1)) return Status::Ok();
+  if (!e->unwritten && dp_->state().space().Exclusive(e->pblk, 1)) return Status::Ok();
   // A damaged block stays as it is: its page traps until a write repairs
   // it, and that write gives this file a block of its own.
   if (in->damage.Overlaps(fblk * kBlockSize, kBlockSize)) return Status::Ok();
   uint8_t page[kBlockSize] = {};
-  if (!e->unwritten && fs_->dev_.ReadMcSafe(e->pblk * kBlockSize, page, kBlockSize) != kBlockSize)
+  if (!e->unwritten && dp_->device().ReadMcSafe(e->pblk * kBlockSize, page, kBlockSize) != kBlockSize)
     return Status::Ok();  // poison just found: the failure handling marks it damaged
   return WriteBlock(in, fblk, 0, page, kBlockSize, PartLine::kRefuse, tx);
 }
 
 Status File::UnshareMapped(Inode* in, uint64_t b0, uint64_t b1) {
-  auto [lo, hi] = fs_->mappings_.equal_range(ino_);
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (auto it = lo; it != hi; ++it) {
-    const FileMapping* m = it->second;
+  for (const FileMapping* m : dp_->MappingsOf(ino_)) {
     uint64_t m0 = m->off_ / kBlockSize, m1 = m0 + m->length() / kBlockSize;
     uint64_t eof = AlignUp(in->attr.size, kBlockSize) / kBlockSize;
     if (m->writable() && std::max(b0, m0) < std::min({b1, m1, eof}))
@@ -96,13 +88,35 @@ void UntrapExcept(dax::MappedRegion& r, uint64_t lo, uint64_t hi, const std::vec
 // Holes and unwritten blocks read as zero pages in a read-only mapping; in
 // a writable one (which had them filled when made) they appear only when
 // the file punches them, and then trap like pages past the end.
-void Filesystem::PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1) {
+void DataPath::AddMapping(FileMapping* m) {
+  mappings_.emplace(m->ino_, m);
+  OpenInode(m->ino_);
+}
+
+void DataPath::DropMapping(FileMapping* m) {
+  auto [lo, hi] = mappings_.equal_range(m->ino_);
+  for (auto it = lo; it != hi; ++it)
+    if (it->second == m) {
+      mappings_.erase(it);
+      break;
+    }
+  CloseInode(m->ino_);
+}
+
+std::vector<const FileMapping*> DataPath::MappingsOf(uint64_t ino) const {
+  std::vector<const FileMapping*> out;
+  auto [lo, hi] = mappings_.equal_range(ino);
+  for (auto it = lo; it != hi; ++it) out.push_back(it->second);
+  return out;
+}
+
+void DataPath::PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1) {
   uint64_t m0 = m->off_ / kBlockSize;
   b0 = std::max(b0, m0);
   b1 = std::min(b1, m0 + m->length() / kBlockSize);
   if (b0 >= b1) return;
   dax::MappedRegion& r = *m->region_;
-  const Inode* in = state_.Find(m->ino_);
+  const Inode* in = state().Find(m->ino_);
   uint64_t eof = in ? AlignUp(in->attr.size, kBlockSize) / kBlockSize : 0;
   std::vector<std::pair<uint64_t, uint64_t>> damaged;  // region offsets, whole pages
   if (in)
@@ -121,7 +135,7 @@ void Filesystem::PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1) {
     auto [n, e] = in->RunAt(f, std::min(b1, eof));
     Status s = Status::Error(ENXIO, "nothing to place");
     if (e && !e->unwritten)
-      s = dev_.MapInto(r, at, e->pblk * kBlockSize, n * kBlockSize, f * kBlockSize);
+      s = device().MapInto(r, at, e->pblk * kBlockSize, n * kBlockSize, f * kBlockSize);
     else if (!m->writable())
       s = r.PlaceZeroes(at, n * kBlockSize, f * kBlockSize);
     if (s.ok())
@@ -132,7 +146,7 @@ void Filesystem::PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1) {
   }
 }
 
-void Filesystem::RefreshMappings(const std::vector<Op>& ops) {
+void DataPath::RefreshMappings(const std::vector<Op>& ops) {
   if (mappings_.empty()) return;
   for (const Op& op : ops) {
     auto [lo, hi] = mappings_.equal_range(op.ino);

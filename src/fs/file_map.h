@@ -19,7 +19,7 @@
 
 namespace daxguard::fs {
 
-class Filesystem;
+class DataPath;
 
 class FileMapping {
  public:
@@ -39,12 +39,12 @@ class FileMapping {
   }
 
  private:
-  friend class Filesystem;
+  friend class DataPath;
   friend class File;
-  FileMapping(Filesystem* fs, uint64_t ino, uint64_t off, uint64_t size, std::unique_ptr<dax::MappedRegion> r)
-      : fs_(fs), ino_(ino), off_(off), size_(size), region_(std::move(r)) {}
+  FileMapping(DataPath* dp, uint64_t ino, uint64_t off, uint64_t size, std::unique_ptr<dax::MappedRegion> r)
+      : dp_(dp), ino_(ino), off_(off), size_(size), region_(std::move(r)) {}
 
-  Filesystem* fs_;  // null once the filesystem is gone (the pages are taken back)
+  DataPath* dp_;  // null once the filesystem is gone (the pages are taken back)
   uint64_t ino_;
   uint64_t off_;
   uint64_t size_;   // the file size the pages were last placed for

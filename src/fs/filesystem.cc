@@ -13,14 +13,6 @@
 namespace daxguard::fs {
 namespace {
 
-int64_t NowNs() {
-  // Coarse, as Linux's inode timestamps are (current_time()): a few ns
-  // instead of ~30 on every write, at the kernel tick's resolution.
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 Attr NewAttr(uint32_t mode, uint32_t nlink) {
   Attr a;
   a.mode = mode;
@@ -39,15 +31,17 @@ Filesystem::OpGuard::OpGuard(Filesystem* fs) : fs_(fs) { fs_->Lock(); }
 
 Filesystem::OpGuard::OpGuard(Filesystem* fs, std::adopt_lock_t) : fs_(fs) {}
 
-Filesystem::OpGuard::~OpGuard() {
+Filesystem::OpGuard::~OpGuard() { fs_->EndOp(); }
+
+void Filesystem::EndOp() {
   do {
-    fs_->ProcessFailures();
-    std::vector<std::function<void()>> callbacks = std::move(fs_->callbacks_);
-    fs_->callbacks_.clear();
-    fs_->Unlock();
+    ProcessFailures();
+    std::vector<std::function<void()>> callbacks = std::move(callbacks_);
+    callbacks_.clear();
+    Unlock();
     for (auto& cb : callbacks) cb();  // unlocked (see File::OnDamage)
     // A failure another thread reported after ProcessFailures was left to us.
-  } while (fs_->failures_pending_.load() && fs_->TryLock());
+  } while (failures_pending_.load() && TryLock());
 }
 
 void Filesystem::Lock() {
@@ -75,18 +69,13 @@ bool Filesystem::TryLock() {
 }
 
 Filesystem::Filesystem(dax::Device& dev)
-    : dev_(dev), geo_(GeometryFor(dev.size())), log_(dev, geo_), state_(geo_) {}
+    : DataPath(dev), dev_(dev), geo_(GeometryFor(dev.size())), log_(dev, geo_), state_(geo_) {}
 
 Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
   std::lock_guard<std::mutex> g(mu_);
   if (mounted_ && Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its search past the end
-  for (File* f : open_files_) f->fs_ = nullptr;  // handles left open now fail cleanly
-  // Mappings left behind lose their pages: the device is no longer ours to hand out.
-  for (auto& [ino, m] : mappings_) {
-    (void)m->region_->Trap(0, m->length(), dax::TrapKind::kGone);
-    m->fs_ = nullptr;
-  }
+  DetachAll();
 }
 
 Status Filesystem::Mkfs(dax::Device& dev) {
@@ -142,20 +131,6 @@ void Filesystem::GoReadOnly(const std::string& why) {
   read_only_why_.push_back(why);
 }
 
-void Filesystem::Quiesce() {
-  if (!fast_maps_filled_) return;  // every map is of an older generation already
-  fast_maps_filled_ = false;
-  data_gen_.store(data_gen_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
-  LightSection::WaitOut(this);
-}
-
-void Filesystem::FoldTimes(Inode* in) {
-  for (File* f : open_files_) {
-    if (f->ino_ != in->ino || !f->times_marked_.exchange(false)) continue;
-    in->attr.mtime_ns = in->attr.ctime_ns = NowNs();
-  }
-}
-
 bool Filesystem::read_only() {
   OpGuard g(this);
   return !read_only_why_.empty();
@@ -175,7 +150,6 @@ Status Filesystem::Commit(std::vector<Op> ops) {
   return Status::Ok();
 }
 
-Status Transaction::Commit() { return fs_->Commit(std::exchange(ops_, {})); }
 
 Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flags, uint32_t mode) {
   OpGuard g(this);
@@ -203,13 +177,6 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
   return f;
 }
 
-std::unique_ptr<File> Filesystem::NewHandle(uint64_t ino) {
-  std::unique_ptr<File> f(new File(this, ino));
-  open_inodes_.insert(ino);
-  open_files_.insert(f.get());
-  return f;
-}
-
 Result<Located> Filesystem::ReplaceableEntry(const std::string& path) {
   auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
@@ -229,7 +196,7 @@ Result<std::unique_ptr<File>> Filesystem::CreateUnnamed(const std::string& path,
 
 Status Filesystem::Publish(File& f, const std::string& path) {
   OpGuard g(this);
-  Inode* in = f.fs_ == this ? state_.Find(f.ino_) : nullptr;
+  Inode* in = Holds(f) ? state_.Find(f.ino()) : nullptr;
   if (!in || in->is_dir() || in->attr.nlink != 0) return Status::Invalid(path + ": not an unnamed file to publish");
   auto at = ReplaceableEntry(path);
   if (!at.ok()) return at.status();

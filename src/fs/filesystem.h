@@ -11,7 +11,8 @@
 // Every operation holds the filesystem's lock (OpGuard) except the fast
 // path of File::Read/Write: bytes of a handle's fast map (fast_map.h), read
 // or written in place inside a light section (common/light_section.h).
-// Whatever could change what a fast map says first calls Quiesce.
+// Whatever could change what a fast map says first calls Quiesce. Handles
+// reach the filesystem only through the DataPath seam (data_path.h).
 #pragma once
 
 #include <atomic>
@@ -25,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "dax/clean_path.h"
 #include "dax/dax_device.h"
+#include "fs/data_path.h"
 #include "fs/file_map.h"
 #include "fs/fast_map.h"
 #include "fs/meta_log.h"
@@ -84,7 +85,7 @@ struct HealthReport {
 enum OpenFlags : int { kCreate = 1, kExclusive = 2, kTruncate = 4 };
 enum FallocMode : int { kFallocKeepSize = 1, kFallocPunchHole = 2, kFallocZeroRange = 4 };
 
-class Filesystem : public dax::Holder {
+class Filesystem : public dax::Holder, private DataPath {
  public:
   static Status Mkfs(dax::Device& dev);
   static Result<std::unique_ptr<Filesystem>> Mount(dax::Device& dev);
@@ -131,9 +132,6 @@ class Filesystem : public dax::Holder {
   void NotifyFailure(uint64_t offset, uint64_t len, int flags) override;
 
  private:
-  friend class File;
-  friend class Transaction;
-  friend class FileMapping;
   struct Failure {
     uint64_t offset, len;
     int flags;
@@ -157,16 +155,28 @@ class Filesystem : public dax::Holder {
   bool TryLock();
   void Lock();
   void Unlock();
-  Status Commit(std::vector<Op> ops);
+
+  // DataPath: what file handles get of the core.
+  dax::Device& device() override { return dev_; }
+  State& state() override { return state_; }
+  Status Writable() const override;
+  bool gone() const override { return removed_; }
+  Status Commit(std::vector<Op> ops) override;
+  std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len) override;
+  void OpenInode(uint64_t ino) override { open_inodes_.insert(ino); }
+  // Frees the file if that was the last reference and it has no links.
+  void CloseInode(uint64_t ino) override;
+  void BeginOp() override { Lock(); }
+  // Handles the failures reported during the operation, unlocks, then
+  // sends the damage notices they raised.
+  void EndOp() override;
+
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
-  Status Writable() const;
   Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
   Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);
   // Where `path` may be published: a regular file or nothing, and not the root.
   Result<Located> ReplaceableEntry(const std::string& path);
-  std::unique_ptr<File> NewHandle(uint64_t ino);
-  std::vector<Op> FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len);
   // The operations removing `tree` (each directory before what it holds).
   std::vector<Op> RemoveTreeOps(const std::vector<TreeEntry>& tree);
   // Where a change goes: committed (mount, rm -r) or, for fsck --repair,
@@ -185,24 +195,8 @@ class Filesystem : public dax::Holder {
   void HandleFailure(const Failure& f);
   void DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops);
   void GoReadOnly(const std::string& why);
-  // Drops one open reference (a handle or a mapping) to `ino`, freeing the
-  // file if that was the last and it has no links.
-  void CloseInode(uint64_t ino);
-  // Mappings (file_map.cc): places file blocks [b0, b1) of `m` from the
-  // current state, and keeps every mapping in step with committed ops.
-  void PlaceMapping(FileMapping* m, uint64_t b0, uint64_t b1);
-  void RefreshMappings(const std::vector<Op>& ops);
-  // Starts a new data generation: every handle's fast map goes stale, and
-  // the fast reads and writes under way end before this returns. Called
-  // before anything they could race changes: state, data in place, or
-  // whether writes are taken.
-  void Quiesce();
-  // Sets the timestamps that fast writes through `in`'s handles marked
-  // for update (POSIX lets them wait until looked at, fsync or close).
-  void FoldTimes(Inode* in);
 
   dax::Device& dev_;
-  dax::CleanPath clean_{dev_};  // the fast path's copies
   Geometry geo_;
   MetaLog log_;
   State state_;
@@ -217,38 +211,12 @@ class Filesystem : public dax::Holder {
   // Whether failures_ may be non-empty: lets every operation's guard skip
   // failures_mu_ when nothing was reported (the usual case).
   std::atomic<bool> failures_pending_{false};
-  // The data generation fast maps are filled from and checked against, and
-  // whether any was filled since it began (else a new one is not needed).
-  std::atomic<uint64_t> data_gen_{1};
-  bool fast_maps_filled_ = false;
   std::multiset<uint64_t> open_inodes_;
-  std::set<File*> open_files_;
-  std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
   std::vector<std::function<void()>> callbacks_;  // damage notices, run after unlocking
   std::vector<std::string> read_only_why_;
   uint64_t metadata_repairs_ = 0;
   bool removed_ = false;
   bool mounted_ = false;  // the device's holder: only then may unmount mark the log's end
-};
-
-// The log records of one change to a file, staged while the change writes
-// its blocks, then committed as one record. A change too large for one
-// (a long hole filled run by run) commits in steps, each visibly so.
-class Transaction {
- public:
-  explicit Transaction(Filesystem* fs) : fs_(fs) {}
-  void Add(Op op) { ops_.push_back(std::move(op)); }
-  void Add(std::vector<Op> ops) {
-    for (Op& op : ops) ops_.push_back(std::move(op));
-  }
-  const std::vector<Op>& ops() const { return ops_; }
-  // Appends what is staged as one log record and applies it; the
-  // transaction is empty afterwards, whatever the outcome.
-  Status Commit();
-
- private:
-  Filesystem* fs_;
-  std::vector<Op> ops_;
 };
 
 class File {
@@ -276,10 +244,10 @@ class File {
   void OnDamage(std::function<void(uint64_t, uint64_t)> cb) { on_damage_ = std::move(cb); }
 
  private:
-  friend class Filesystem;
+  friend class DataPath;
   enum class Access { kLook, kChange };
-  using Guard = std::optional<Filesystem::OpGuard>;
-  File(Filesystem* fs, uint64_t ino) : fs_(fs), ino_(ino) {}
+  using Guard = std::optional<DataPath::Scope>;
+  File(DataPath* dp, uint64_t ino) : dp_(dp), ino_(ino) {}
   // How every operation but the fast path starts: the filesystem mounted
   // (then its guard is taken into *g), the device there, the file too, and
   // for a change the filesystem writable and the fast path quiesced.
@@ -346,7 +314,7 @@ class File {
   // Unshares what writable mappings of this file cover in [b0, b1).
   Status UnshareMapped(Inode* in, uint64_t b0, uint64_t b1);
 
-  Filesystem* fs_;
+  DataPath* dp_;  // null once the filesystem is unmounted
   uint64_t ino_;
   std::function<void(uint64_t, uint64_t)> on_damage_;
   FastMap fast_;

@@ -3,6 +3,8 @@
 // mount, replay and snapshot share one code path: State::Apply.
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -57,6 +59,14 @@ struct Attr {
   int64_t ctime_ns = 0;
   bool operator==(const Attr&) const = default;
 };
+
+// Now, for timestamps: coarse, as Linux's inode timestamps are
+// (current_time()), a few ns instead of ~30 on every write.
+inline int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 struct Op {
   OpType type{};

@@ -46,8 +46,7 @@ void Filesystem::DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::
   Inode* in = state_.Find(ino);
   if (!in || in->damage.Contains(lo, hi - lo)) return;
   ops->push_back(Op::Damage(ino, lo, hi - lo, true));
-  for (File* f : open_files_)
-    if (f->ino_ == ino && f->on_damage_) callbacks_.push_back([cb = f->on_damage_, lo, hi] { cb(lo, hi - lo); });
+  NoticeDamage(ino, lo, hi - lo, &callbacks_);
 }
 
 void Filesystem::HandleFailure(const Failure& f) {

@@ -62,7 +62,7 @@ class DeviceTest : public ::testing::Test {
   static void Fill(PmemDevice& d) {
     std::vector<uint8_t> buf(d.size());
     for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<uint8_t>(i % 251 + 1);
-    d.Write(0, buf.data(), buf.size());
+    ASSERT_TRUE(d.Write(0, buf.data(), buf.size()).ok());
   }
   static uint8_t Pattern(uint64_t off) { return static_cast<uint8_t>(off % 251 + 1); }
   static bool HasPattern(const uint8_t* p, uint64_t off, size_t len) {
@@ -434,7 +434,7 @@ TEST_F(DeviceTest, OrdinaryWriteNeverClearsPoison) {
   ASSERT_TRUE(dev->Inject(8, 1, Saturated()).ok());
   auto errs_before = dev->MediaErrors();
   std::vector<uint8_t> buf(4096, 0x77);
-  dev->Write(4096, buf.data(), buf.size());
+  ASSERT_TRUE(dev->Write(4096, buf.data(), buf.size()).ok());  // the store is taken
   EXPECT_TRUE(dev->HasPoison(4096, 512));
   EXPECT_EQ(dev->MediaErrors(), errs_before);
   EXPECT_EQ(dev->BadBlocks(), (std::vector<BadBlock>{{8, 1, false}}));
