@@ -2,7 +2,7 @@
 # Installs every Debian package the build and tests need, when missing.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ ccache pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev nlohmann-json3-dev libfmt-dev libisal-dev
+      libcli11-dev nlohmann-json3-dev libfmt-dev libisal-dev libpmem-dev
       clang libclang-rt-dev)  # clang + libFuzzer: scripts/fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do

@@ -78,8 +78,24 @@ class Device {
   // Machine-check-safe copy: returns the bytes copied before the first
   // poisoned line (consuming it makes the error known).
   virtual size_t ReadMcSafe(uint64_t off, void* dst, size_t len) = 0;
-  // Flushing write; never clears poison.
+  // A store: it reaches the CPU's cache, and is durable only once its
+  // lines are written back and a fence has ordered that. Never clears poison.
   virtual Status Write(uint64_t off, const void* src, size_t len) = 0;
+  // --- persistence, as on real persistent memory: what a power failure
+  // keeps is what was written back (clwb) before a fence (sfence).
+  // Write-back of the lines spanning [off, off+len): durable at the next Fence.
+  virtual Status WriteBack(uint64_t off, uint64_t len) = 0;
+  // Orders every write-back and non-temporal store before it: once it
+  // returns, they are durable.
+  virtual void Fence() = 0;
+  // A persisting copy for large writes (non-temporal stores, then a
+  // fence): durable when it returns. Never clears poison.
+  virtual Status WritePersist(uint64_t off, const void* src, size_t len) {
+    DG_RETURN_IF_ERROR(Write(off, src, len));
+    DG_RETURN_IF_ERROR(WriteBack(off, len));
+    Fence();
+    return Status::Ok();
+  }
   // Known errors in this device's 512-byte sectors.
   virtual std::vector<media::BadBlock> BadBlocks() const = 0;
   // Whether poison in [off, off+len) can be cleared (recovery write,

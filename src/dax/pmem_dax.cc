@@ -70,6 +70,16 @@ Status PmemDax::Write(uint64_t off, const void* src, size_t len) {
   return media_->Write(off, src, len);
 }
 
+Status PmemDax::WriteBack(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  return media_->WriteBack(off, len);
+}
+
+Status PmemDax::WritePersist(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  return media_->WritePersist(off, src, len);
+}
+
 Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   const media::Geometry& geo = media_->geometry();

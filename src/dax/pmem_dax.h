@@ -33,6 +33,9 @@ class PmemDax final : public Device {
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
+  Status WriteBack(uint64_t off, uint64_t len) override;
+  void Fence() override { media_->Fence(); }
+  Status WritePersist(uint64_t off, const void* src, size_t len) override;
   // Inline: bounds, then a word of each of the media's filters.
   // A file that shrank under the copy fails it; the slow path says why.
   bool ReadClean(uint64_t off, void* dst, size_t len) override {

@@ -288,6 +288,33 @@ Status Stack::Write(uint64_t off, const void* src, size_t len) {
   return s;
 }
 
+Status Stack::WriteBack(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  Status s;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    s = bases_[e.base].dev->WriteBack(e.offset, e.len);
+    return s.ok();
+  });
+  return s;
+}
+
+void Stack::Fence() {
+  for (Base& b : bases_) b.dev->Fence();
+}
+
+Status Stack::WritePersist(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  auto* in = static_cast<const uint8_t*>(src);
+  Status s;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    s = bases_[e.base].dev->WritePersist(e.offset, in + (pos - off), e.len);
+    return s.ok();
+  });
+  return s;
+}
+
 Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));

@@ -79,6 +79,11 @@ class Stack final : public dax::Device {
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
+  // Each run's base writes back (or copies persistently) its part; a fence
+  // fences every base.
+  Status WriteBack(uint64_t off, uint64_t len) override;
+  void Fence() override;
+  Status WritePersist(uint64_t off, const void* src, size_t len) override;
   bool ReadClean(uint64_t off, void* dst, size_t len) override;
   bool WriteClean(uint64_t off, const void* src, size_t len) override;
   std::vector<media::BadBlock> BadBlocks() const override;

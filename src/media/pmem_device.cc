@@ -1,6 +1,7 @@
 #include "media/pmem_device.h"
 
 #include <fcntl.h>
+#include <libpmem.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -250,6 +251,21 @@ Status PmemDevice::CheckClear(uint64_t off, uint64_t len) const {
     return Status::Error(ENXIO, "misaligned clear: offset and length must be multiples of the " +
                                     std::to_string(geo_.clear_unit) + "-byte clear unit");
   return Status::Ok();
+}
+
+Status PmemDevice::WriteBack(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckRange(off, len));
+  if (len) pmem_flush(data_ + off, len);
+  return shrunk() ? ShrankError() : Status::Ok();
+}
+
+void PmemDevice::Fence() { pmem_drain(); }
+
+Status PmemDevice::WritePersist(uint64_t off, const void* src, size_t len) {
+  DG_RETURN_IF_ERROR(CheckRange(off, len));
+  pmem_memcpy(data_ + off, src, len, PMEM_F_MEM_NONTEMPORAL);
+  pmem_drain();
+  return shrunk() ? ShrankError() : Status::Ok();
 }
 
 Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {

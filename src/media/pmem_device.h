@@ -133,6 +133,13 @@ class PmemDevice {
     std::memcpy(data_ + off, src, len);
     return shrunk() ? ShrankError() : Status::Ok();
   }
+  // Persistence, with the CPU's own instructions (libpmem picks clwb,
+  // clflushopt or clflush, and the non-temporal copy, from cpuid): the
+  // write-back of the lines spanning [off, off+len), the fence that makes
+  // written-back lines durable, and a non-temporal copy plus fence.
+  Status WriteBack(uint64_t off, uint64_t len);
+  static void Fence();
+  Status WritePersist(uint64_t off, const void* src, size_t len);
   // Whether the device file was cut shorter than this process maps it: its
   // lost part reads as zeroes and takes no stores (media/shrink_guard.h),
   // so every read and write of the device fails from then on.

@@ -49,6 +49,13 @@ class FaultyDevice final : public dax::Device {
     DG_RETURN_IF_ERROR(Step());
     return base_.Write(off, src, len);
   }
+  // Write-backs and fences change no bytes: not steps.
+  Status WriteBack(uint64_t off, uint64_t len) override { return base_.WriteBack(off, len); }
+  void Fence() override { base_.Fence(); }
+  Status WritePersist(uint64_t off, const void* src, size_t len) override {
+    DG_RETURN_IF_ERROR(Step());
+    return base_.WritePersist(off, src, len);
+  }
   bool ReadClean(uint64_t off, void* dst, size_t len) override { return base_.ReadClean(off, dst, len); }
   // No clean path: every write takes DirectAccess + Write, both counted.
   bool WriteClean(uint64_t, const void*, size_t) override { return false; }

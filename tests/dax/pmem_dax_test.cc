@@ -90,6 +90,25 @@ class PmemDaxTest : public ::testing::Test {
 
 
 
+// --- persistence
+
+TEST_F(PmemDaxTest, PersistenceCallsReachTheMediaAndAreRangeChecked) {
+  std::vector<uint8_t> buf(3 * kPageSize, 0x6b);
+  ASSERT_TRUE(dax().WritePersist(kPageSize + 7, buf.data(), buf.size()).ok());
+  EXPECT_EQ(media().data()[kPageSize + 7], 0x6b);
+  EXPECT_EQ(media().data()[4 * kPageSize + 6], 0x6b);
+  EXPECT_EQ(media().data()[4 * kPageSize + 7], 0);
+  ASSERT_TRUE(dax().Write(0, buf.data(), 64).ok());
+  EXPECT_TRUE(dax().WriteBack(0, 64).ok());
+  dax().Fence();
+  EXPECT_EQ(dax().WriteBack(dax().size(), 1).err(), ERANGE);
+  EXPECT_EQ(dax().WritePersist(dax().size() - 1, buf.data(), 2).err(), ERANGE);
+  EXPECT_EQ(media().data()[dax().size() - 1], 0);
+  dax().Kill();
+  EXPECT_FALSE(dax().WriteBack(0, 64).ok()) << "a removed device takes no more calls";
+  EXPECT_FALSE(dax().WritePersist(0, buf.data(), 64).ok());
+}
+
 // --- direct access
 
 TEST_F(PmemDaxTest, CleanDeviceMapsEverything) {

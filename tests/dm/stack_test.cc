@@ -247,6 +247,8 @@ class NoRecovery final : public dax::Device {
   Status ZeroPageRange(uint64_t, uint64_t) override { return Status::Io("cannot clear"); }
   size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override { return d_->Write(off, src, len); }
+  Status WriteBack(uint64_t off, uint64_t len) override { return d_->WriteBack(off, len); }
+  void Fence() override { d_->Fence(); }
   std::vector<media::BadBlock> BadBlocks() const override { return d_->BadBlocks(); }
 
  protected:
@@ -299,6 +301,92 @@ TEST_F(StackTest, WriteOverPoisonFailsWhereTheBaseCannotClear) {
   auto n = dax::WriteAt(st, 0, big.data(), big.size());
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 9 * P);
+}
+
+// A base that records the persistence calls reaching it, in one log shared
+// by every base of the stack: "<base> wb <off> <len>", "<base> persist
+// <off> <len>", "<base> fence".
+class Recording final : public dax::Device {
+ public:
+  Recording(std::string name, std::unique_ptr<dax::PmemDax> d, std::vector<std::string>* log)
+      : name_(std::move(name)), d_(std::move(d)), log_(log) {}
+  uint64_t size() const override { return d_->size(); }
+  dax::Capabilities caps() const override { return d_->caps(); }
+  Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t n, dax::AccessMode mode) override {
+    return d_->DirectAccess(pgoff, n, mode);
+  }
+  Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override {
+    return d_->RecoveryWrite(off, src, len);
+  }
+  Status ZeroPageRange(uint64_t pgoff, uint64_t n) override { return d_->ZeroPageRange(pgoff, n); }
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
+  Status Write(uint64_t off, const void* src, size_t len) override { return d_->Write(off, src, len); }
+  Status WriteBack(uint64_t off, uint64_t len) override {
+    Note("wb " + std::to_string(off) + " " + std::to_string(len));
+    return d_->WriteBack(off, len);
+  }
+  void Fence() override {
+    Note("fence");
+    d_->Fence();
+  }
+  Status WritePersist(uint64_t off, const void* src, size_t len) override {
+    Note("persist " + std::to_string(off) + " " + std::to_string(len));
+    return d_->WritePersist(off, src, len);
+  }
+  std::vector<media::BadBlock> BadBlocks() const override { return d_->BadBlocks(); }
+
+ protected:
+  Status ClaimForHolder(uint64_t) override { return Status::Ok(); }
+  void UnclaimForHolder(uint64_t) override {}
+
+ private:
+  void Note(const std::string& what) { log_->push_back(name_ + " " + what); }
+  std::string name_;
+  std::unique_ptr<dax::PmemDax> d_;
+  std::vector<std::string>* log_;
+};
+
+class RecordingOpener final : public BaseOpener {
+ public:
+  explicit RecordingOpener(const TempDir& dir) : dir_(dir) {}
+  Result<std::string> Identify(const std::string& dev) override { return dev; }
+  Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) override {
+    auto d = dax::PmemDax::Open(dir_.File(dev));
+    if (!d.ok()) return d.status();
+    return std::unique_ptr<dax::Device>(new Recording(dev, std::move(d).value(), &log));
+  }
+  std::vector<std::string> log;
+
+ private:
+  const TempDir& dir_;
+};
+
+TEST_F(StackTest, PersistenceReachesEachRunsBaseAndFencesEveryBase) {
+  RecordingOpener opener(dir_);
+  // Stack sectors [0, 64) are d0's [128, 192), [64, 128) d1's [0, 64).
+  std::vector<TableLine> table = {{0, 64, "linear", {"d0", "128"}}, {64, 64, "linear", {"d1", "0"}}};
+  auto s = dm::Stack::Build("rec", table, opener);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  dm::Stack& st = **s;
+  ASSERT_TRUE(st.WriteBack(60 * S, 8 * S).ok());
+  st.Fence();
+  std::vector<uint8_t> data(8 * S, 0x5a);
+  ASSERT_TRUE(st.WritePersist(62 * S, data.data(), data.size()).ok());
+  EXPECT_EQ(opener.log, (std::vector<std::string>{
+                            "d0 wb " + std::to_string(188 * S) + " " + std::to_string(4 * S),
+                            "d1 wb 0 " + std::to_string(4 * S),
+                            "d0 fence",
+                            "d1 fence",
+                            "d0 persist " + std::to_string(190 * S) + " " + std::to_string(2 * S),
+                            "d1 persist 0 " + std::to_string(6 * S),
+                        }));
+  EXPECT_EQ(Media("d0")->data()[191 * S], 0x5a);
+  EXPECT_EQ(Media("d1")->data()[5 * S], 0x5a);
+  // Out of range: refused, nothing reaches a base.
+  opener.log.clear();
+  EXPECT_FALSE(st.WriteBack(120 * S, 16 * S).ok());
+  EXPECT_FALSE(st.WritePersist(st.size(), data.data(), 1).ok());
+  EXPECT_TRUE(opener.log.empty());
 }
 
 TEST_F(StackTest, ThreeLevelsTranslateDataAndBadBlocks) {

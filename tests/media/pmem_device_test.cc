@@ -428,6 +428,25 @@ TEST_F(DeviceTest, InjectSourceIsKept) {
 
 // --- clearing
 
+TEST_F(DeviceTest, PersistenceCallsAreRangeCheckedAndPersistingCopiesLand) {
+  auto dev = Make();
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> buf(8192, 0x3c);
+  ASSERT_TRUE(dev->WritePersist(100, buf.data(), buf.size()).ok());
+  EXPECT_EQ(std::count(dev->data() + 100, dev->data() + 100 + buf.size(), 0x3c), 8192);
+  EXPECT_EQ(dev->data()[99], 0);
+  EXPECT_TRUE(dev->WriteBack(0, dev->size()).ok());
+  EXPECT_TRUE(dev->WriteBack(dev->size(), 0).ok());
+  dev->Fence();
+  EXPECT_EQ(dev->WriteBack(dev->size() - 64, 65).err(), ERANGE);
+  EXPECT_FALSE(dev->WritePersist(dev->size() - 10, buf.data(), 11).ok());
+  EXPECT_EQ(dev->data()[dev->size() - 10], 0) << "a refused persisting copy wrote nothing";
+  // Like any store, a persisting copy does not clear poison.
+  ASSERT_TRUE(dev->Inject(64, 1, Saturated()).ok());
+  ASSERT_TRUE(dev->WritePersist(64 * 512, buf.data(), 512).ok());
+  EXPECT_TRUE(dev->HasPoison(64 * 512, 512));
+}
+
 TEST_F(DeviceTest, OrdinaryWriteNeverClearsPoison) {
   auto dev = Make();
   ASSERT_TRUE(dev);
