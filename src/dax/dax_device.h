@@ -69,11 +69,13 @@ class Device {
 
   // --- dax operations
   virtual Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) = 0;
-  // A flushing copy when [off, off+len) is clean. Over poison the range must
-  // be whole pages: the media is cleared, the data written, and only then
-  // the known-error records dropped. Otherwise nothing is written (EIO).
+  // A copy when [off, off+len) is clean. Over poison the range must be
+  // whole pages: the media is cleared, the data written, and only then the
+  // known-error records dropped. Otherwise nothing is written (EIO). What
+  // it stores is written back: durable at the next Fence.
   virtual Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) = 0;
-  // Writes zeroes over whole pages and clears their poison (zeroinit).
+  // Writes zeroes over whole pages and clears their poison (zeroinit); the
+  // zeroes are written back, durable at the next Fence.
   virtual Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) = 0;
   // Machine-check-safe copy: returns the bytes copied before the first
   // poisoned line (consuming it makes the error known).

@@ -44,12 +44,14 @@ Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len)
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   if (!media_->HasPoison(off, len) && !media_->HasKnownErrors(off, len)) {
     DG_RETURN_IF_ERROR(media_->Write(off, src, len));
+    DG_RETURN_IF_ERROR(media_->WriteBack(off, len));
     return len;
   }
   if (!IsAligned(off, kPageSize) || !IsAligned(len, kPageSize))
     return Status::Io("recovery write over poison must cover whole 4096-byte pages; nothing written");
   DG_RETURN_IF_ERROR(media_->ClearPoison(off, len));
   DG_RETURN_IF_ERROR(media_->Write(off, src, len));
+  DG_RETURN_IF_ERROR(media_->WriteBack(off, len));
   DG_RETURN_IF_ERROR(media_->ForgetKnown(off, len));
   return len;
 }
@@ -57,6 +59,7 @@ Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len)
 Status PmemDax::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
   DG_RETURN_IF_ERROR(media_->ClearPoison(pgoff * kPageSize, nr_pages * kPageSize));
+  DG_RETURN_IF_ERROR(media_->WriteBack(pgoff * kPageSize, nr_pages * kPageSize));
   return media_->ForgetKnown(pgoff * kPageSize, nr_pages * kPageSize);
 }
 

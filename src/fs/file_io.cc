@@ -274,8 +274,10 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, u
   bool simple = !e->unwritten && !in->damage.Overlaps(pos, n) && dp_->state().space().Exclusive(e->pblk, nblk);
   uint64_t done = 0;
   if (simple) {
-    auto w = dax::WriteAt(dp_->device(), e->pblk * kBlockSize + pos % kBlockSize, src, n);
+    uint64_t at = e->pblk * kBlockSize + pos % kBlockSize;
+    auto w = dax::WriteAt(dp_->device(), at, src, n);
     if (w.ok()) done = *w;
+    if (done) DG_RETURN_IF_ERROR(dp_->device().WriteBack(at, done));
     *wrote = done;
     if (done == n) return Status::Ok();
   }
@@ -437,6 +439,7 @@ Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   // They read as zeroes already; zeroing clears their poison (zeroinit), and
   // poison a failure leaves is cleared by the next write of each page.
   for (const auto& [pblk, n] : zero_after) (void)dp_->device().ZeroPageRange(pblk, n);
+  if (!zero_after.empty()) dp_->device().Fence();
   return Status::Ok();
 }
 
@@ -506,9 +509,16 @@ Status File::Fsync() {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
   dp_->FoldTimes(in);
-  // Data and metadata are on the device already; this logs the timestamps.
-  if (!dp_->Writable().ok()) return Status::Ok();
-  return dp_->Commit({Op::SetInode(ino_, in->attr)});
+  // Metadata is durable already. Data written in place may not be yet (the
+  // fast path stores without writing back): write back the file's blocks;
+  // the fence below, or the commit's first, makes them durable.
+  for (const auto& [fblk, e] : in->extents)
+    if (!e.unwritten) DG_RETURN_IF_ERROR(dp_->device().WriteBack(e.pblk * kBlockSize, e.len * kBlockSize));
+  if (!dp_->Writable().ok()) {
+    dp_->device().Fence();
+    return Status::Ok();
+  }
+  return dp_->Commit({Op::SetInode(ino_, in->attr)});  // logs the timestamps
 }
 
 Result<FileStat> File::Stat() {

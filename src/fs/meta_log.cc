@@ -165,29 +165,37 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx, int suspect) {
     auto w = dev_.RecoveryWrite(SlotAddr(c, slot, idx * kBlockSize), page, kBlockSize);
     if (!w.ok()) return w.status();
   }
+  Fence();
   return lost;
 }
 
 Status MetaLog::WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes) {
   if (dry_run_) return Status::Ok();
-  auto w = dax::WriteAt(dev_, SlotAddr(copy, slot, off), bytes.data(), bytes.size());
-  if (w.ok() && *w == bytes.size()) return Status::Ok();
+  uint64_t at = SlotAddr(copy, slot, off);
+  auto w = dax::WriteAt(dev_, at, bytes.data(), bytes.size());
+  if (w.ok() && *w == bytes.size()) return dev_.WriteBack(at, bytes.size());
   // Known poison under a partial page: rebuild those blocks, then retry.
   for (uint64_t b = off / kBlockSize; b <= (off + bytes.size() - 1) / kBlockSize; ++b) {
     auto r = RebuildBlock(slot, b);
     if (!r.ok()) return r.status();
   }
-  w = dax::WriteAt(dev_, SlotAddr(copy, slot, off), bytes.data(), bytes.size());
+  w = dax::WriteAt(dev_, at, bytes.data(), bytes.size());
   if (!w.ok()) return w.status();
-  return *w == bytes.size() ? Status::Ok() : Status::Io("short metadata write");
+  if (*w != bytes.size()) return Status::Io("short metadata write");
+  return dev_.WriteBack(at, bytes.size());
 }
 
 Status MetaLog::WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<Encoded>& recs,
                              const std::string& before, uint64_t* end) {
+  // What the records describe (data written back, earlier records) is
+  // durable before they are, and each record before the next: a crash
+  // never leaves a record standing behind a torn one.
+  Fence();
   for (size_t i = 0; i < recs.size(); ++i) {
     std::string rec = BuildRecord(SeedOf(sb_), seq++, recs[i].payload, i ? recs[i - 1].summary : before);
     if (off + rec.size() > SlotBytes()) return Status::Error(ENOSPC, "metadata log full");
     for (int c = 0; c < 2; ++c) DG_RETURN_IF_ERROR(WriteBytes(c, slot, off, rec));
+    Fence();
     off += rec.size();
   }
   *end = off;
@@ -203,6 +211,7 @@ Status MetaLog::WriteSuper() {
     auto w = dev_.RecoveryWrite(geo_.SuperBlock(c) * kBlockSize, page.data(), page.size());
     if (!w.ok()) return w.status();
   }
+  Fence();
   return Status::Ok();
 }
 
@@ -225,10 +234,13 @@ bool MetaLog::CleanEndAt(uint64_t pos, uint64_t seq) const {
 Status MetaLog::WriteCleanEnd(const CleanEnd& end) {
   if (dry_run_) return Status::Ok();
   for (int c = 0; c < 2; ++c) {
-    auto w = dax::WriteAt(dev_, geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end);
+    uint64_t at = geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset;
+    auto w = dax::WriteAt(dev_, at, &end, sizeof end);
     if (!w.ok()) return w.status();
     if (*w != sizeof end) return Status::Io("short superblock write");
+    DG_RETURN_IF_ERROR(dev_.WriteBack(at, sizeof end));
   }
+  Fence();
   return Status::Ok();
 }
 
@@ -448,6 +460,7 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
         break;
       }
       DG_RETURN_IF_ERROR(WriteBytes(0, slot, pos, rec));  // copy A rebuilt from B
+      Fence();
       ++report->repaired_blocks;
     }
     const RecordHeader* h = reinterpret_cast<const RecordHeader*>(rec.data());
@@ -474,6 +487,7 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
     ReadRecord(0, last, seq - 1, &rec);
     if (ReadRecord(1, last, seq - 1, &other) != Read::kOk || other != rec) {
       DG_RETURN_IF_ERROR(WriteBytes(1, slot, last, rec));
+      Fence();
       report->last_record_resynced = true;
       if (dry_run_) unsynced_from_ = last;
     }

@@ -2,6 +2,8 @@
 // device, each record checksummed. Appends go to A, then B. Replay reads A
 // and falls back to B record by record; a block bad in one copy is rebuilt
 // from the other, line by line, so one copy's poison never loses anything.
+// Every write is written back and fenced before the next record, and a
+// record is durable when its append returns (see WriteRecords).
 #pragma once
 
 #include <cstdint>
@@ -99,7 +101,11 @@ class MetaLog {
   // The search ends at kEndOfLogZeroes zero bytes in a row: a hole that
   // long (a MiB of metadata lost in both copies, then cleared) ends the log.
   bool FindNextRecord(uint64_t pos, uint64_t seq, uint64_t* next_pos, uint64_t* next_seq) const;
+  // Writes and writes back `bytes`; the caller fences.
   Status WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes);
+  void Fence() {
+    if (!dry_run_) dev_.Fence();
+  }
   // Writes `recs` from `off`, each with the summary of the one before it
   // (`before`: of the record before the first).
   Status WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<Encoded>& recs,

@@ -1,0 +1,124 @@
+// daxfs keeps the persistence contract: each operation leaves nothing it
+// stored un-written-back; a metadata operation, fsync and unmount return
+// with everything fenced (durable); and no log record or superblock is
+// stored while data it may point to is not yet durable. The device below
+// is a PersistTracker, which sees every store (it has no clean path).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "dax/pmem_dax.h"
+#include "fs/filesystem.h"
+#include "fs/persist_tracker.h"
+
+namespace daxguard::fs {
+namespace {
+
+class PersistOrderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/persist-order-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    media::CreateOptions opt;
+    opt.size = 32ull << 20;
+    ASSERT_TRUE(media::PmemDevice::Create(dir_ + "/pmem0", opt).ok());
+    auto d = dax::PmemDax::Open(dir_ + "/pmem0");
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    base_ = std::move(d).value();
+    Geometry g = GeometryFor(base_->size());
+    dev_ = std::make_unique<PersistTracker>(*base_, [g](uint64_t off) { return g.IsMeta(off / kBlockSize); });
+    ASSERT_TRUE(Filesystem::Mkfs(*dev_).ok());
+    ExpectDurable("mkfs");
+    auto f = Filesystem::Mount(*dev_);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    fs_ = std::move(f).value();
+  }
+  void TearDown() override {
+    fs_.reset();
+    dev_.reset();
+    base_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  // Everything stored is written back; with `fenced`, durable too; and no
+  // metadata went down ahead of its data.
+  void Expect(const std::string& what, bool fenced) {
+    EXPECT_TRUE(dev_->dirty().empty()) << what << ": " << dev_->dirty().Total() << " bytes stored, not written back";
+    if (fenced) EXPECT_TRUE(dev_->pending().empty()) << what << ": " << dev_->pending().Total() << " bytes not fenced";
+    for (const std::string& v : dev_->violations()) ADD_FAILURE() << what << ": " << v;
+  }
+  void ExpectDurable(const std::string& what) { Expect(what, true); }
+  std::unique_ptr<File> Create(const std::string& path) {
+    auto f = fs_->Open(path, kCreate);
+    EXPECT_TRUE(f.ok()) << f.status().message();
+    return f.ok() ? std::move(f).value() : nullptr;
+  }
+
+  std::string dir_;
+  std::unique_ptr<dax::PmemDax> base_;
+  std::unique_ptr<PersistTracker> dev_;
+  std::unique_ptr<Filesystem> fs_;
+};
+
+TEST_F(PersistOrderTest, MetadataOperationsAreDurableWhenTheyReturn) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  ExpectDurable("mkdir");
+  auto f = Create("/d/a");
+  ASSERT_TRUE(f);
+  ExpectDurable("create");
+  f.reset();
+  ASSERT_TRUE(fs_->Rename("/d/a", "/d/b").ok());
+  ExpectDurable("rename");
+  ASSERT_TRUE(fs_->Link("/d/b", "/c").ok());
+  ExpectDurable("link");
+  ASSERT_TRUE(fs_->Unlink("/d/b").ok());
+  ExpectDurable("unlink");
+  ASSERT_TRUE(fs_->RemoveTree("/d").ok());
+  ExpectDurable("rm -r");
+  EXPECT_GT(dev_->fences(), 5u);
+}
+
+TEST_F(PersistOrderTest, DataIsDurableBeforeTheRecordThatNamesIt) {
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  std::string data(3 * kBlockSize + 100, 'x');
+  ASSERT_TRUE(f->Write(0, data.data(), data.size()).ok());  // fills holes, then commits
+  Expect("write into holes", false);
+  ASSERT_TRUE(f->Write(50, "overwrite", 9).ok());  // in place, no commit
+  Expect("overwrite in place", false);
+  ASSERT_TRUE(f->Fsync().ok());
+  ExpectDurable("fsync");
+  auto g = Create("/g");
+  ASSERT_TRUE(g);
+  ASSERT_TRUE(g->CloneFrom(*f, 0, 0, 0).ok());
+  ExpectDurable("reflink");
+  ASSERT_TRUE(g->Write(kBlockSize + 10, "cow", 3).ok());  // copy-on-write of a shared block
+  Expect("copy-on-write", false);
+  ASSERT_TRUE(f->Fallocate(kFallocPunchHole | kFallocKeepSize, 0, kBlockSize).ok());
+  ExpectDurable("punch hole");
+  ASSERT_TRUE(f->Fallocate(kFallocZeroRange, kBlockSize, 2 * kBlockSize).ok());
+  ExpectDurable("zero range");
+  ASSERT_TRUE(f->Truncate(kBlockSize + 7).ok());
+  ExpectDurable("truncate");
+  ASSERT_TRUE(g->Fsync().ok());
+  ExpectDurable("fsync of the clone");
+}
+
+TEST_F(PersistOrderTest, UnmountAndMountLeaveEverythingDurable) {
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  std::string data(10000, 'y');
+  ASSERT_TRUE(f->Write(0, data.data(), data.size()).ok());
+  f.reset();
+  fs_.reset();
+  ExpectDurable("unmount");
+  auto m = Filesystem::Mount(*dev_);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  fs_ = std::move(m).value();
+  ExpectDurable("mount");
+}
+
+}  // namespace
+}  // namespace daxguard::fs

@@ -1,0 +1,122 @@
+// PersistTracker: a dax::Device over another that follows the persistence
+// contract as daxfs uses it. Every store makes its bytes dirty; a write-back
+// (or RecoveryWrite, ZeroPageRange) makes them pending; a fence makes the
+// pending ones durable. It has no clean path, so every store daxfs makes
+// reaches it. It checks the ordering rule a crash needs: when a store lands
+// in the metadata area, nothing in the data area is dirty or pending (so a
+// log record never persists before the data it points to).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dax/dax_device.h"
+#include "fs/interval_set.h"
+
+namespace daxguard::fs {
+
+class PersistTracker final : public dax::Device {
+ public:
+  PersistTracker(dax::Device& base, std::function<bool(uint64_t)> is_meta)
+      : base_(base), is_meta_(std::move(is_meta)), link_(this) {}
+  ~PersistTracker() override { base_.ReleaseHolder(&link_); }
+
+  const IntervalSet& dirty() const { return dirty_; }
+  const IntervalSet& pending() const { return pending_; }
+  const std::vector<std::string>& violations() const { return violations_; }
+  uint64_t fences() const { return fences_; }
+  uint64_t write_backs() const { return write_backs_; }
+
+  uint64_t size() const override { return base_.size(); }
+  dax::Capabilities caps() const override { return base_.caps(); }
+  Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) override {
+    auto m = base_.DirectAccess(pgoff, nr_pages, mode);
+    if (!m.ok()) return m;
+    m->source = this;  // copies through the mapping come here
+    m->source_off = pgoff * kPageSize;
+    return m;
+  }
+  Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override {
+    Store(off, len);
+    auto w = base_.RecoveryWrite(off, src, len);
+    if (w.ok()) Back(off, len);
+    return w;
+  }
+  Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override {
+    Store(pgoff * kPageSize, nr_pages * kPageSize);
+    Status s = base_.ZeroPageRange(pgoff, nr_pages);
+    if (s.ok()) Back(pgoff * kPageSize, nr_pages * kPageSize);
+    return s;
+  }
+  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return base_.ReadMcSafe(off, dst, len); }
+  Status Write(uint64_t off, const void* src, size_t len) override {
+    Store(off, len);
+    return base_.Write(off, src, len);
+  }
+  Status WriteBack(uint64_t off, uint64_t len) override {
+    ++write_backs_;
+    Back(off, len);
+    return base_.WriteBack(off, len);
+  }
+  void Fence() override {
+    ++fences_;
+    pending_ = IntervalSet();
+    base_.Fence();
+  }
+  Status WritePersist(uint64_t off, const void* src, size_t len) override {
+    Store(off, len);
+    Status s = base_.WritePersist(off, src, len);
+    Back(off, len);
+    Fence();
+    return s;
+  }
+  std::vector<media::BadBlock> BadBlocks() const override { return base_.BadBlocks(); }
+  bool CanRecover(uint64_t off, uint64_t len) const override { return base_.CanRecover(off, len); }
+
+ protected:
+  Status ClaimForHolder(uint64_t) override { return base_.RegisterHolder(&link_); }
+  void UnclaimForHolder(uint64_t) override {}
+  void OnHolderReleasing() override { base_.ReleaseHolder(&link_); }
+
+ private:
+  class Link final : public dax::Holder {
+   public:
+    explicit Link(PersistTracker* dev) : dev_(dev) {}
+    void NotifyFailure(uint64_t offset, uint64_t len, int flags) override { dev_->NotifyHolder(offset, len, flags); }
+
+   private:
+    PersistTracker* dev_;
+  };
+
+  static uint64_t LineDown(uint64_t x) { return x / 64 * 64; }
+  static uint64_t LineUp(uint64_t x) { return (x + 63) / 64 * 64; }
+  void Store(uint64_t off, uint64_t len) {
+    if (len == 0) return;
+    if (is_meta_(off)) {
+      for (const IntervalSet* s : {&dirty_, &pending_})
+        for (const auto& [start, n] : s->intervals())
+          if (!is_meta_(start))
+            violations_.push_back("metadata store at " + std::to_string(off) + " while data at " +
+                                  std::to_string(start) + "+" + std::to_string(n) +
+                                  (s == &dirty_ ? " is not written back" : " is not fenced"));
+    }
+    dirty_.Add(LineDown(off), LineUp(off + len) - LineDown(off));
+  }
+  void Back(uint64_t off, uint64_t len) {
+    if (len == 0) return;
+    uint64_t lo = LineDown(off), hi = LineUp(off + len);
+    for (const auto& [start, n] : dirty_.Overlapping(lo, hi - lo)) pending_.Add(start, n);
+    dirty_.Remove(lo, hi - lo);
+  }
+
+  dax::Device& base_;
+  std::function<bool(uint64_t)> is_meta_;
+  Link link_;
+  IntervalSet dirty_, pending_;
+  std::vector<std::string> violations_;
+  uint64_t fences_ = 0, write_backs_ = 0;
+};
+
+}  // namespace daxguard::fs
