@@ -21,6 +21,21 @@ void DataPath::CloseHandle(File* f) {
   CloseInode(f->ino_);
 }
 
+Status DataPath::WriteBackFastStores(const Inode& in) {
+  if (!stored_fast_.count(in.ino)) return Status::Ok();
+  for (const auto& [fblk, e] : in.extents)
+    if (!e.unwritten) DG_RETURN_IF_ERROR(device().WriteBack(e.pblk * kBlockSize, e.len * kBlockSize));
+  return Status::Ok();
+}
+
+Status DataPath::WriteBackFastStores() {
+  Status first;
+  for (uint64_t ino : stored_fast_)
+    if (const Inode* in = state().Find(ino); in)
+      if (Status s = WriteBackFastStores(*in); !s.ok() && first.ok()) first = s;
+  return first;
+}
+
 bool DataPath::Holds(const File& f) const { return f.dp_ == this; }
 
 void DataPath::Quiesce() {

@@ -69,7 +69,16 @@ class DataPath {
   // whether writes are taken.
   void Quiesce();
   uint64_t data_gen(std::memory_order order) const { return data_gen_.load(order); }
-  void NoteFastMapFilled() { fast_maps_filled_ = true; }
+  // A handle's fast map was filled; `writable`: it may store in place.
+  void NoteFastMapFilled(uint64_t ino, bool writable) {
+    fast_maps_filled_ = true;
+    if (writable) stored_fast_.insert(ino);
+  }
+  // Writes back `in`'s blocks if a fast map may have stored in them without
+  // (fast stores are not written back; slow ones are). Durable at the next
+  // Fence. All such files, at unmount.
+  Status WriteBackFastStores(const Inode& in);
+  Status WriteBackFastStores();
   dax::CleanPath& clean() { return clean_; }
   // Sets the timestamps that fast writes through `in`'s handles marked
   // for update (POSIX lets them wait until looked at, fsync or close).
@@ -100,6 +109,7 @@ class DataPath {
   bool fast_maps_filled_ = false;
   dax::CleanPath clean_;  // the fast path's copies
   std::set<File*> open_files_;
+  std::set<uint64_t> stored_fast_;  // inodes a writable fast map was filled for, this mount
   std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
 };
 

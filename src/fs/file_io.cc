@@ -73,9 +73,9 @@ bool File::FastEligible(const Inode& in, uint64_t off, uint64_t len) const {
 }
 
 void File::RefillFastMap(const Inode& in, uint64_t off) {
-  fast_.Fill(dp_->data_gen(std::memory_order_relaxed), in, dp_->state().space(), off, dp_->Writable().ok(),
-             dp_->clean());
-  dp_->NoteFastMapFilled();
+  bool writable = dp_->Writable().ok();
+  fast_.Fill(dp_->data_gen(std::memory_order_relaxed), in, dp_->state().space(), off, writable, dp_->clean());
+  dp_->NoteFastMapFilled(ino_, writable);
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
@@ -509,11 +509,10 @@ Status File::Fsync() {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
   dp_->FoldTimes(in);
-  // Metadata is durable already. Data written in place may not be yet (the
-  // fast path stores without writing back): write back the file's blocks;
-  // the fence below, or the commit's first, makes them durable.
-  for (const auto& [fblk, e] : in->extents)
-    if (!e.unwritten) DG_RETURN_IF_ERROR(dp_->device().WriteBack(e.pblk * kBlockSize, e.len * kBlockSize));
+  // Metadata is durable already, and what the slow path stored is written
+  // back; the fence below, or the commit's first, makes durable what the
+  // fast path stored in place.
+  DG_RETURN_IF_ERROR(dp_->WriteBackFastStores(*in));
   if (!dp_->Writable().ok()) {
     dp_->device().Fence();
     return Status::Ok();

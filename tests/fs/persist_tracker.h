@@ -1,8 +1,8 @@
 // PersistTracker: a dax::Device over another that follows the persistence
 // contract as daxfs uses it. Every store makes its bytes dirty; a write-back
 // (or RecoveryWrite, ZeroPageRange) makes them pending; a fence makes the
-// pending ones durable. It has no clean path, so every store daxfs makes
-// reaches it. It checks the ordering rule a crash needs: when a store lands
+// pending ones durable. Its clean path stores without writing back, as a
+// fast path's copy does; every store daxfs makes reaches it. It checks the ordering rule a crash needs: when a store lands
 // in the metadata area, nothing in the data area is dirty or pending (so a
 // log record never persists before the data it points to).
 #pragma once
@@ -71,6 +71,12 @@ class PersistTracker final : public dax::Device {
     Back(off, len);
     Fence();
     return s;
+  }
+  bool ReadClean(uint64_t off, void* dst, size_t len) override { return base_.ReadClean(off, dst, len); }
+  bool WriteClean(uint64_t off, const void* src, size_t len) override {
+    if (!base_.WriteClean(off, src, len)) return false;
+    Store(off, len);
+    return true;
   }
   std::vector<media::BadBlock> BadBlocks() const override { return base_.BadBlocks(); }
   bool CanRecover(uint64_t off, uint64_t len) const override { return base_.CanRecover(off, len); }
