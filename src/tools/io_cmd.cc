@@ -83,12 +83,19 @@ bool RunOne(dax::Device& dev, const IoCommand& c, std::ostream& out, std::ostrea
   uint64_t done = 0;
   const char* name = c.op == IoCommand::Op::kPread ? "pread" : c.op == IoCommand::Op::kPwrite ? "pwrite" : "zero";
   if (c.op == IoCommand::Op::kZero) {
-    why = dax::ZeroAt(dev, c.offset, c.length);
+    why = dax::ZeroAt(dev, c.offset, c.length);  // written back by the device
+    dev.Fence();
     ops = 1;
     done = why.ok() ? c.length : 0;
   } else if (c.op == IoCommand::Op::kPwrite) {
     std::vector<uint8_t> buf(std::min(kIoChunk, c.length), c.pattern);
-    done = Transfer(c, [&](uint64_t off, uint64_t n) { return dax::WriteAt(dev, off, buf.data(), n); }, &ops, &why);
+    // Durable when the command returns: each chunk written back, then a fence.
+    done = Transfer(c, [&](uint64_t off, uint64_t n) -> Result<size_t> {
+      auto w = dax::WriteAt(dev, off, buf.data(), n);
+      if (w.ok() && *w) DG_RETURN_IF_ERROR(dev.WriteBack(off, *w));
+      return w;
+    }, &ops, &why);
+    dev.Fence();
   } else {
     std::vector<uint8_t> buf(std::min(kIoChunk, c.length));
     done = Transfer(c, [&](uint64_t off, uint64_t n) -> Result<size_t> {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -123,6 +124,43 @@ TEST_F(PersistOrderTest, FastStoresAreDurableAfterFsyncAndUnmount) {
   f.reset();
   fs_.reset();
   ExpectDurable("unmount after fast stores");
+}
+
+// What each common operation pays for durability, in fences and
+// write-backs: a bound each, so a change that adds some shows here.
+TEST_F(PersistOrderTest, FencesAndWriteBacksPerOperation) {
+  struct Cost {
+    uint64_t fences, write_backs;
+  };
+  auto measure = [&](const std::function<void()>& op) {
+    uint64_t f0 = dev_->fences(), w0 = dev_->write_backs();
+    op();
+    return Cost{dev_->fences() - f0, dev_->write_backs() - w0};
+  };
+  std::string page(kBlockSize, 'p');
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(f->Write(0, page.data(), page.size()).ok());
+  ASSERT_TRUE(f->Fsync().ok());
+  Cost overwrite_fsync = measure([&] {
+    ASSERT_TRUE(f->Write(0, page.data(), page.size()).ok());
+    ASSERT_TRUE(f->Fsync().ok());
+  });
+  Cost create_write_fsync = measure([&] {
+    auto g = Create("/g");
+    ASSERT_TRUE(g);
+    ASSERT_TRUE(g->Write(0, page.data(), page.size()).ok());
+    ASSERT_TRUE(g->Fsync().ok());
+  });
+  Cost rename = measure([&] { ASSERT_TRUE(fs_->Rename("/g", "/h").ok()); });
+  std::printf("fences / write-backs per operation: 4 KiB overwrite + fsync %lu / %lu, create + 4 KiB write + fsync "
+              "%lu / %lu, rename %lu / %lu\n",
+              overwrite_fsync.fences, overwrite_fsync.write_backs, create_write_fsync.fences,
+              create_write_fsync.write_backs, rename.fences, rename.write_backs);
+  EXPECT_LE(overwrite_fsync.fences, 2u);
+  EXPECT_LE(create_write_fsync.fences, 8u);
+  EXPECT_LE(rename.fences, 2u);
+  EXPECT_LE(rename.write_backs, 2u);
 }
 
 TEST_F(PersistOrderTest, UnmountAndMountLeaveEverythingDurable) {
