@@ -43,6 +43,10 @@ struct Mapping {
 struct Capabilities {
   bool recovery = false;     // can clear poison (recovery write, zeroing)
   bool synchronous = false;  // stores are durable without fsync (MAP_SYNC-capable)
+  // Device-dax: used whole, by mapping only, and every mapping starts and
+  // ends on the fault unit (a page otherwise).
+  bool devdax = false;
+  uint64_t fault_unit = kPageSize;
 };
 
 inline constexpr int kFailureMedia = 0;

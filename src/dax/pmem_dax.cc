@@ -40,6 +40,12 @@ Result<Mapping> PmemDax::DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessM
   return m;
 }
 
+Capabilities PmemDax::caps() const {
+  const media::Geometry& geo = media_->geometry();
+  bool devdax = geo.mode == media::Mode::kDevdax;
+  return {true, true, devdax, devdax ? geo.align : kPageSize};
+}
+
 Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   if (!media_->HasPoison(off, len) && !media_->HasKnownErrors(off, len)) {
@@ -85,9 +91,9 @@ Status PmemDax::WritePersist(uint64_t off, const void* src, size_t len) {
 
 Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
-  const media::Geometry& geo = media_->geometry();
-  bool devdax = geo.mode == media::Mode::kDevdax;
-  uint64_t unit = devdax ? geo.align : kPageSize;
+  Capabilities c = caps();
+  bool devdax = c.devdax;
+  uint64_t unit = c.fault_unit;
   if (len == 0 || !IsAligned(off, unit) || !IsAligned(len, unit))
     return Status::Invalid(media_->path() + ": " + (devdax ? "device-dax" : "fsdax") + " mappings must start and end on " +
                            HumanBytes(double(unit)) + " boundaries (offset " + std::to_string(off) + ", length " +

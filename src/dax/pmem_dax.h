@@ -27,7 +27,7 @@ class PmemDax final : public Device {
   media::PmemDevice& media() { return *media_; }
 
   uint64_t size() const override { return media_->size(); }
-  Capabilities caps() const override { return {true, true}; }
+  Capabilities caps() const override;
   Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) override;
   Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;

@@ -50,10 +50,7 @@ void PrintJson(const Json& j) {
   std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << std::endl;
 }
 
-bool IsDevdax(dax::Device& dev) {
-  auto* pmem = dynamic_cast<dax::PmemDax*>(&dev);
-  return pmem && pmem->media().geometry().mode == media::Mode::kDevdax;
-}
+bool IsDevdax(dax::Device& dev) { return dev.caps().devdax; }
 
 Status CheckNotDevdax(dax::Device& dev, const std::string& name, const std::string& instead) {
   if (!IsDevdax(dev)) return Status::Ok();

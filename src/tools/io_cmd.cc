@@ -32,11 +32,6 @@ Status ParseOffLen(const std::string& name, const std::vector<std::string>& args
   return Status::Ok();
 }
 
-// The unit a mapping of `dev` starts and ends on (what PmemDax::MapInto
-// asks): a devdax device's alignment, else a page.
-uint64_t FaultUnit(dax::Device& dev) {
-  return IsDevdax(dev) ? dynamic_cast<dax::PmemDax&>(dev).media().geometry().align : kPageSize;
-}
 
 std::string Reason(const Status& s) {
   // Media failures read as xfs_io prints them; everything else says why.
@@ -168,7 +163,7 @@ Status CheckIoCommand(dax::Device& dev, const std::string& name, const IoCommand
     return Status::Invalid("offset and length must be multiples of 4096 bytes");
   if (!mmap) return Status::Ok();
   // As the device will place it: whole fault units once rounded up to pages.
-  uint64_t unit = FaultUnit(dev);
+  uint64_t unit = dev.caps().fault_unit;  // what the device will place
   if (len == 0) return Status::Invalid("mapping length must not be zero");
   if (!IsAligned(off, unit) || !IsAligned(AlignUp(len, kPageSize), unit))
     return Status::Invalid("mappings of " + name + " must start and end on " + HumanBytes(double(unit)) + " boundaries");

@@ -308,6 +308,8 @@ TEST_F(MappingTest, MisalignedDevdaxMappingIsRefused) {
   opt.mode = media::Mode::kDevdax;
   opt.align = 2 * kMiB;
   auto dev = MakeDevice("dax0", opt);
+  EXPECT_TRUE(dev->caps().devdax);
+  EXPECT_EQ(dev->caps().fault_unit, 2 * kMiB);
   auto r = MappedRegion::Reserve(4 * kMiB, true, "dax0");
   ASSERT_TRUE(r.ok());
   Status s = dev->MapInto(**r, 0, P, 2 * kMiB, 0);

@@ -115,6 +115,8 @@ TEST_F(PmemDaxTest, CleanDeviceMapsEverything) {
   EXPECT_EQ(dax().pages(), 1024u);
   EXPECT_TRUE(dax().caps().recovery);
   EXPECT_TRUE(dax().caps().synchronous);
+  EXPECT_FALSE(dax().caps().devdax);
+  EXPECT_EQ(dax().caps().fault_unit, kPageSize);
   auto m = dax().DirectAccess(5, 100, AccessMode::kAccess);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->addr, media().data() + 5 * kPageSize);

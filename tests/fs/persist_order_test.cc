@@ -47,7 +47,9 @@ class PersistOrderTest : public ::testing::Test {
   // metadata went down ahead of its data.
   void Expect(const std::string& what, bool fenced) {
     EXPECT_TRUE(dev_->dirty().empty()) << what << ": " << dev_->dirty().Total() << " bytes stored, not written back";
-    if (fenced) EXPECT_TRUE(dev_->pending().empty()) << what << ": " << dev_->pending().Total() << " bytes not fenced";
+    if (fenced) {
+      EXPECT_TRUE(dev_->pending().empty()) << what << ": " << dev_->pending().Total() << " bytes not fenced";
+    }
     for (const std::string& v : dev_->violations()) ADD_FAILURE() << what << ": " << v;
   }
   void ExpectDurable(const std::string& what) { Expect(what, true); }
