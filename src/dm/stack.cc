@@ -276,27 +276,27 @@ size_t Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
   return done;
 }
 
-Status Stack::Write(uint64_t off, const void* src, size_t len) {
+template <typename Fn>
+Status Stack::StoreEachRun(uint64_t off, uint64_t len, Fn&& fn) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
-  auto* in = static_cast<const uint8_t*>(src);
   Status s;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
-    s = bases_[e.base].dev->Write(e.offset, in + (pos - off), e.len);
+    s = fn(*bases_[e.base].dev, e.offset, pos, e.len);
     return s.ok();
   });
   return s;
 }
 
-Status Stack::WriteBack(uint64_t off, uint64_t len) {
-  DG_RETURN_IF_ERROR(CheckBytes(off, len));
-  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
-  Status s;
-  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
-    s = bases_[e.base].dev->WriteBack(e.offset, e.len);
-    return s.ok();
+Status Stack::Write(uint64_t off, const void* src, size_t len) {
+  auto* in = static_cast<const uint8_t*>(src);
+  return StoreEachRun(off, len, [&](dax::Device& d, uint64_t at, uint64_t pos, uint64_t n) {
+    return d.Write(at, in + (pos - off), n);
   });
-  return s;
+}
+
+Status Stack::WriteBack(uint64_t off, uint64_t len) {
+  return StoreEachRun(off, len, [](dax::Device& d, uint64_t at, uint64_t, uint64_t n) { return d.WriteBack(at, n); });
 }
 
 void Stack::Fence() {
@@ -304,15 +304,10 @@ void Stack::Fence() {
 }
 
 Status Stack::WritePersist(uint64_t off, const void* src, size_t len) {
-  DG_RETURN_IF_ERROR(CheckBytes(off, len));
-  DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
   auto* in = static_cast<const uint8_t*>(src);
-  Status s;
-  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
-    s = bases_[e.base].dev->WritePersist(e.offset, in + (pos - off), e.len);
-    return s.ok();
+  return StoreEachRun(off, len, [&](dax::Device& d, uint64_t at, uint64_t pos, uint64_t n) {
+    return d.WritePersist(at, in + (pos - off), n);
   });
-  return s;
 }
 
 Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {

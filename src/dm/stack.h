@@ -133,6 +133,11 @@ class Stack final : public dax::Device {
   // EIO if [off, off+len) touches an error segment, checked before any
   // base is touched so that a refused write changes nothing.
   Status CheckNoErrorTarget(uint64_t off, uint64_t len) const;
+  // A store's way down: [off, off+len) checked (in range, no error
+  // segment), then fn(base, base offset, stack offset, length) for each run
+  // until one fails.
+  template <typename Fn>
+  Status StoreEachRun(uint64_t off, uint64_t len, Fn&& fn);
   Status ErrorTargetError(uint64_t off) const;
   void OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags);
   void StartDelivering();

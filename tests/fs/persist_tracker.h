@@ -12,16 +12,15 @@
 #include <string>
 #include <vector>
 
-#include "dax/dax_device.h"
+#include "common/forwarding_device.h"
 #include "fs/interval_set.h"
 
 namespace daxguard::fs {
 
-class PersistTracker final : public dax::Device {
+class PersistTracker final : public testing::ForwardingDevice {
  public:
   PersistTracker(dax::Device& base, std::function<bool(uint64_t)> is_meta)
-      : base_(base), is_meta_(std::move(is_meta)), link_(this) {}
-  ~PersistTracker() override { base_.ReleaseHolder(&link_); }
+      : ForwardingDevice(base), is_meta_(std::move(is_meta)) {}
 
   const IntervalSet& dirty() const { return dirty_; }
   const IntervalSet& pending() const { return pending_; }
@@ -29,15 +28,6 @@ class PersistTracker final : public dax::Device {
   uint64_t fences() const { return fences_; }
   uint64_t write_backs() const { return write_backs_; }
 
-  uint64_t size() const override { return base_.size(); }
-  dax::Capabilities caps() const override { return base_.caps(); }
-  Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) override {
-    auto m = base_.DirectAccess(pgoff, nr_pages, mode);
-    if (!m.ok()) return m;
-    m->source = this;  // copies through the mapping come here
-    m->source_off = pgoff * kPageSize;
-    return m;
-  }
   Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override {
     Store(off, len);
     auto w = base_.RecoveryWrite(off, src, len);
@@ -50,7 +40,6 @@ class PersistTracker final : public dax::Device {
     if (s.ok()) Back(pgoff * kPageSize, nr_pages * kPageSize);
     return s;
   }
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return base_.ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override {
     Store(off, len);
     return base_.Write(off, src, len);
@@ -72,30 +61,13 @@ class PersistTracker final : public dax::Device {
     Fence();
     return s;
   }
-  bool ReadClean(uint64_t off, void* dst, size_t len) override { return base_.ReadClean(off, dst, len); }
   bool WriteClean(uint64_t off, const void* src, size_t len) override {
     if (!base_.WriteClean(off, src, len)) return false;
     Store(off, len);
     return true;
   }
-  std::vector<media::BadBlock> BadBlocks() const override { return base_.BadBlocks(); }
-  bool CanRecover(uint64_t off, uint64_t len) const override { return base_.CanRecover(off, len); }
-
- protected:
-  Status ClaimForHolder(uint64_t) override { return base_.RegisterHolder(&link_); }
-  void UnclaimForHolder(uint64_t) override {}
-  void OnHolderReleasing() override { base_.ReleaseHolder(&link_); }
 
  private:
-  class Link final : public dax::Holder {
-   public:
-    explicit Link(PersistTracker* dev) : dev_(dev) {}
-    void NotifyFailure(uint64_t offset, uint64_t len, int flags) override { dev_->NotifyHolder(offset, len, flags); }
-
-   private:
-    PersistTracker* dev_;
-  };
-
   static uint64_t LineDown(uint64_t x) { return x / 64 * 64; }
   static uint64_t LineUp(uint64_t x) { return (x + 63) / 64 * 64; }
   void Store(uint64_t off, uint64_t len) {
@@ -117,9 +89,7 @@ class PersistTracker final : public dax::Device {
     dirty_.Remove(lo, hi - lo);
   }
 
-  dax::Device& base_;
   std::function<bool(uint64_t)> is_meta_;
-  Link link_;
   IntervalSet dirty_, pending_;
   std::vector<std::string> violations_;
   uint64_t fences_ = 0, write_backs_ = 0;
