@@ -434,6 +434,7 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
   int slot = static_cast<int>(sb_.active_slot);
   uint64_t pos = 0, seq = sb_.log_start_seq, last = UINT64_MAX;
   uint64_t hole = 0;  // the first record of a hole just passed, else 0
+  uint64_t rebuilt_a = UINT64_MAX;  // where A was last rebuilt from B
   std::string rec, other;
   std::vector<Op> ops;  // the last record's
   for (;; ++seq) {
@@ -461,8 +462,11 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
       }
       DG_RETURN_IF_ERROR(WriteBytes(0, slot, pos, rec));  // copy A rebuilt from B
       Fence();
-      ++report->repaired_blocks;
+      rebuilt_a = pos;
     }
+    // A record rebuilt in A with one after it was damage; the last one may
+    // be a crash between the copies' writes that reached B first.
+    if (rebuilt_a < pos) ++report->repaired_blocks, rebuilt_a = UINT64_MAX;
     const RecordHeader* h = reinterpret_cast<const RecordHeader*>(rec.data());
     std::string_view body = std::string_view(rec).substr(sizeof *h);
     ops.clear();
@@ -482,11 +486,13 @@ Status MetaLog::Replay(const std::function<Status(const std::vector<Op>&)>& appl
   next_seq_ = seq;
   prev_summary_.clear();
   EncodeSummary(Summarize(ops), &prev_summary_);
-  // A crash between the two copies' writes leaves B without the last record.
+  // A crash between the two copies' writes leaves one without the last
+  // record: A was rebuilt from B above (a dry run leaves it), B is now.
+  if (rebuilt_a != UINT64_MAX) report->last_record_resynced = true;
   if (last != UINT64_MAX && report->lost.empty()) {
-    ReadRecord(0, last, seq - 1, &rec);
-    if (ReadRecord(1, last, seq - 1, &other) != Read::kOk || other != rec) {
-      DG_RETURN_IF_ERROR(WriteBytes(1, slot, last, rec));
+    bool a_ok = ReadRecord(0, last, seq - 1, &rec) == Read::kOk;
+    if (!a_ok || ReadRecord(1, last, seq - 1, &other) != Read::kOk || other != rec) {
+      if (a_ok) DG_RETURN_IF_ERROR(WriteBytes(1, slot, last, rec));
       Fence();
       report->last_record_resynced = true;
       if (dry_run_) unsynced_from_ = last;

@@ -256,15 +256,23 @@ Status PmemDevice::CheckClear(uint64_t off, uint64_t len) const {
 Status PmemDevice::WriteBack(uint64_t off, uint64_t len) {
   DG_RETURN_IF_ERROR(CheckRange(off, len));
   if (len) pmem_flush(data_ + off, len);
+  if (trace_) trace_->WriteBack(off, len, data_);
   return shrunk() ? ShrankError() : Status::Ok();
 }
 
-void PmemDevice::Fence() { pmem_drain(); }
+void PmemDevice::Fence() {
+  pmem_drain();
+  if (trace_) trace_->Fence(data_);
+}
 
 Status PmemDevice::WritePersist(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckRange(off, len));
   pmem_memcpy(data_ + off, src, len, PMEM_F_MEM_NONTEMPORAL);
-  pmem_drain();
+  if (trace_) {
+    trace_->Store(off, src, len);
+    trace_->WriteBack(off, len, data_);
+  }
+  Fence();
   return shrunk() ? ShrankError() : Status::Ok();
 }
 
@@ -282,15 +290,20 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
 }
 
 // Large ranges are punched out of the file so zeroing keeps it sparse.
+// The firmware's zeroes are written back: durable at the next fence.
 void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
   uint64_t lo = AlignUp(off, kAreaAlign), hi = AlignDown(off + len, kAreaAlign);
   if (hi <= lo || fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                             static_cast<off_t>(geo_.data_off + lo), static_cast<off_t>(hi - lo)) != 0) {
     std::memset(data_ + off, 0, len);
-    return;
+  } else {
+    std::memset(data_ + off, 0, lo - off);
+    std::memset(data_ + hi, 0, off + len - hi);
   }
-  std::memset(data_ + off, 0, lo - off);
-  std::memset(data_ + hi, 0, off + len - hi);
+  if (trace_) {
+    trace_->Store(off, std::vector<uint8_t>(len).data(), len);
+    trace_->WriteBack(off, len, data_);
+  }
 }
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {

@@ -22,6 +22,7 @@
 #include "common/status.h"
 #include "common/units.h"
 #include "media/layout.h"
+#include "media/persist_trace.h"
 #include "media/range_table.h"
 
 namespace daxguard::media {
@@ -131,6 +132,7 @@ class PmemDevice {
   Status Write(uint64_t off, const void* src, size_t len) {
     DG_RETURN_IF_ERROR(CheckRange(off, len));
     std::memcpy(data_ + off, src, len);
+    if (trace_) [[unlikely]] trace_->Store(off, src, len);
     return shrunk() ? ShrankError() : Status::Ok();
   }
   // Persistence, with the CPU's own instructions (libpmem picks clwb,
@@ -138,8 +140,13 @@ class PmemDevice {
   // write-back of the lines spanning [off, off+len), the fence that makes
   // written-back lines durable, and a non-temporal copy plus fence.
   Status WriteBack(uint64_t off, uint64_t len);
-  static void Fence();
+  void Fence();
   Status WritePersist(uint64_t off, const void* src, size_t len);
+  // Tracked mode: from now on every store, write-back and fence is also
+  // reported to `trace` (media/persist_trace.h), which starts from the
+  // device's bytes as they are; null goes back to untracked (the default,
+  // at no cost). The trace must outlive the tracking.
+  void Track(PersistTrace* trace) { trace_ = trace; }
   // Whether the device file was cut shorter than this process maps it: its
   // lost part reads as zeroes and takes no stores (media/shrink_guard.h),
   // so every read and write of the device fails from then on.
@@ -260,6 +267,7 @@ class PmemDevice {
   RangeTable poison_;  // line units
   RangeTable bb_;      // sector units
   RangeTable untold_;  // sector units: cleared before a holder heard
+  PersistTrace* trace_ = nullptr;
   std::atomic<bool> shrunk_{false};  // set by the shrink guard's SIGBUS handler
   std::mutex mu_;
   std::mutex listener_mu_;

@@ -62,6 +62,7 @@ void AddIoCommand(CLI::App& app, int* rc);       // io
 void AddDemoCommand(CLI::App& app, int* rc);     // demo
 void AddDmCommands(CLI::App& app, int* rc);      // dm create, dm table, dm status
 void AddFsCommands(CLI::App& app, int* rc);      // mkfs, fs, who, health, fsck
+void AddCrashCheckCommand(CLI::App& app, int* rc);  // crashcheck
 
 // `io` on DEV:/path: xfs_io's file commands on a daxfs file.
 bool IsFsTarget(const std::string& arg);

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   daxguard::tools::AddDemoCommand(app, &rc);
   daxguard::tools::AddDmCommands(app, &rc);
   daxguard::tools::AddFsCommands(app, &rc);
+  daxguard::tools::AddCrashCheckCommand(app, &rc);
   AddHelpCommand(app, &rc);
   try {
     app.parse(argc, argv);

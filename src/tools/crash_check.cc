@@ -1,0 +1,181 @@
+#include "tools/crash_check.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <random>
+
+#include "dax/pmem_dax.h"
+#include "fs/filesystem.h"
+#include "fs/fsck.h"
+#include "media/crash_states.h"
+#include "tools/crash_model.h"
+#include "tools/crash_workloads.h"
+
+namespace daxguard::tools {
+namespace {
+
+constexpr uint64_t kDeviceSize = 16ull << 20;  // daxfs's smallest
+constexpr size_t kKeepFailures = 20;
+
+struct Workload {
+  std::string name;
+  std::vector<const CrashStep*> steps;
+};
+
+// The order workloads run in: each operation alone, then seeded pairs and
+// triples, as many as the state budget reaches.
+class WorkloadSource {
+ public:
+  explicit WorkloadSource(uint64_t seed) : rng_(seed) {}
+  Workload Next() {
+    const auto& all = CrashSteps();
+    Workload w;
+    if (n_ < all.size()) {
+      w.steps = {&all[n_]};
+    } else {
+      size_t len = n_ % 3 == 0 ? 3 : 2;
+      for (size_t i = 0; i < len; ++i) w.steps.push_back(&all[rng_() % all.size()]);
+    }
+    ++n_;
+    for (const CrashStep* s : w.steps) w.name += (w.name.empty() ? "" : "; ") + s->name;
+    return w;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  size_t n_ = 0;
+};
+
+class Checker {
+ public:
+  Checker(const CrashCheckOptions& opt, CrashCheckReport* report) : opt_(opt), r_(report) {}
+
+  Status Init() {
+    work_path_ = opt_.dir + "/crash-work";
+    scratch_path_ = opt_.dir + "/crash-scratch";
+    unlink(scratch_path_.c_str());
+    media::CreateOptions co;
+    co.size = kDeviceSize;
+    auto made = media::PmemDevice::Create(scratch_path_, co);
+    if (!made.ok()) return made.status();
+    scratch_ = std::make_unique<dax::PmemDax>(std::move(made).value());
+    return Status::Ok();
+  }
+  ~Checker() {
+    scratch_.reset();
+    unlink(scratch_path_.c_str());
+    unlink(work_path_.c_str());
+  }
+
+  // Records `w` and checks its crash states; false once the budget is spent.
+  Result<bool> Run(const Workload& w) {
+    std::vector<ModelTree> trees;
+    auto trace = Record(w, &trees);
+    if (!trace.ok()) return trace.status();
+    ++r_->workloads;
+    media::CrashStateOptions co;
+    co.seed = opt_.seed + r_->workloads;
+    co.max_states = opt_.states - r_->checked;
+    auto stats = media::ForEachCrashState(**trace, co, [&](const media::CrashPoint& p, std::span<const uint8_t> img) {
+      ++r_->checked;
+      std::string why = Check(img, trees.at(p.markers), p.markers + 1 < trees.size() ? &trees[p.markers + 1] : nullptr);
+      if (!why.empty()) Fail(w, p, why);
+      return true;
+    });
+    r_->fences += stats.points;
+    r_->generated += stats.generated;
+    return r_->checked < opt_.states;
+  }
+
+ private:
+  // Runs `w` from mount to unmount on a tracked device. trees[k]: what the
+  // image may hold once k markers have passed (mount, each step, unmount).
+  Result<std::unique_ptr<media::PersistTrace>> Record(const Workload& w, std::vector<ModelTree>* trees) {
+    unlink(work_path_.c_str());
+    media::CreateOptions co;
+    co.size = kDeviceSize;
+    ModelTree model;
+    {
+      auto made = media::PmemDevice::Create(work_path_, co);
+      if (!made.ok()) return made.status();
+      dax::PmemDax dev(std::move(made).value());
+      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(dev));
+      auto fs = fs::Filesystem::Mount(dev);
+      if (!fs.ok()) return fs.status();
+      DG_RETURN_IF_ERROR(MakeCrashBaseTree(**fs, &model));
+    }
+    auto dev = dax::PmemDax::Open(work_path_);
+    if (!dev.ok()) return dev.status();
+    media::PmemDevice& media = (*dev)->media();
+    auto trace = std::make_unique<media::PersistTrace>(std::span<const uint8_t>(media.data(), media.size()));
+    media.Track(trace.get());
+    trees->assign(2, model);  // mount in flight, then done
+    {
+      auto fs = fs::Filesystem::Mount(**dev);
+      if (!fs.ok()) return fs.status();
+      trace->Mark(1);
+      auto returned = [&] {
+        trees->push_back(model);
+        trace->Mark(trees->size() - 1);
+      };
+      for (const CrashStep* s : w.steps) {
+        (void)s->run(**fs, model, returned);  // a failed call changes nothing, in the model or (checked) on the device
+        returned();
+      }
+    }
+    trees->push_back(model);  // unmounted
+    trace->Mark(trees->size() - 1);
+    media.Track(nullptr);
+    return trace;
+  }
+
+  // "" when the crash image is one the workload allows.
+  std::string Check(std::span<const uint8_t> img, const ModelTree& before, const ModelTree* after) {
+    if (Status s = scratch_->media().Write(0, img.data(), img.size()); !s.ok()) return "restore: " + s.message();
+    auto fsck = fs::Fsck(*scratch_, false);
+    if (!fsck.ok()) return "fsck: " + fsck.status().message();
+    if (!fsck->problems.empty())
+      return "fsck: " + fsck->problems.front() +
+             (fsck->problems.size() > 1 ? " (and " + std::to_string(fsck->problems.size() - 1) + " more)" : "");
+    auto fs = fs::Filesystem::Mount(*scratch_);
+    if (!fs.ok()) return "mount: " + fs.status().message();
+    if ((*fs)->read_only()) return "mounted read-only";
+    auto tree = ReadTree(**fs);
+    if (!tree.ok()) return "reading the tree: " + tree.status().message();
+    return CheckTree(*tree, before, after);
+  }
+
+  void Fail(const Workload& w, const media::CrashPoint& p, const std::string& why) {
+    ++r_->failed;
+    if (r_->failures.size() < kKeepFailures)
+      r_->failures.push_back(w.name + " @ event " + std::to_string(p.event) + " (" + std::to_string(p.markers) +
+                             " markers, " + std::to_string(p.in_flight) + " stores in flight): " + why);
+  }
+
+  const CrashCheckOptions& opt_;
+  CrashCheckReport* r_;
+  std::string work_path_, scratch_path_;
+  std::unique_ptr<dax::PmemDax> scratch_;
+};
+
+}  // namespace
+
+Result<CrashCheckReport> RunCrashCheck(const CrashCheckOptions& opt) {
+  auto start = std::chrono::steady_clock::now();
+  CrashCheckReport report;
+  Checker checker(opt, &report);
+  DG_RETURN_IF_ERROR(checker.Init());
+  WorkloadSource source(opt.seed);
+  for (bool more = opt.states > 0; more;) {
+    auto r = checker.Run(source.Next());
+    if (!r.ok()) return r.status();
+    more = *r;
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (opt.progress) opt.progress(report);
+  }
+  return report;
+}
+
+}  // namespace daxguard::tools

@@ -1,0 +1,57 @@
+// What a daxfs crash image may hold: the workload's model of the tree after
+// each of its operations, and the check of a mounted image against it.
+//
+// daxfs commits metadata (names, links, sizes, extents) durably before an
+// operation returns, so the tree after a crash is the tree after the last
+// operation that returned, or after the one in flight. File bytes written
+// in place are durable from the file's fsync on; before that each byte may
+// hold any value the file held there since its last fsync (never another
+// file's or a freed block's bytes).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.h"
+
+namespace daxguard::tools {
+
+struct ModelFile {
+  bool dir = false;
+  // Contents since the last fsync, oldest first; back() is the current one.
+  std::vector<std::vector<uint8_t>> versions{{}};
+  const std::vector<uint8_t>& now() const { return versions.back(); }
+  std::vector<uint8_t>& Change() {  // a new version to edit
+    versions.push_back(versions.back());
+    return versions.back();
+  }
+};
+
+struct ModelTree {
+  std::map<std::string, uint64_t> names;  // path -> model inode (the root is not named)
+  std::map<uint64_t, ModelFile> files;
+  uint64_t next_ino = 1;
+
+  uint64_t Add(const std::string& path, bool dir);
+  // Drops the name; the file goes with its last name.
+  void Unname(const std::string& path);
+  // Renames `from` (and, for a directory, everything under it) to `to`.
+  void Rename(const std::string& from, const std::string& to);
+  ModelFile* Find(const std::string& path);
+};
+
+// The tree of a mounted filesystem, read whole.
+struct SeenEntry {
+  uint64_t ino = 0;
+  bool dir = false;
+  std::vector<uint8_t> bytes;
+};
+Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs);
+
+// "" when `seen` is a tree `before` or `after` allows (see above), else what
+// is wrong. `after` is null when no operation was in flight.
+std::string CheckTree(const std::map<std::string, SeenEntry>& seen, const ModelTree& before, const ModelTree* after);
+
+}  // namespace daxguard::tools

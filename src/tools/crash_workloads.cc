@@ -1,0 +1,212 @@
+#include "tools/crash_workloads.h"
+
+#include <algorithm>
+
+namespace daxguard::tools {
+namespace {
+
+using fs::Filesystem;
+
+// Bytes no other write (nor a zeroed block) holds: never 0, different per
+// write and per offset, so a stale or misplaced byte shows.
+std::vector<uint8_t> Pattern(uint64_t seed, uint64_t len) {
+  std::vector<uint8_t> v(len);
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (auto& b : v) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    b = static_cast<uint8_t>(1 + x % 255);
+  }
+  return v;
+}
+
+Status WriteOn(fs::File& f, uint64_t off, const std::vector<uint8_t>& bytes) {
+  auto w = f.Write(off, bytes.data(), bytes.size());
+  if (!w.ok()) return w.status();
+  return *w == bytes.size() ? Status::Ok() : Status::Io("short write");
+}
+
+void Lay(std::vector<uint8_t>& v, uint64_t off, const std::vector<uint8_t>& bytes) {
+  if (v.size() < off + bytes.size()) v.resize(off + bytes.size());
+  std::copy(bytes.begin(), bytes.end(), v.begin() + off);
+}
+
+// Writes `len` bytes of pattern `seed` at `off` of `path`, through one
+// handle in `pieces` writes (after the first, a handle's writes may take the
+// fast path), then fsyncs if asked.
+CrashStep Write(std::string path, uint64_t off, uint64_t len, uint64_t seed, int pieces = 1, bool fsync = false) {
+  std::string name = "write " + path + " " + std::to_string(off) + "+" + std::to_string(len) +
+                     (pieces > 1 ? " in " + std::to_string(pieces) : "") + (fsync ? " + fsync" : "");
+  return {name, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path, fs::kCreate);
+            if (!f.ok()) return f.status();
+            if (!m.Find(path)) {
+              m.Add(path, false);
+              returned();
+            }
+            auto bytes = Pattern(seed, len);
+            uint64_t step = len / pieces;
+            for (int p = 0; p < pieces; ++p) {
+              uint64_t a = p * step, b = p + 1 == pieces ? len : a + step;
+              std::vector<uint8_t> piece(bytes.begin() + a, bytes.begin() + b);
+              DG_RETURN_IF_ERROR(WriteOn(**f, off + a, piece));
+              Lay(m.Find(path)->Change(), off + a, piece);
+              returned();
+            }
+            if (fsync) {
+              DG_RETURN_IF_ERROR((*f)->Fsync());
+              ModelFile* mf = m.Find(path);
+              mf->versions = {mf->now()};
+            }
+            return Status::Ok();
+          }};
+}
+
+CrashStep Fsync(std::string path) {
+  return {"fsync " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            DG_RETURN_IF_ERROR((*f)->Fsync());
+            ModelFile* mf = m.Find(path);
+            mf->versions = {mf->now()};
+            return Status::Ok();
+          }};
+}
+
+CrashStep Truncate(std::string path, uint64_t size) {
+  return {"truncate " + path + " " + std::to_string(size), [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            DG_RETURN_IF_ERROR((*f)->Truncate(size));
+            m.Find(path)->Change().resize(size);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Fallocate(std::string path, int mode, uint64_t off, uint64_t len) {
+  std::string what = mode & fs::kFallocPunchHole ? "punch " : mode & fs::kFallocZeroRange ? "zero " : "falloc ";
+  return {what + path + " " + std::to_string(off) + "+" + std::to_string(len),
+          [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            DG_RETURN_IF_ERROR((*f)->Fallocate(mode, off, len));
+            std::vector<uint8_t>& v = m.Find(path)->Change();
+            uint64_t end = off + len;
+            if (!(mode & fs::kFallocKeepSize) && v.size() < end) v.resize(end);
+            if (mode & (fs::kFallocPunchHole | fs::kFallocZeroRange))
+              std::fill(v.begin() + std::min<uint64_t>(off, v.size()), v.begin() + std::min<uint64_t>(end, v.size()), 0);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Rename(std::string from, std::string to) {
+  return {"rename " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            DG_RETURN_IF_ERROR(fs.Rename(from, to));
+            m.Rename(from, to);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Link(std::string from, std::string to) {
+  return {"link " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            DG_RETURN_IF_ERROR(fs.Link(from, to));
+            m.names[to] = m.names.at(from);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Unlink(std::string path) {
+  return {"unlink " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            DG_RETURN_IF_ERROR(fs.Unlink(path));
+            m.Unname(path);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Mkdir(std::string path) {
+  return {"mkdir " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            DG_RETURN_IF_ERROR(fs.Mkdir(path));
+            m.Add(path, true);
+            return Status::Ok();
+          }};
+}
+
+CrashStep RemoveTree(std::string path) {
+  return {"rm -r " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            DG_RETURN_IF_ERROR(fs.RemoveTree(path));
+            std::vector<std::string> gone;
+            for (const auto& [p, i] : m.names)
+              if (p == path || p.starts_with(path + "/")) gone.push_back(p);
+            for (const auto& p : gone) m.Unname(p);
+            return Status::Ok();
+          }};
+}
+
+// A new file sharing all of `src`'s blocks (reflink).
+CrashStep Clone(std::string src, std::string dst) {
+  return {"reflink " + src + " " + dst, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto s = fs.Open(src);
+            if (!s.ok()) return s.status();
+            auto d = fs.Open(dst, fs::kCreate | fs::kExclusive);
+            if (!d.ok()) return d.status();
+            m.Add(dst, false);
+            returned();
+            DG_RETURN_IF_ERROR((*d)->CloneFrom(**s, 0, 0, 0));
+            *m.Find(dst) = *m.Find(src);  // shared blocks: whatever src may hold
+            return Status::Ok();
+          }};
+}
+
+// Replaces `path` all or nothing with a new file of `len` bytes.
+CrashStep Publish(std::string path, uint64_t len, uint64_t seed) {
+  return {"publish " + path + " " + std::to_string(len), [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.CreateUnnamed(path);
+            if (!f.ok()) return f.status();
+            auto bytes = Pattern(seed, len);
+            DG_RETURN_IF_ERROR(WriteOn(**f, 0, bytes));
+            DG_RETURN_IF_ERROR(fs.Publish(**f, path));
+            m.Unname(path);
+            m.Add(path, false);
+            m.Find(path)->versions = {bytes};
+            return Status::Ok();
+          }};
+}
+
+}  // namespace
+
+Status MakeCrashBaseTree(Filesystem& fs, ModelTree* model) {
+  for (const CrashStep& s : {Write("/a", 0, 5000, 101, 1, true), Mkdir("/d"), Write("/d/b", 0, 12288, 102, 1, true),
+                             Write("/big", 0, 65536, 103, 1, true)})
+    if (Status st = s.run(fs, *model, [] {}); !st.ok()) return Status::Io("base tree: " + s.name + ": " + st.message());
+  return Status::Ok();
+}
+
+const std::vector<CrashStep>& CrashSteps() {
+  static const std::vector<CrashStep> steps = {
+      Write("/n", 0, 0, 1),  // create
+      Write("/a", 1000, 100, 2),
+      Write("/a", 3000, 6000, 3),
+      Write("/big", 0, 65536, 4),
+      Write("/d/b", 12288, 8192, 5),
+      Write("/big", 8192, 12288, 6, 3),
+      Write("/d/b", 100, 5000, 7, 1, true),
+      Write("/n2", 0, 3000, 8, 1, true),
+      Fsync("/a"),
+      Truncate("/big", 10000),
+      Truncate("/a", 20000),
+      Fallocate("/big", fs::kFallocPunchHole | fs::kFallocKeepSize, 4096, 8192),
+      Fallocate("/big", fs::kFallocZeroRange | fs::kFallocKeepSize, 100, 5000),
+      Fallocate("/a", 0, 0, 16384),
+      Rename("/a", "/d/a2"),
+      Rename("/a", "/d/b"),
+      Rename("/d", "/e"),
+      Link("/a", "/d/l"),
+      Unlink("/d/b"),
+      Mkdir("/e"),
+      Clone("/big", "/c"),
+      Publish("/a", 7000, 9),
+      RemoveTree("/d"),
+  };
+  return steps;
+}
+
+}  // namespace daxguard::tools
