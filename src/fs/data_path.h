@@ -72,11 +72,14 @@ class DataPath {
   // A handle's fast map was filled; `writable`: it may store in place.
   void NoteFastMapFilled(uint64_t ino, bool writable) {
     fast_maps_filled_ = true;
-    if (writable) stored_fast_.insert(ino);
+    if (writable) NoteStoresInPlace(ino);
   }
-  // Writes back `in`'s blocks if a fast map may have stored in them without
-  // (fast stores are not written back; slow ones are). Durable at the next
-  // Fence. All such files, at unmount.
+  // Stores into `ino`'s blocks may be made without a write-back: by a
+  // writable fast map or a writable mapping.
+  void NoteStoresInPlace(uint64_t ino) { stored_fast_.insert(ino); }
+  // Writes back `in`'s blocks if a fast map or a mapping may have stored in
+  // them without (fast stores are not written back; slow ones are). Durable
+  // at the next Fence. All such files, at unmount.
   Status WriteBackFastStores(const Inode& in);
   Status WriteBackFastStores();
   dax::CleanPath& clean() { return clean_; }
@@ -109,7 +112,7 @@ class DataPath {
   bool fast_maps_filled_ = false;
   dax::CleanPath clean_;  // the fast path's copies
   std::set<File*> open_files_;
-  std::set<uint64_t> stored_fast_;  // inodes a writable fast map was filled for, this mount
+  std::set<uint64_t> stored_fast_;  // inodes stored in place without write-back, this mount
   std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
 };
 

@@ -26,6 +26,8 @@ Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool 
   std::unique_ptr<FileMapping> m(new FileMapping(dp_, ino_, off, in->attr.size, std::move(region).value()));
   dp_->PlaceMapping(m.get(), b0, b1);
   dp_->AddMapping(m.get());
+  // Its stores reach the media as plain stores: fsync writes them back.
+  if (writable) dp_->NoteStoresInPlace(ino_);
   return m;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/units.h"
+
 namespace daxguard::tools {
 namespace {
 
@@ -171,6 +173,30 @@ CrashStep Publish(std::string path, uint64_t len, uint64_t seed) {
           }};
 }
 
+// Stores `len` bytes through a writable mapping of `path`, then fsyncs
+// (what msync is to a mapping of a daxfs file: its stores made durable).
+CrashStep MappedWrite(std::string path, uint64_t off, uint64_t len, uint64_t seed) {
+  return {"mapped write " + path + " " + std::to_string(off) + "+" + std::to_string(len) + " + fsync",
+          [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            auto st = (*f)->Stat();
+            if (!st.ok()) return st.status();
+            if (st->attr.size < off + len) return Status::Invalid("past the end: the store would trap");
+            auto map = (*f)->Map(0, AlignUp(off + len, kPageSize), true);
+            if (!map.ok()) return map.status();
+            returned();  // mapping may unshare blocks: a commit
+            auto bytes = Pattern(seed, len);
+            std::copy(bytes.begin(), bytes.end(), (*map)->addr() + off);
+            Lay(m.Find(path)->Change(), off, bytes);
+            returned();
+            DG_RETURN_IF_ERROR((*f)->Fsync());
+            ModelFile* mf = m.Find(path);
+            mf->versions = {mf->now()};
+            return Status::Ok();
+          }};
+}
+
 }  // namespace
 
 Status MakeCrashBaseTree(Filesystem& fs, ModelTree* model) {
@@ -190,6 +216,7 @@ const std::vector<CrashStep>& CrashSteps() {
       Write("/big", 8192, 12288, 6, 3),
       Write("/d/b", 100, 5000, 7, 1, true),
       Write("/n2", 0, 3000, 8, 1, true),
+      MappedWrite("/big", 5000, 10000, 10),
       Fsync("/a"),
       Truncate("/big", 10000),
       Truncate("/a", 20000),
