@@ -1,6 +1,7 @@
 #include "media/crash_states.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <random>
@@ -45,7 +46,7 @@ struct Selection {
 class Enumerator {
  public:
   Enumerator(const PersistTrace& t, const CrashStateOptions& opt, const CrashVisitor& visit)
-      : t_(t), opt_(opt), visit_(visit), durable_(t.initial()), image_(durable_), rng_(opt.seed) {}
+      : t_(t), opt_(opt), visit_(visit), image_(t.initial()), rng_(opt.seed) {}
 
   CrashStats Run() {
     const auto& ev = t_.events();
@@ -84,7 +85,7 @@ class Enumerator {
 
   // The line's bytes after its stores up to `upto` (an event index), over durable.
   void Cumulative(uint64_t line, const LineState& ls, uint64_t upto, uint8_t* out) const {
-    std::memcpy(out, durable_.data() + line * kLine, kLine);
+    std::memcpy(out, image_.data() + line * kLine, kLine);  // durable: Emit changes it only after
     for (uint64_t s : ls.versions) {
       if (s > upto) break;
       const TraceEvent& e = t_.events()[s];
@@ -112,10 +113,9 @@ class Enumerator {
   }
 
   void SetDurable(uint64_t line, const uint8_t* bytes) {
-    uint8_t* d = durable_.data() + line * kLine;
+    uint8_t* d = image_.data() + line * kLine;
     durable_hash_ ^= LineHash(line, d) ^ LineHash(line, bytes);
     std::memcpy(d, bytes, kLine);
-    std::memcpy(image_.data() + line * kLine, bytes, kLine);
   }
 
   // --- the images at one point
@@ -222,7 +222,7 @@ class Enumerator {
     if (stop_) return;
     ++stats_.generated;
     // The image is the durable one outside of Emit: only changed lines are
-    // written, then put back.
+    // written, their durable bytes kept to be put back.
     uint64_t hash = durable_hash_ ^ Mix(markers_);  // the same bytes may be judged differently later
     changed_.clear();
     uint8_t buf[kLine];
@@ -234,17 +234,19 @@ class Enumerator {
       if (taken != ls.versions.rend())
         Cumulative(line, ls, *taken, buf);
       else
-        std::memcpy(buf, durable_.data() + line * kLine, kLine);
+        std::memcpy(buf, image_.data() + line * kLine, kLine);
       if (torn_here) Tear(line, s, buf);
-      hash ^= LineHash(line, durable_.data() + line * kLine) ^ LineHash(line, buf);
-      std::memcpy(image_.data() + line * kLine, buf, kLine);
-      changed_.push_back(line);
+      uint8_t* at = image_.data() + line * kLine;
+      hash ^= LineHash(line, at) ^ LineHash(line, buf);
+      changed_.push_back({line, {}});
+      std::memcpy(changed_.back().second.data(), at, kLine);
+      std::memcpy(at, buf, kLine);
     }
     if (seen_.insert(hash).second) {
       ++stats_.distinct;
       if (!visit_(point_, image_) || stats_.distinct >= opt_.max_states) stop_ = true;
     }
-    for (uint64_t line : changed_) std::memcpy(image_.data() + line * kLine, durable_.data() + line * kLine, kLine);
+    for (const auto& [line, durable] : changed_) std::memcpy(image_.data() + line * kLine, durable.data(), kLine);
   }
 
   // The torn store's chosen words of this line, over what the line holds.
@@ -258,8 +260,8 @@ class Enumerator {
   const PersistTrace& t_;
   const CrashStateOptions& opt_;
   const CrashVisitor& visit_;
-  std::vector<uint8_t> durable_, image_;
-  std::vector<uint64_t> changed_;  // lines of image_ that differ from durable_ during Emit
+  std::vector<uint8_t> image_;  // the durable image, but during Emit
+  std::vector<std::pair<uint64_t, std::array<uint8_t, kLine>>> changed_;  // lines Emit changed: durable bytes
   uint64_t durable_hash_ = 0;  // XOR of changed lines: equal images, equal hashes
   std::map<uint64_t, LineState> lines_;       // lines with stores in flight
   std::map<uint64_t, uint64_t> in_flight_;    // store (event index) -> its lines in flight

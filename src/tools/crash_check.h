@@ -4,7 +4,9 @@
 // tree, ACE-style) runs on an emulated device in tracked mode, from its
 // mount to its unmount; media/crash_states.h turns the trace into crash
 // images; each image must pass fsck with no problems, mount writable, and
-// hold a tree the workload's model allows (tools/crash_model.h).
+// hold a tree the workload's model allows (tools/crash_model.h). A sample of
+// them is crashed again while its mount recovers it, and those images must
+// pass the same checks.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +31,7 @@ struct CrashCheckReport {
   uint64_t fences = 0;     // crash points: each fence, and each workload's end
   uint64_t generated = 0;  // images built
   uint64_t checked = 0;    // distinct images checked
+  uint64_t recovery_checked = 0;  // images of a crash during the mount-time recovery of one
   uint64_t failed = 0;
   std::vector<std::string> failures;  // the first few, each "workload @ point: what"
   double seconds = 0;

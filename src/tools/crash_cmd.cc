@@ -20,7 +20,7 @@ struct CrashArgs {
 
 Json ReportJson(const CrashCheckReport& r) {
   return Json{{"workloads", r.workloads},  {"crash_points", r.fences}, {"states_generated", r.generated},
-              {"states_checked", r.checked}, {"failures", r.failed},   {"seconds", r.seconds},
+              {"states_checked", r.checked}, {"recovery_states_checked", r.recovery_checked}, {"failures", r.failed},   {"seconds", r.seconds},
               {"states_per_second", r.seconds > 0 ? r.checked / r.seconds : 0.0}, {"first_failures", r.failures}};
 }
 
@@ -43,9 +43,11 @@ int RunCrashCheckCmd(const CrashArgs& a) {
   if (a.json) {
     PrintJson(ReportJson(*r));
   } else {
-    std::printf("crashcheck: %llu workloads, %llu crash points, %llu states generated, %llu checked, %llu failures\n",
+    std::printf("crashcheck: %llu workloads, %llu crash points, %llu states generated, %llu checked "
+                "(+%llu crashed again in recovery), %llu failures\n",
                 (unsigned long long)r->workloads, (unsigned long long)r->fences, (unsigned long long)r->generated,
-                (unsigned long long)r->checked, (unsigned long long)r->failed);
+                (unsigned long long)r->checked, (unsigned long long)r->recovery_checked,
+                (unsigned long long)r->failed);
     std::printf("crashcheck: %.1f s, %.0f states/s\n", r->seconds, r->seconds > 0 ? r->checked / r->seconds : 0.0);
     for (const std::string& f : r->failures) std::printf("FAIL %s\n", f.c_str());
   }
