@@ -91,6 +91,11 @@ Status Filesystem::Mkfs(dax::Device& dev) {
   return log.Format(fresh.Snapshot());
 }
 
+Filesystem::LogUsage Filesystem::log_usage() {
+  OpGuard g(this);
+  return {log_.tail(), log_.CompactsAt()};
+}
+
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   // Replay may write (repairs, upgrades): never under another holder.
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());

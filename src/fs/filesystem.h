@@ -118,6 +118,12 @@ class Filesystem : public dax::Holder, private DataPath {
 
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
+  // How full the metadata log's active slot is: past compacts_at bytes,
+  // the next commit writes a fresh snapshot into the other slot.
+  struct LogUsage {
+    uint64_t used = 0, compacts_at = 0;
+  };
+  LogUsage log_usage();
   bool read_only();
   // fsck --repair: accepts the losses fsck named (lost log records,
   // extents outside the device or over metadata), rebuilds the reverse map

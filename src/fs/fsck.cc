@@ -16,12 +16,20 @@ namespace {
 
 void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
   SuperBlock sb[2];
-  bool ok[2];
-  for (int c = 0; c < 2; ++c)
-    ok[c] = dev.ReadMcSafe(g.SuperBlock(c) * kBlockSize, &sb[c], sizeof sb[c]) == sizeof sb[c] &&
-            CheckSuperBlock(sb[c], dev.size()).ok();
-  for (int c = 0; c < 2; ++c)
-    if (!ok[c]) r->problems.push_back(std::string("superblock copy ") + (c ? "B" : "A") + " is unreadable or invalid");
+  bool read[2], ok[2];
+  for (int c = 0; c < 2; ++c) {
+    read[c] = dev.ReadMcSafe(g.SuperBlock(c) * kBlockSize, &sb[c], sizeof sb[c]) == sizeof sb[c];
+    ok[c] = read[c] && CheckSuperBlock(sb[c], dev.size()).ok();
+  }
+  for (int c = 0; c < 2; ++c) {
+    std::string copy = std::string("superblock copy ") + (c ? "B" : "A");
+    // The copies are written one at a time: a crash tears at most one.
+    if (read[c] && !ok[c] && ok[1 - c])
+      r->notes.push_back(copy + " is invalid (a switch stopped while writing it, or damage); the other copy is "
+                                "whole and the next mount rewrites this one");
+    else if (!ok[c])
+      r->problems.push_back(copy + " is unreadable or invalid");
+  }
   if (!ok[0] || !ok[1] || std::memcmp(&sb[0], &sb[1], sizeof sb[0]) == 0) return;
   // One copy a generation behind is a switch (compaction, mkfs) stopped
   // between its two writes: the newer copy is the filesystem, and the next

@@ -207,11 +207,13 @@ Status MetaLog::WriteSuper() {
   if (dry_run_) return Status::Ok();
   std::string page(kBlockSize, '\0');
   std::memcpy(page.data(), &sb_, sizeof sb_);
+  // One copy at a time: a crash tears at most the one being written, and
+  // the other is whole (of the old generation or the new).
   for (int c = 0; c < 2; ++c) {
     auto w = dev_.RecoveryWrite(geo_.SuperBlock(c) * kBlockSize, page.data(), page.size());
     if (!w.ok()) return w.status();
+    Fence();
   }
-  Fence();
   return Status::Ok();
 }
 

@@ -52,7 +52,9 @@ class MetaLog {
                 const std::function<void(const Summary&)>& lost = nullptr);
   // Commits one transaction: on return it is in both copies.
   Status Append(const std::vector<Op>& ops);
-  bool WantsCompaction() const { return tail_ > SlotBytes() / 2; }
+  bool WantsCompaction() const { return tail_ > CompactsAt(); }
+  // Past this many bytes of the active slot, the next commit compacts.
+  uint64_t CompactsAt() const { return SlotBytes() / 2; }
   // Whether `ops` make a record small enough to commit as one (a quarter of
   // a slot at most, so it fits after any compaction that leaves room).
   bool FitsOneRecord(const std::vector<Op>& ops) const;

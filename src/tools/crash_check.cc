@@ -24,32 +24,27 @@ constexpr size_t kKeepFailures = 20;
 constexpr uint64_t kRecoveryEvery = 8;
 constexpr uint64_t kRecoveryStates = 4;
 
-struct Workload {
-  std::string name;
-  std::vector<const CrashStep*> steps;
-};
-
-// The order workloads run in: each operation alone, then seeded pairs and
-// triples, as many as the state budget reaches.
+// The order workloads run in: each operation alone and the special ones,
+// then seeded pairs and triples, as many as the state budget reaches.
 class WorkloadSource {
  public:
-  explicit WorkloadSource(uint64_t seed) : rng_(seed) {}
-  Workload Next() {
+  explicit WorkloadSource(uint64_t seed) : rng_(seed), special_(SpecialCrashWorkloads()) {}
+  CrashWorkload Next() {
     const auto& all = CrashSteps();
-    Workload w;
-    if (n_ < all.size()) {
-      w.steps = {&all[n_]};
-    } else {
-      size_t len = n_ % 3 == 0 ? 3 : 2;
-      for (size_t i = 0; i < len; ++i) w.steps.push_back(&all[rng_() % all.size()]);
+    size_t n = n_++;
+    if (n < all.size()) return {all[n].name, nullptr, false, {all[n]}};
+    if (n - all.size() < special_.size()) return special_[n - all.size()];
+    CrashWorkload w;
+    for (size_t i = 0, len = n % 3 == 0 ? 3 : 2; i < len; ++i) {
+      w.steps.push_back(all[rng_() % all.size()]);
+      w.name += (i ? "; " : "") + w.steps.back().name;
     }
-    ++n_;
-    for (const CrashStep* s : w.steps) w.name += (w.name.empty() ? "" : "; ") + s->name;
     return w;
   }
 
  private:
   std::mt19937_64 rng_;
+  std::vector<CrashWorkload> special_;
   size_t n_ = 0;
 };
 
@@ -75,7 +70,7 @@ class Checker {
   }
 
   // Records `w` and checks its crash states; false once the budget is spent.
-  Result<bool> Run(const Workload& w) {
+  Result<bool> Run(const CrashWorkload& w) {
     std::vector<ModelTree> trees;
     auto trace = Record(w, &trees);
     if (!trace.ok()) return trace.status();
@@ -95,9 +90,10 @@ class Checker {
   }
 
  private:
-  // Runs `w` from mount to unmount on a tracked device. trees[k]: what the
-  // image may hold once k markers have passed (mount, each step, unmount).
-  Result<std::unique_ptr<media::PersistTrace>> Record(const Workload& w, std::vector<ModelTree>* trees) {
+  // Runs `w` on a tracked device, from its mkfs or mount to its unmount.
+  // trees[k]: what the image may hold once k markers have passed (each
+  // call the workload made returned).
+  Result<std::unique_ptr<media::PersistTrace>> Record(const CrashWorkload& w, std::vector<ModelTree>* trees) {
     unlink(work_path_.c_str());
     media::CreateOptions co;
     co.size = kDeviceSize;
@@ -110,28 +106,33 @@ class Checker {
       auto fs = fs::Filesystem::Mount(dev);
       if (!fs.ok()) return fs.status();
       DG_RETURN_IF_ERROR(MakeCrashBaseTree(**fs, &model));
+      if (w.prepare) DG_RETURN_IF_ERROR(w.prepare(**fs, model));
     }
     auto dev = dax::PmemDax::Open(work_path_);
     if (!dev.ok()) return dev.status();
     media::PmemDevice& media = (*dev)->media();
     auto trace = std::make_unique<media::PersistTrace>(std::span<const uint8_t>(media.data(), media.size()));
     media.Track(trace.get());
-    trees->assign(2, model);  // mount in flight, then done
+    trees->assign(1, model);
+    auto returned = [&] {
+      trees->push_back(model);
+      trace->Mark(trees->size() - 1);
+    };
+    if (w.mkfs) {
+      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(**dev));
+      model = ModelTree();
+      returned();
+    }
     {
       auto fs = fs::Filesystem::Mount(**dev);
       if (!fs.ok()) return fs.status();
-      trace->Mark(1);
-      auto returned = [&] {
-        trees->push_back(model);
-        trace->Mark(trees->size() - 1);
-      };
-      for (const CrashStep* s : w.steps) {
-        (void)s->run(**fs, model, returned);  // a failed call changes nothing, in the model or (checked) on the device
+      returned();
+      for (const CrashStep& s : w.steps) {
+        (void)s.run(**fs, model, returned);  // a failed call changes nothing, in the model or (checked) on the device
         returned();
       }
     }
-    trees->push_back(model);  // unmounted
-    trace->Mark(trees->size() - 1);
+    returned();  // unmounted
     media.Track(nullptr);
     return trace;
   }
@@ -185,7 +186,7 @@ class Checker {
     return CheckTree(*tree, before, after);
   }
 
-  void Fail(const Workload& w, const media::CrashPoint& p, const std::string& why) {
+  void Fail(const CrashWorkload& w, const media::CrashPoint& p, const std::string& why) {
     ++r_->failed;
     if (r_->failures.size() < kKeepFailures)
       r_->failures.push_back(w.name + " @ event " + std::to_string(p.event) + " (" + std::to_string(p.markers) +

@@ -197,7 +197,45 @@ CrashStep MappedWrite(std::string path, uint64_t off, uint64_t len, uint64_t see
           }};
 }
 
+// fsck --repair's rewrite: the whole state as one fresh snapshot in the
+// other log slot (a clean filesystem keeps its tree).
+CrashStep Repair() {
+  return {"repair (fresh snapshot)", [](Filesystem& fs, ModelTree&, const Returned&) { return fs.RepairForFsck(); }};
+}
+
+// fsyncs `path` until the log compacts (each fsync logs the file's times).
+CrashStep FsyncUntilCompaction(std::string path) {
+  return {"fsync " + path + " until the log compacts", [=](Filesystem& fs, ModelTree&, const Returned& returned) {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            for (int i = 0; i < 1000; ++i) {
+              uint64_t used = fs.log_usage().used;
+              DG_RETURN_IF_ERROR((*f)->Fsync());
+              returned();
+              if (fs.log_usage().used < used) return Status::Ok();
+            }
+            return Status::Io("the log did not compact");
+          }};
+}
+
 }  // namespace
+
+std::vector<CrashWorkload> SpecialCrashWorkloads() {
+  // A log a few records short of compacting.
+  auto nearly_full = [](Filesystem& fs, ModelTree&) -> Status {
+    auto f = fs.Open("/a");
+    if (!f.ok()) return f.status();
+    for (Filesystem::LogUsage u; (u = fs.log_usage()).used + 2048 < u.compacts_at;)
+      DG_RETURN_IF_ERROR((*f)->Fsync());
+    return Status::Ok();
+  };
+  return {
+      {"mkfs over a filesystem", nullptr, true, {}},
+      {"mkfs over a filesystem; write /n2 0+3000 + fsync", nullptr, true, {Write("/n2", 0, 3000, 11, 1, true)}},
+      {"log compaction", nearly_full, false, {FsyncUntilCompaction("/a"), Write("/a", 1000, 100, 12)}},
+      {"log compaction; rename /a /d/a2", nearly_full, false, {FsyncUntilCompaction("/a"), Rename("/a", "/d/a2")}},
+  };
+}
 
 Status MakeCrashBaseTree(Filesystem& fs, ModelTree* model) {
   for (const CrashStep& s : {Write("/a", 0, 5000, 101, 1, true), Mkdir("/d"), Write("/d/b", 0, 12288, 102, 1, true),
@@ -232,6 +270,7 @@ const std::vector<CrashStep>& CrashSteps() {
       Clone("/big", "/c"),
       Publish("/a", 7000, 9),
       RemoveTree("/d"),
+      Repair(),
   };
   return steps;
 }

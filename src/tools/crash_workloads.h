@@ -20,9 +20,20 @@ struct CrashStep {
   std::function<Status(fs::Filesystem&, ModelTree&, const Returned&)> run;
 };
 
+// A workload: after the base tree, `prepare` (untracked); then, tracked,
+// mkfs over it if `mkfs`, a mount, the steps, and the unmount.
+struct CrashWorkload {
+  std::string name;
+  std::function<Status(fs::Filesystem&, ModelTree&)> prepare;
+  bool mkfs = false;
+  std::vector<CrashStep> steps;
+};
+
 // The tree every workload starts from, made (and synced) before tracking.
 Status MakeCrashBaseTree(fs::Filesystem& fs, ModelTree* model);
 // Every operation the workloads combine.
 const std::vector<CrashStep>& CrashSteps();
+// Workloads of their own: mkfs over a filesystem, a log compaction.
+std::vector<CrashWorkload> SpecialCrashWorkloads();
 
 }  // namespace daxguard::tools
