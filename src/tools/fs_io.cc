@@ -231,7 +231,8 @@ MapSession FileMapSession(fs::File& file) {
     auto m = file.Map(off, len, writable);
     if (!m.ok()) return m.status();
     std::shared_ptr<fs::FileMapping> keep = std::move(m).value();
-    return MapView{keep->addr(), off, len, keep};
+    // msync of a file mapping: the file's stores in place, written back.
+    return MapView{keep->addr(), off, len, keep, [&file](uint64_t, uint64_t) { return file.Fsync(); }};
   });
 }
 

@@ -67,7 +67,12 @@ MapSession DeviceMapSession(dax::Device& dev, const std::string& name) {
     if (!r.ok()) return r.status();
     std::shared_ptr<dax::MappedRegion> region = std::move(r).value();
     DG_RETURN_IF_ERROR(dev.MapInto(*region, 0, off, region->length(), off));
-    return MapView{region->addr(), off, len, region};
+    auto persist = [&dev](uint64_t o, uint64_t n) -> Status {
+      DG_RETURN_IF_ERROR(dev.WriteBack(o, n));
+      dev.Fence();
+      return Status::Ok();
+    };
+    return MapView{region->addr(), off, len, region, persist};
   });
 }
 

@@ -164,7 +164,7 @@ Status MapSession::Access(const MapCommand& c, std::ostream& out) {
   if (c.op == MapCommand::Op::kMsync) {
     uint8_t* start = p - (reinterpret_cast<uintptr_t>(p) % kPageSize);
     if (msync(start, len + (p - start), MS_SYNC) != 0) return Status::FromErrno(errno, "msync");
-    return Status::Ok();
+    return view_.persist ? view_.persist(off, len) : Status::Ok();
   }
   struct sigaction sa = {}, old = {};
   sa.sa_sigaction = OnSigbus;

@@ -45,6 +45,9 @@ struct MapView {
   uint8_t* addr = nullptr;
   uint64_t offset = 0, length = 0;
   std::shared_ptr<void> owner;
+  // msync's persistence: the mapped stores of [off, +len) written back and
+  // fenced, as a persist call does on real pmem.
+  std::function<Status(uint64_t off, uint64_t len)> persist;
 };
 using Mapper = std::function<Result<MapView>(uint64_t off, uint64_t len, bool writable)>;
 

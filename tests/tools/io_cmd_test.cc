@@ -1,5 +1,9 @@
 #include "tools/io_cmd.h"
 
+#include <sstream>
+
+#include "tools/map_cmds.h"
+
 #include <gtest/gtest.h>
 
 namespace daxguard::tools {
@@ -40,6 +44,34 @@ TEST(ParseIoCommand, RejectsMalformedInput) {
       EXPECT_EQ(c.status().err(), EINVAL) << bad;
     }
   }
+}
+
+}  // namespace
+}  // namespace daxguard::tools
+
+namespace daxguard::tools {
+namespace {
+
+// msync writes back what the mapping stored (the view's persist call), for
+// the range it names or the whole mapping.
+TEST(MapSession, MsyncPersistsTheRange) {
+  std::vector<uint8_t> mem(3 * 4096);
+  uint8_t* page = mem.data() + (4096 - reinterpret_cast<uintptr_t>(mem.data()) % 4096) % 4096;
+  std::vector<std::pair<uint64_t, uint64_t>> persisted;
+  MapSession s([&](uint64_t off, uint64_t len, bool) -> Result<MapView> {
+    return MapView{page, off, len, nullptr, [&](uint64_t o, uint64_t n) {
+                     persisted.push_back({o, n});
+                     return Status::Ok();
+                   }};
+  });
+  std::ostringstream out;
+  for (const char* text : {"mmap 8192 4096", "mwrite -S 1 8192 100", "msync 8192 64", "msync"}) {
+    auto c = ParseMapCommand(text);
+    ASSERT_TRUE(c.ok()) << text << ": " << c.status().message();
+    ASSERT_TRUE(s.Run(*c, out).ok()) << text;
+  }
+  EXPECT_EQ(persisted, (std::vector<std::pair<uint64_t, uint64_t>>{{8192, 64}, {8192, 4096}}));
+  EXPECT_EQ(page[0], 1);
 }
 
 }  // namespace
