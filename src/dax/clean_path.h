@@ -36,7 +36,7 @@ class CleanPath {
   bool Write(uint64_t off, const void* src, size_t len, uint64_t vouched) const {
     if (!file_) return dev_.WriteClean(off, src, len);
     if (!StillClean(vouched)) return file_->PmemDax::WriteClean(off, src, len);
-    std::memcpy(data_ + off, src, len);
+    file_->media().StoreFlushed(data_ + off, src, len);
     return true;
   }
 

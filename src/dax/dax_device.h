@@ -117,6 +117,8 @@ class Device {
   // latent poison either; never reports an error. False: the caller takes
   // the careful way (dax_io.h) for the whole range, part of which may have
   // been copied already. Drivers without such a path always say false.
+  // WriteClean's stores are written back as they are made (non-temporal
+  // stores, as Linux's memcpy_flushcache): durable at the next Fence.
   virtual bool ReadClean(uint64_t /*off*/, void* /*dst*/, size_t /*len*/) { return false; }
   virtual bool WriteClean(uint64_t /*off*/, const void* /*src*/, size_t /*len*/) { return false; }
 

@@ -59,6 +59,7 @@ Result<size_t> WriteAt(Device& dev, uint64_t off, const void* src, size_t len) {
     if (map.ok()) {
       size_t chunk = std::min<uint64_t>(len - done, map->pages * kPageSize - pos % kPageSize);
       DG_RETURN_IF_ERROR(map->source->Write(map->source_off + pos % kPageSize, in + done, chunk));
+      DG_RETURN_IF_ERROR(map->source->WriteBack(map->source_off + pos % kPageSize, chunk));
       done += chunk;
       continue;
     }

@@ -21,7 +21,8 @@ Result<size_t> ReadAt(Device& dev, uint64_t off, void* dst, size_t len);
 
 // Returns the bytes written. A page with known poison is repaired by a
 // recovery write when the write covers it whole; otherwise the write stops
-// there: a short count if some bytes went first, else EIO.
+// there: a short count if some bytes went first, else EIO. What it wrote
+// is written back: durable at the next Fence.
 Result<size_t> WriteAt(Device& dev, uint64_t off, const void* src, size_t len);
 
 // Zeroes [off, off+len), which must be whole pages, clearing any poison.

@@ -43,9 +43,10 @@ class PmemDax final : public Device {
     std::memcpy(dst, data() + off, len);
     return !media_->shrunk();
   }
+  // Written back as it stores: durable at the next Fence.
   bool WriteClean(uint64_t off, const void* src, size_t len) override {
     if (!Clean(off, len, false)) return false;
-    std::memcpy(data() + off, src, len);
+    media_->StoreFlushed(data() + off, src, len);
     return !media_->shrunk();
   }
   // ReadClean's and WriteClean's test, and where the data lies: what a

@@ -67,7 +67,7 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
   uint8_t* const* legs = seg.mem.data();
   for (uint64_t c = first, leg = seg.per_leg.Mod(first), row = seg.per_leg.Div(first); c <= last; ++c) {
     uint64_t from = std::max(in, c * chunk), to = std::min(end, c * chunk + chunk);
-    Move(legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
+    Move(seg.s.legs[leg].dev, legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
     if (++leg == n) leg = 0, ++row;
   }
   // A device file that shrank under the copy gave zero pages: the slow path says why.
@@ -79,7 +79,7 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
 template <typename Byte>
 bool FlatMap::CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len) {
   if (!leg.dev->Clean(at, len, !std::is_const_v<Byte>)) return false;
-  Move(leg.dev->data() + at, mem, len);
+  Move(leg.dev, leg.dev->data() + at, mem, len);
   return !leg.dev->shrunk();
 }
 

@@ -59,9 +59,12 @@ class FlatMap {
   // [at, at+len) of the leg's device, if clean.
   template <typename Byte>
   static bool CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len);
-  // Device memory to memory (reading), or back (writing).
-  static void Move(uint8_t* dev, uint8_t* mem, uint64_t len) { std::memcpy(mem, dev, len); }
-  static void Move(uint8_t* dev, const uint8_t* mem, uint64_t len) { std::memcpy(dev, mem, len); }
+  // Device memory of `d` to memory (reading), or back (writing: written
+  // back as it stores, as PmemDax::WriteClean does).
+  static void Move(dax::PmemDax*, uint8_t* at, uint8_t* mem, uint64_t len) { std::memcpy(mem, at, len); }
+  static void Move(dax::PmemDax* d, uint8_t* at, const uint8_t* mem, uint64_t len) {
+    d->media().StoreFlushed(at, mem, len);
+  }
   // The leg chunk c of a segment lies on, and where byte `in` of the
   // segment lies on that leg's device.
   static const FlatSegment::Leg& Leg(const Seg& seg, uint64_t c) { return seg.s.legs[seg.per_leg.Mod(c)]; }

@@ -21,18 +21,18 @@ void DataPath::CloseHandle(File* f) {
   CloseInode(f->ino_);
 }
 
-Status DataPath::WriteBackFastStores(const Inode& in) {
-  if (!stored_fast_.count(in.ino)) return Status::Ok();
+Status DataPath::WriteBackMappedStores(const Inode& in) {
+  if (!mapped_for_write_.count(in.ino)) return Status::Ok();
   for (const auto& [fblk, e] : in.extents)
     if (!e.unwritten) DG_RETURN_IF_ERROR(device().WriteBack(e.pblk * kBlockSize, e.len * kBlockSize));
   return Status::Ok();
 }
 
-Status DataPath::WriteBackFastStores() {
+Status DataPath::WriteBackMappedStores() {
   Status first;
-  for (uint64_t ino : stored_fast_)
+  for (uint64_t ino : mapped_for_write_)
     if (const Inode* in = state().Find(ino); in)
-      if (Status s = WriteBackFastStores(*in); !s.ok() && first.ok()) first = s;
+      if (Status s = WriteBackMappedStores(*in); !s.ok() && first.ok()) first = s;
   return first;
 }
 

@@ -69,19 +69,17 @@ class DataPath {
   // whether writes are taken.
   void Quiesce();
   uint64_t data_gen(std::memory_order order) const { return data_gen_.load(order); }
-  // A handle's fast map was filled; `writable`: it may store in place.
-  void NoteFastMapFilled(uint64_t ino, bool writable) {
-    fast_maps_filled_ = true;
-    if (writable) NoteStoresInPlace(ino);
-  }
+  // A handle's fast map was filled (its stores are written back as they
+  // are made, by the clean path).
+  void NoteFastMapFilled() { fast_maps_filled_ = true; }
   // Stores into `ino`'s blocks may be made without a write-back: by a
-  // writable fast map or a writable mapping.
-  void NoteStoresInPlace(uint64_t ino) { stored_fast_.insert(ino); }
-  // Writes back `in`'s blocks if a fast map or a mapping may have stored in
-  // them without (fast stores are not written back; slow ones are). Durable
-  // at the next Fence. All such files, at unmount.
-  Status WriteBackFastStores(const Inode& in);
-  Status WriteBackFastStores();
+  // writable mapping.
+  void NoteStoresInPlace(uint64_t ino) { mapped_for_write_.insert(ino); }
+  // Writes back `in`'s blocks if a mapping may have stored in them (every
+  // other store is written back as it is made). Durable at the next Fence.
+  // All such files, at unmount.
+  Status WriteBackMappedStores(const Inode& in);
+  Status WriteBackMappedStores();
   dax::CleanPath& clean() { return clean_; }
   // Sets the timestamps that fast writes through `in`'s handles marked
   // for update (POSIX lets them wait until looked at, fsync or close).
@@ -112,7 +110,7 @@ class DataPath {
   bool fast_maps_filled_ = false;
   dax::CleanPath clean_;  // the fast path's copies
   std::set<File*> open_files_;
-  std::set<uint64_t> stored_fast_;  // inodes stored in place without write-back, this mount
+  std::set<uint64_t> mapped_for_write_;  // inodes a writable mapping was made of, this mount
   std::multimap<uint64_t, FileMapping*> mappings_;  // by inode
 };
 

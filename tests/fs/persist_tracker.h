@@ -1,8 +1,8 @@
 // PersistTracker: a dax::Device over another that follows the persistence
 // contract as daxfs uses it. Every store makes its bytes dirty; a write-back
 // (or RecoveryWrite, ZeroPageRange) makes them pending; a fence makes the
-// pending ones durable. Its clean path stores without writing back, as a
-// fast path's copy does; every store daxfs makes reaches it. It checks the ordering rule a crash needs: when a store lands
+// pending ones durable. Its clean path writes back as it stores, as the
+// media's does; every store daxfs makes but a mapping's reaches it. It checks the ordering rule a crash needs: when a store lands
 // in the metadata area, nothing in the data area is dirty or pending (so a
 // log record never persists before the data it points to).
 #pragma once
@@ -61,9 +61,10 @@ class PersistTracker final : public testing::ForwardingDevice {
     Fence();
     return s;
   }
-  bool WriteClean(uint64_t off, const void* src, size_t len) override {
+  bool WriteClean(uint64_t off, const void* src, size_t len) override {  // written back as it stores
     if (!base_.WriteClean(off, src, len)) return false;
     Store(off, len);
+    Back(off, len);
     return true;
   }
 
