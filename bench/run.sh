@@ -5,7 +5,7 @@
 # and are removed at exit.
 # Extra arguments go to dax_io_bench, badblocks_bench, fs_bench and dm_bench (Google
 # Benchmark flags, e.g. --benchmark_filter=read). fs_bench runs only some of
-# its parts with DAXGUARD_FS_BENCH_PARTS=io,who,mount.
+# its parts with DAXGUARD_FS_BENCH_PARTS=io,who,mount,meta.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build-bench"
