@@ -4,12 +4,12 @@
 #include "fs/data_path.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <mutex>
 
+#include "common/test_util.h"
+#include "dax/dax_test_util.h"
 #include "dax/pmem_dax.h"
 #include "fs/filesystem.h"
 
@@ -52,22 +52,15 @@ class MemoryCore : public DataPath {
 class DataPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/datapath-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    media::CreateOptions opt;
-    opt.size = 32ull << 20;
-    ASSERT_TRUE(media::PmemDevice::Create(dir_ + "/pmem0", opt).ok());
-    auto d = dax::PmemDax::Open(dir_ + "/pmem0");
-    ASSERT_TRUE(d.ok()) << d.status().message();
-    dev_ = std::move(d).value();
+    dev_ = dax::testing::NewPmemDax(dir_.File("pmem0"), 32ull << 20);
+    ASSERT_NE(dev_, nullptr);
     core_ = std::make_unique<MemoryCore>(*dev_);
   }
   void TearDown() override {
     core_.reset();
     dev_.reset();
-    std::filesystem::remove_all(dir_);
   }
-  std::string dir_;
+  daxguard::testing::TempDir dir_;
   std::unique_ptr<dax::Device> dev_;
   std::unique_ptr<MemoryCore> core_;
 };

@@ -4,13 +4,13 @@
 // record or superblock is stored while data it may point to is not yet
 // durable. The device below is a PersistTracker, which sees every store.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <functional>
 #include <string>
 
+#include "common/test_util.h"
+#include "dax/dax_test_util.h"
 #include "dax/pmem_dax.h"
 #include "fs/filesystem.h"
 #include "fs/persist_tracker.h"
@@ -21,14 +21,8 @@ namespace {
 class PersistOrderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/persist-order-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    media::CreateOptions opt;
-    opt.size = 32ull << 20;
-    ASSERT_TRUE(media::PmemDevice::Create(dir_ + "/pmem0", opt).ok());
-    auto d = dax::PmemDax::Open(dir_ + "/pmem0");
-    ASSERT_TRUE(d.ok()) << d.status().message();
-    base_ = std::move(d).value();
+    base_ = dax::testing::NewPmemDax(dir_.File("pmem0"), 32ull << 20);
+    ASSERT_NE(base_, nullptr);
     Geometry g = GeometryFor(base_->size());
     dev_ = std::make_unique<PersistTracker>(*base_, [g](uint64_t off) { return g.IsMeta(off / kBlockSize); });
     ASSERT_TRUE(Filesystem::Mkfs(*dev_).ok());
@@ -41,7 +35,6 @@ class PersistOrderTest : public ::testing::Test {
     fs_.reset();
     dev_.reset();
     base_.reset();
-    std::filesystem::remove_all(dir_);
   }
   // Everything stored is written back; with `fenced`, durable too; and no
   // metadata went down ahead of its data.
@@ -59,7 +52,7 @@ class PersistOrderTest : public ::testing::Test {
     return f.ok() ? std::move(f).value() : nullptr;
   }
 
-  std::string dir_;
+  daxguard::testing::TempDir dir_;
   std::unique_ptr<dax::PmemDax> base_;
   std::unique_ptr<PersistTracker> dev_;
   std::unique_ptr<Filesystem> fs_;

@@ -60,6 +60,28 @@ TEST_F(SuperblockRecoveryTest, MountRebuildsBothPoisonedSuperblocksFromTheLog) {
   EXPECT_TRUE(Problems().empty()) << Problems().front();
 }
 
+// The copies are written one at a time, so a crash tears at most one: fsck
+// notes a torn copy beside a whole one (the next mount rewrites it), and
+// calls both torn a problem.
+TEST_F(SuperblockRecoveryTest, OneTornCopyBesideAWholeOneIsACrashNotAProblem) {
+  MakeFiles();
+  fs_.reset();
+  std::vector<uint8_t> junk(16, 0x5a);
+  ASSERT_TRUE(dev_->Write(geo().SuperBlock(1) * kBlockSize + 8, junk.data(), junk.size()).ok());
+  auto r = Fsck(*dev_, false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->problems.empty()) << r->problems.front();
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_NE(r->notes[0].find("superblock copy B is invalid"), std::string::npos) << r->notes[0];
+  Mount();
+  ExpectFiles();
+  fs_.reset();
+  EXPECT_TRUE(Problems().empty()) << "the mount rewrote copy B";
+  for (int c = 0; c < 2; ++c)
+    ASSERT_TRUE(dev_->Write(geo().SuperBlock(c) * kBlockSize + 8, junk.data(), junk.size()).ok());
+  EXPECT_EQ(Problems().size(), 2u);
+}
+
 TEST_F(SuperblockRecoveryTest, FsckRepairRewritesThemAndACheckWritesNothing) {
   MakeFiles();
   fs_.reset();
