@@ -49,6 +49,13 @@ Status Device::CheckNotHeld() const {
 
 bool Device::alive() const { return alive_.load(); }
 
+bool Device::KnownUnreadable(uint64_t off, uint64_t len) const {
+  if (!BytesOk(off, len)) return true;
+  for (const media::BadBlock& b : BadBlocks())
+    if (b.sector * kSectorSize < off + len && off < (b.sector + b.count) * kSectorSize) return true;
+  return false;
+}
+
 // As in Linux's kill_dax: the holder hears PRE_REMOVE, then is let go.
 void Device::Kill() {
   if (!alive_.exchange(false)) return;

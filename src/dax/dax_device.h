@@ -104,6 +104,11 @@ class Device {
   }
   // Known errors in this device's 512-byte sectors.
   virtual std::vector<media::BadBlock> BadBlocks() const = 0;
+  // Whether a read of [off, off+len) is known to fail: a known error there,
+  // or (a stack) a part no device backs. Consumes and reports nothing; what
+  // a filesystem asks before it frees a block or trusts a metadata copy.
+  // The base answers from BadBlocks(); drivers answer faster.
+  virtual bool KnownUnreadable(uint64_t off, uint64_t len) const;
   // Whether poison in [off, off+len) can be cleared (recovery write,
   // zeroing). A remapping device answers per range, from what lies below.
   virtual bool CanRecover(uint64_t /*off*/, uint64_t /*len*/) const { return caps().recovery; }

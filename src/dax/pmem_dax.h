@@ -59,6 +59,9 @@ class PmemDax final : public Device {
   }
   uint8_t* data() const { return media_->data(); }
   std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
+  bool KnownUnreadable(uint64_t off, uint64_t len) const override {
+    return !BytesOk(off, len) || media_->HasKnownErrors(off, len);
+  }
   uint32_t HolderPid() const override { return media_->HolderPid(); }
   // Fault unit: a page, or for device-dax its alignment, which the range
   // must then start and end on (a fixed fault size, as device-dax has).

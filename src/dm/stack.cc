@@ -358,6 +358,13 @@ std::vector<media::BadBlock> Stack::BadBlocks() const {
   return out;
 }
 
+bool Stack::KnownUnreadable(uint64_t off, uint64_t len) const {
+  if (!BytesOk(off, len)) return true;
+  return !ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+    return e.base != Extent::kNoBase && !bases_[e.base].dev->KnownUnreadable(e.offset, e.len);
+  });
+}
+
 bool Stack::CanRecover(uint64_t off, uint64_t len) const {
   if (off > size_ || len > size_ - off) return false;
   return ForEachRun(off, len, [&](const Extent& e, uint64_t) {

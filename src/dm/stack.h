@@ -87,6 +87,7 @@ class Stack final : public dax::Device {
   bool ReadClean(uint64_t off, void* dst, size_t len) override;
   bool WriteClean(uint64_t off, const void* src, size_t len) override;
   std::vector<media::BadBlock> BadBlocks() const override;
+  bool KnownUnreadable(uint64_t off, uint64_t len) const override;
   bool CanRecover(uint64_t off, uint64_t len) const override;
   // A stack's holder holds every base, so the bases answer for any process.
   uint32_t HolderPid() const override;

@@ -257,7 +257,7 @@ std::vector<Op> Filesystem::FreeBlocksOps(Inode* in, uint64_t fblk, uint64_t len
     for (const OwnedRun& r : state_.space().Lookup(pblk, e - s)) {
       if (r.owners.size() != 1) continue;
       for (uint64_t b = r.pblk; b < r.pblk + r.len; ++b)
-        if (!dev_.DirectAccess(b, 1, dax::AccessMode::kAccess).ok()) ops.push_back(Op::Quarantine(b, 1, true));
+        if (dev_.KnownUnreadable(b * kBlockSize, kBlockSize)) ops.push_back(Op::Quarantine(b, 1, true));
     }
   }
   ops.push_back(Op::Unmap(in->ino, fblk, len));

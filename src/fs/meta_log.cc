@@ -142,8 +142,7 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx, int suspect) {
   // it is rewritten, since until then every write to it fails.
   bool rewrite[2];
   for (int c = 0; c < 2; ++c)
-    rewrite[c] = c == suspect ||
-                 !dev_.DirectAccess(SlotAddr(c, slot, idx * kBlockSize) / kBlockSize, 1, dax::AccessMode::kAccess).ok();
+    rewrite[c] = c == suspect || dev_.KnownUnreadable(SlotAddr(c, slot, idx * kBlockSize), kBlockSize);
   int prefer = suspect >= 0 ? 1 - suspect : rewrite[0] && !rewrite[1] ? 1 : 0;
   uint64_t lost = 0;
   for (uint64_t l = 0; l < kBlockSize / kLineSize; ++l) {

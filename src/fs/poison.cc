@@ -70,7 +70,7 @@ void Filesystem::HandleFailure(const Failure& f) {
       continue;
     }
     // A write may have repaired the block since the error was reported.
-    if (dev_.DirectAccess(b, 1, dax::AccessMode::kAccess).ok()) continue;
+    if (!dev_.KnownUnreadable(b * kBlockSize, kBlockSize)) continue;
     uint64_t lo = std::max(f.offset, b * kBlockSize), hi = std::min(end, (b + 1) * kBlockSize);
     auto runs = state_.space().Lookup(b, 1);
     if (runs.empty()) {

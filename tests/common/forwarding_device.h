@@ -38,6 +38,7 @@ class ForwardingDevice : public dax::Device {
   bool WriteClean(uint64_t off, const void* src, size_t len) override { return base_.WriteClean(off, src, len); }
   std::vector<media::BadBlock> BadBlocks() const override { return base_.BadBlocks(); }
   bool CanRecover(uint64_t off, uint64_t len) const override { return base_.CanRecover(off, len); }
+  bool KnownUnreadable(uint64_t off, uint64_t len) const override { return base_.KnownUnreadable(off, len); }
 
  protected:
   Status ClaimForHolder(uint64_t) override { return base_.RegisterHolder(&link_); }

@@ -183,6 +183,28 @@ TEST_F(StackTest, ErrorSegmentFailsEveryAccessAndChangesNothing) {
   EXPECT_TRUE(s->BadBlocks().empty()) << "an error segment is not media poison";
 }
 
+// What a filesystem asks before freeing a block: a known error below, or
+// an error segment, makes a range known unreadable; nothing is consumed.
+TEST_F(StackTest, KnownUnreadableSeesBaseErrorsAndErrorSegments) {
+  auto s = Stack("s", {"0 64 linear d0 0", "64 64 error", "128 64 linear d1 0"});
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->KnownUnreadable(0, 64 * S));
+  EXPECT_TRUE(s->KnownUnreadable(64 * S, P)) << "error segment";
+  EXPECT_TRUE(s->KnownUnreadable(60 * S, 8 * S)) << "reaches into the error segment";
+  auto d1 = Media("d1");
+  ASSERT_TRUE(d1->Inject(8, 1, {}).ok());  // stack sector 136
+  EXPECT_TRUE(s->KnownUnreadable(136 * S, S));
+  EXPECT_TRUE(s->KnownUnreadable(128 * S, 2 * P));
+  EXPECT_FALSE(s->KnownUnreadable(144 * S, P));
+  EXPECT_TRUE(s->KnownUnreadable(s->size() - P, 2 * P)) << "beyond the end";
+  // The base's answer from BadBlocks() agrees with the stack's own.
+  EXPECT_TRUE(s->Device::KnownUnreadable(136 * S, S));
+  EXPECT_FALSE(s->Device::KnownUnreadable(144 * S, P));
+  // A latent error is not known.
+  ASSERT_TRUE(d1->Inject(32, 1, {.notify = false}).ok());  // stack sector 160
+  EXPECT_FALSE(s->KnownUnreadable(160 * S, S));
+}
+
 TEST_F(StackTest, CanRecoverIsAnsweredPerRange) {
   auto s = Stack("s", {"0 64 linear d0 0", "64 64 error", "128 64 linear d1 0"});
   ASSERT_TRUE(s);
