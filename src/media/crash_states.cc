@@ -226,7 +226,9 @@ class Enumerator {
     uint64_t hash = durable_hash_ ^ Mix(markers_);  // the same bytes may be judged differently later
     changed_.clear();
     uint8_t buf[kLine];
-    for (const auto& [line, ls] : lines_) {
+    for (const auto& entry : lines_) {
+      const uint64_t line = entry.first;  // not a structured binding: the lambda takes it
+      const LineState& ls = entry.second;
       auto taken = std::find_if(ls.versions.rbegin(), ls.versions.rend(),
                                 [&](uint64_t v) { return Taken(v, line, s); });
       bool torn_here = s.torn_store >= 0 && std::count(ls.versions.begin(), ls.versions.end(), s.torn_store);
