@@ -72,9 +72,9 @@ class DataPath {
   // A handle's fast map was filled (its stores are written back as they
   // are made, by the clean path).
   void NoteFastMapFilled() { fast_maps_filled_ = true; }
-  // Stores into `ino`'s blocks may be made without a write-back: by a
-  // writable mapping.
-  void NoteStoresInPlace(uint64_t ino) { mapped_for_write_.insert(ino); }
+  // A writable mapping of `ino` was made: its stores into the file's
+  // blocks are plain stores, which fsync and unmount must write back.
+  void NoteWritableMapping(uint64_t ino) { mapped_for_write_.insert(ino); }
   // Writes back `in`'s blocks if a mapping may have stored in them (every
   // other store is written back as it is made). Durable at the next Fence.
   // All such files, at unmount.

@@ -27,7 +27,7 @@ Result<std::unique_ptr<FileMapping>> File::Map(uint64_t off, uint64_t len, bool 
   dp_->PlaceMapping(m.get(), b0, b1);
   dp_->AddMapping(m.get());
   // Its stores reach the media as plain stores: fsync writes them back.
-  if (writable) dp_->NoteStoresInPlace(ino_);
+  if (writable) dp_->NoteWritableMapping(ino_);
   return m;
 }
 
