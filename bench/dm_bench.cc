@@ -106,7 +106,7 @@ Target BuildStack(ScratchDir& dir, const std::string& label, uint64_t chunk_sect
   Target t{label, OpenOrDie(top)};
   for (size_t i = 0; i < 2; ++i) {  // top -> linear leg i -> device file i
     auto& linear = static_cast<dm::Stack&>(static_cast<dm::Stack&>(*t.dev).base(i));
-    t.legs[i] = static_cast<dax::PmemDax&>(linear.base(0)).data();
+    t.legs[i] = static_cast<dax::PmemDax&>(linear.base(0)).media().data();
   }
   t.chunk = chunk_sectors * kSectorSize;
   return t;

@@ -18,6 +18,12 @@ constexpr uint64_t AlignDown(uint64_t v, uint64_t a) { return v / a * a; }
 constexpr uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 constexpr bool IsAligned(uint64_t v, uint64_t a) { return v % a == 0; }
 
+struct ByteRange {
+  uint64_t off = 0;
+  uint64_t len = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
 // Division by a fixed divisor, by shift and mask when it is a power of two
 // (chunk sizes and stripe counts usually are): stacks divide on every
 // access, and a 64-bit divide costs tens of cycles.

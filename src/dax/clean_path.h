@@ -1,54 +1,66 @@
 // CleanPath: Device::ReadClean / WriteClean as a fast path calls them on
-// every access. On a device file two things make them cheaper. The driver's
+// every access. Over a device whose whole range is one run of directly
+// copyable memory (a device file, or a stack that flattens to one run of
+// one; Device::DirectLayoutOf) two things make them cheaper. The memory's
 // own inline test and copy run with no call through the operations table
 // (Linux's INDIRECT_CALL_1 spares hot paths an indirect call to the likely
 // target the same way). And a range the caller had vouched for skips the
-// test while the device's clean epoch holds: a pair of words read instead
+// test while the memory's clean epoch holds: a pair of words read instead
 // of two filters, a quarter of what a filesystem adds at 4 KiB. Any other
-// device (a stack) takes the table every time.
+// device takes the table every time.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "dax/pmem_dax.h"
+#include "dax/direct_memory.h"
 
 namespace daxguard::dax {
 
 class CleanPath {
  public:
-  static constexpr uint64_t kNoEpoch = media::PmemDevice::kNoEpoch;
+  static constexpr uint64_t kNoEpoch = DirectMemory::kNoEpoch;
 
   explicit CleanPath(Device& dev);
 
-  // The device's clean epoch if [off, off+len) holds no poison and no
-  // known error now, else kNoEpoch (always, on devices other than files).
+  // The memory's clean epoch if [off, off+len) holds no poison and no
+  // known error now, else kNoEpoch (always, without direct memory).
   uint64_t Vouch(uint64_t off, uint64_t len) const;
   // ReadClean / WriteClean; `vouched`: what Vouch said of a range holding
   // [off, off+len), or kNoEpoch.
   bool Read(uint64_t off, void* dst, size_t len, uint64_t vouched) const {
-    if (!file_) return dev_.ReadClean(off, dst, len);
-    if (!StillClean(vouched)) return file_->PmemDax::ReadClean(off, dst, len);
+    if (!mem_) return dev_.ReadClean(off, dst, len);
+    if (!StillClean(vouched)) {
+      if (!InDevice(off, len) || !mem_->Clean(base_ + off, len, true)) return false;
+      std::memcpy(dst, data_ + off, len);
+      return !mem_->shrunk();
+    }
     std::memcpy(dst, data_ + off, len);
     return true;
   }
   bool Write(uint64_t off, const void* src, size_t len, uint64_t vouched) const {
-    if (!file_) return dev_.WriteClean(off, src, len);
-    if (!StillClean(vouched)) return file_->PmemDax::WriteClean(off, src, len);
-    file_->media().StoreFlushed(data_ + off, src, len);
+    if (!mem_) return dev_.WriteClean(off, src, len);
+    if (!StillClean(vouched)) {
+      if (!InDevice(off, len) || !mem_->Clean(base_ + off, len, false)) return false;
+      mem_->Store(data_ + off, src, len);
+      return !mem_->shrunk();
+    }
+    mem_->Store(data_ + off, src, len);
     return true;
   }
 
  private:
+  bool InDevice(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off && dev_.alive(); }
   bool StillClean(uint64_t vouched) const {
-    return vouched == media::PmemDevice::CleanEpoch(*live_) && file_->alive();
+    return vouched == mem_->CleanEpoch() && mem_->alive() && dev_.alive();
   }
 
   Device& dev_;
-  PmemDax* file_;  // null unless the device is a device file; then:
-  uint8_t* data_ = nullptr;
-  const media::LiveState* live_ = nullptr;
+  const DirectMemory* mem_ = nullptr;  // null unless the device is one run of direct memory; then:
+  uint64_t base_ = 0;                  // where the device starts in it
+  uint8_t* data_ = nullptr;            // the device's first byte
+  uint64_t size_ = 0;                  // the device's
 };
 
 }  // namespace daxguard::dax

@@ -47,7 +47,16 @@ Status Device::CheckNotHeld() const {
   return Status::Busy("device is held by pid " + std::to_string(pid) + " (a mounted filesystem?)");
 }
 
-bool Device::alive() const { return alive_.load(); }
+Result<std::vector<MediaRun>> Device::MapToMedia(uint64_t off, uint64_t len) {
+  if (off > size() || len > size() - off)
+    return Status::Range("range " + std::to_string(off) + "+" + std::to_string(len) + " is beyond the end (" +
+                         std::to_string(size()) + " bytes)");
+  return MediaRunsOf(off, len);
+}
+
+Result<std::vector<MediaRun>> Device::MediaRunsOf(uint64_t, uint64_t) {
+  return Status::Invalid("no emulated media below this device");
+}
 
 bool Device::KnownUnreadable(uint64_t off, uint64_t len) const {
   if (!BytesOk(off, len)) return true;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -47,6 +48,30 @@ struct Capabilities {
   // ends on the fault unit (a page otherwise).
   bool devdax = false;
   uint64_t fault_unit = kPageSize;
+};
+
+class DirectMemory;  // dax/direct_memory.h
+
+// How [start, start+len) of a device lies in memory a fast path may copy
+// with itself: dealt out in `chunk`-byte chunks to its legs in turn, each
+// leg's chunks contiguous in one device file's memory from its offset. One
+// leg: the range is one run of one file's memory (chunk = len).
+struct DirectLayout {
+  struct Leg {
+    const DirectMemory* mem;
+    uint64_t offset;  // bytes into that memory
+  };
+  uint64_t start = 0;
+  uint64_t len = 0;
+  uint64_t chunk = 0;
+  std::vector<Leg> legs;
+};
+
+// `len` bytes at `offset` of an emulated media device.
+struct MediaRun {
+  media::PmemDevice* media = nullptr;
+  uint64_t offset = 0;
+  uint64_t len = 0;
 };
 
 inline constexpr int kFailureMedia = 0;
@@ -126,6 +151,27 @@ class Device {
   // stores, as Linux's memcpy_flushcache): durable at the next Fence.
   virtual bool ReadClean(uint64_t /*off*/, void* /*dst*/, size_t /*len*/) { return false; }
   virtual bool WriteClean(uint64_t /*off*/, const void* /*src*/, size_t /*len*/) { return false; }
+  // Where [off, off+len) lies in memory a fast path may copy with itself
+  // (dax/direct_memory.h), start 0: a run of a device file's memory, or a
+  // stack's translation flattened onto its files'. Nullopt when it does not
+  // reduce to that (an error segment, stripes over stripes, a device that
+  // must see every store): the caller uses ReadClean / WriteClean.
+  virtual std::optional<DirectLayout> DirectLayoutOf(uint64_t /*off*/, uint64_t /*len*/) const { return std::nullopt; }
+
+  // --- the media below, for commands that act on it beneath this contract
+  // (inject-error, clear-errors, scrub). A device file is its own media; a
+  // remapping device answers through its bases.
+  // Each emulated media device below, once.
+  virtual std::vector<media::PmemDevice*> Media() { return {}; }
+  // Where [off, off+len) lies on them, in order. Fails if the range is out
+  // of bounds or part of it has no media (a stack's error target).
+  Result<std::vector<MediaRun>> MapToMedia(uint64_t off, uint64_t len);
+  // The ranges of this device that [off, off+len) of `media` backs, sorted
+  // and merged.
+  virtual std::vector<ByteRange> MapFromMedia(const media::PmemDevice& /*media*/, uint64_t /*off*/,
+                                              uint64_t /*len*/) {
+    return {};
+  }
 
   // --- holder
   Status RegisterHolder(Holder* holder);
@@ -141,7 +187,7 @@ class Device {
   // The device goes away: the holder hears PRE_REMOVE and is released;
   // later access fails with ENXIO.
   void Kill();
-  bool alive() const;
+  bool alive() const { return alive_.load(); }
 
  protected:
   // Drivers call this for every error that becomes known; false if there
@@ -168,6 +214,8 @@ class Device {
   virtual void UnclaimForHolder(uint64_t token) = 0;
   virtual void OnHolderRegistered() {}
   virtual void OnHolderReleasing() {}
+  // MapToMedia for a range known to be in bounds.
+  virtual Result<std::vector<MediaRun>> MediaRunsOf(uint64_t off, uint64_t len);
 
  private:
   // Recursive: a holder may touch the device (and so cause another

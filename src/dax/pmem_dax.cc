@@ -4,7 +4,7 @@
 
 namespace daxguard::dax {
 
-PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)) {
+PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)), direct_(*this, *media_) {
   media_->SetErrorListener([this] { Drain(true); });
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "dax/dax_device.h"
+#include "dax/direct_memory.h"
 #include "media/pmem_device.h"
 
 namespace daxguard::dax {
@@ -39,25 +40,25 @@ class PmemDax final : public Device {
   // Inline: bounds, then a word of each of the media's filters.
   // A file that shrank under the copy fails it; the slow path says why.
   bool ReadClean(uint64_t off, void* dst, size_t len) override {
-    if (!Clean(off, len, true)) return false;
-    std::memcpy(dst, data() + off, len);
-    return !media_->shrunk();
+    if (!direct_.Clean(off, len, true)) return false;
+    std::memcpy(dst, direct_.data() + off, len);
+    return !direct_.shrunk();
   }
   // Written back as it stores: durable at the next Fence.
   bool WriteClean(uint64_t off, const void* src, size_t len) override {
-    if (!Clean(off, len, false)) return false;
-    media_->StoreFlushed(data() + off, src, len);
-    return !media_->shrunk();
+    if (!direct_.Clean(off, len, false)) return false;
+    direct_.Store(direct_.data() + off, src, len);
+    return !direct_.shrunk();
   }
-  // ReadClean's and WriteClean's test, and where the data lies: what a
-  // stack that flattened its translation down to this device (dm/flat_map.h)
-  // checks and copies with, inline.
-  // The device file shrank under this process: every copy since is void.
-  bool shrunk() const { return media_->shrunk(); }
-  bool Clean(uint64_t off, uint64_t len, bool reading) const {
-    return BytesOk(off, len) && media_->PagesClean(off, len, reading);
+  std::optional<DirectLayout> DirectLayoutOf(uint64_t off, uint64_t len) const override {
+    if (!BytesOk(off, len)) return std::nullopt;
+    return DirectLayout{0, len, len, {{&direct_, off}}};
   }
-  uint8_t* data() const { return media_->data(); }
+  std::vector<media::PmemDevice*> Media() override { return {media_.get()}; }
+  std::vector<ByteRange> MapFromMedia(const media::PmemDevice& m, uint64_t off, uint64_t len) override {
+    if (&m != media_.get()) return {};
+    return {{off, len}};
+  }
   std::vector<media::BadBlock> BadBlocks() const override { return media_->BadBlocks(); }
   bool KnownUnreadable(uint64_t off, uint64_t len) const override {
     return !BytesOk(off, len) || media_->HasKnownErrors(off, len);
@@ -72,6 +73,9 @@ class PmemDax final : public Device {
   void UnclaimForHolder(uint64_t token) override;
   void OnHolderRegistered() override;
   void OnHolderReleasing() override;
+  Result<std::vector<MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override {
+    return std::vector<MediaRun>{{media_.get(), off, len}};
+  }
 
  private:
   // Tells the holder of every unacknowledged error, then acknowledges it.
@@ -84,6 +88,7 @@ class PmemDax final : public Device {
   void StopWatching();
 
   std::unique_ptr<media::PmemDevice> media_;
+  DirectMemory direct_;
   std::atomic<bool> draining_{false};
   std::atomic<std::thread::id> drainer_{};
   std::atomic<bool> pending_{false};

@@ -6,11 +6,11 @@
 
 namespace daxguard::dm {
 
-FlatMap::FlatMap(std::vector<FlatSegment> segments) {
-  for (FlatSegment& s : segments) {
+FlatMap::FlatMap(std::vector<dax::DirectLayout> segments) {
+  for (dax::DirectLayout& s : segments) {
     Divisor per_chunk(s.chunk), per_leg(s.legs.size());
     std::vector<uint8_t*> mem;
-    for (const FlatSegment::Leg& leg : s.legs) mem.push_back(leg.dev->data() + leg.offset);
+    for (const dax::DirectLayout::Leg& leg : s.legs) mem.push_back(leg.mem->data() + leg.offset);
     segs_.push_back({std::move(s), per_chunk, per_leg, std::move(mem)});
   }
 }
@@ -21,16 +21,16 @@ size_t FlatMap::SegmentAt(uint64_t off) const {
   return static_cast<size_t>(it - segs_.begin()) - 1;
 }
 
-std::optional<FlatSegment> FlatMap::Window(uint64_t off, uint64_t len) const {
-  const FlatSegment& f = segs_[SegmentAt(off)].s;
+std::optional<dax::DirectLayout> FlatMap::Window(uint64_t off, uint64_t len) const {
+  const dax::DirectLayout& f = segs_[SegmentAt(off)].s;
   uint64_t rel = off - f.start, n = f.legs.size();
   if (len > f.len - rel) return std::nullopt;
-  if (n == 1) return FlatSegment{0, len, len, {{f.legs[0].dev, f.legs[0].offset + rel}}};
+  if (n == 1) return dax::DirectLayout{0, len, len, {{f.legs[0].mem, f.legs[0].offset + rel}}};
   // Starting on a row, chunk i of the window is chunk i of the segment
   // shifted by whole rows: the same leg, further on by rel / n.
   if (rel % (n * f.chunk)) return std::nullopt;
-  FlatSegment w{0, len, f.chunk, f.legs};
-  for (FlatSegment::Leg& leg : w.legs) leg.offset += rel / n;
+  dax::DirectLayout w{0, len, f.chunk, f.legs};
+  for (dax::DirectLayout::Leg& leg : w.legs) leg.offset += rel / n;
   return w;
 }
 
@@ -60,27 +60,27 @@ bool FlatMap::CopySegment(const Seg& seg, uint64_t in, Byte* mem, uint64_t len) 
     uint64_t final_c = c + (last - c) / n * n;  // this leg's last chunk in range
     uint64_t lo = DeviceAt(seg, std::max(in, c * chunk));
     uint64_t hi = DeviceAt(seg, std::min(end, final_c * chunk + chunk) - 1) + 1;
-    if (!Leg(seg, c).dev->Clean(lo, hi - lo, kReading)) return false;
+    if (!Leg(seg, c).mem->Clean(lo, hi - lo, kReading)) return false;
   }
   // Chunk by chunk from where each leg starts, leg and row stepping along
   // instead of translating every chunk again.
   uint8_t* const* legs = seg.mem.data();
   for (uint64_t c = first, leg = seg.per_leg.Mod(first), row = seg.per_leg.Div(first); c <= last; ++c) {
     uint64_t from = std::max(in, c * chunk), to = std::min(end, c * chunk + chunk);
-    Move(seg.s.legs[leg].dev, legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
+    Move(seg.s.legs[leg].mem, legs[leg] + row * chunk + (from - c * chunk), mem + (from - in), to - from);
     if (++leg == n) leg = 0, ++row;
   }
   // A device file that shrank under the copy gave zero pages: the slow path says why.
   for (uint64_t c = first; c <= last && c < first + n; ++c)
-    if (Leg(seg, c).dev->shrunk()) return false;
+    if (Leg(seg, c).mem->shrunk()) return false;
   return true;
 }
 
 template <typename Byte>
-bool FlatMap::CopyRun(const FlatSegment::Leg& leg, uint64_t at, Byte* mem, uint64_t len) {
-  if (!leg.dev->Clean(at, len, !std::is_const_v<Byte>)) return false;
-  Move(leg.dev, leg.dev->data() + at, mem, len);
-  return !leg.dev->shrunk();
+bool FlatMap::CopyRun(const dax::DirectLayout::Leg& leg, uint64_t at, Byte* mem, uint64_t len) {
+  if (!leg.mem->Clean(at, len, !std::is_const_v<Byte>)) return false;
+  Move(leg.mem, leg.mem->data() + at, mem, len);
+  return !leg.mem->shrunk();
 }
 
 template bool FlatMap::Copy(uint64_t, uint8_t*, uint64_t) const;

@@ -7,7 +7,6 @@
 #include <map>
 
 #include "dax/pmem_dax.h"
-#include "dm/media_map.h"
 #include "dm/stack.h"
 #include "dm/stack_file.h"
 
@@ -51,8 +50,7 @@ class FileOpener final : public BaseOpener {
   Result<std::unique_ptr<dax::Device>> Open(const std::string& dev) override {
     auto d = OpenAny(Resolve(dev), chain_, mode_);
     // Like Linux device-dax, which has no block device for dm to stack on.
-    auto* pmem = d.ok() ? dynamic_cast<dax::PmemDax*>(d->get()) : nullptr;
-    if (pmem && pmem->media().geometry().mode == media::Mode::kDevdax)
+    if (d.ok() && (*d)->caps().devdax)
       return Status::Invalid(dev + " is a devdax device (used whole, by mapping only): it cannot be a stack's base");
     return d;
   }
@@ -73,25 +71,34 @@ class FileOpener final : public BaseOpener {
 Status CheckOneHolderPerDevice(Stack& s) {
   std::map<std::string, size_t> owner;
   for (size_t i = 0; i < s.base_count(); ++i) {
-    for (dax::PmemDax* d : BottomDevices(s.base(i))) {
+    for (media::PmemDevice* d : s.base(i).Media()) {
       struct stat st;
-      if (fstat(d->media().fd(), &st) != 0) return Status::FromErrno(errno, d->media().path());
+      if (fstat(d->fd(), &st) != 0) return Status::FromErrno(errno, d->path());
       auto [it, fresh] = owner.emplace(FileId(st), i);
       if (!fresh && it->second != i)
-        return Status::Invalid("device " + d->media().path() + " lies under both " + s.base_label(it->second) +
+        return Status::Invalid("device " + d->path() + " lies under both " + s.base_label(it->second) +
                                " and " + s.base_label(i) + " (a device has one holder)");
     }
   }
   return Status::Ok();
 }
 
-Result<std::unique_ptr<dax::Device>> OpenStack(const std::string& path, std::vector<TableLine> table,
-                                               const Ancestor* chain, media::OpenMode mode) {
+Result<std::unique_ptr<Stack>> BuildStack(const std::string& path, std::vector<TableLine> table,
+                                          const Ancestor* chain, media::OpenMode mode) {
   FileOpener opener(fs::path(path).parent_path(), chain, mode);
   auto s = Stack::Build(path, std::move(table), opener);
   Status st = s.ok() ? CheckOneHolderPerDevice(**s) : s.status();
   if (!st.ok()) return Status::Error(st.err(), path + ": " + st.message());
-  return std::unique_ptr<dax::Device>(std::move(s).value());
+  return s;
+}
+
+Result<std::unique_ptr<Stack>> OpenStackBelow(const std::string& path, std::string id, const Ancestor* above,
+                                              media::OpenMode mode) {
+  Ancestor here{std::move(id), above, above ? above->depth + 1 : 1};
+  if (here.depth > kMaxStackDepth) return Status::Invalid("stack nesting deeper than " + std::to_string(kMaxStackDepth));
+  auto table = ReadStackFile(path);
+  if (!table.ok()) return table.status();
+  return BuildStack(path, std::move(table).value(), &here, mode);
 }
 
 Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ancestor* above, media::OpenMode mode) {
@@ -103,11 +110,9 @@ Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ance
     if (!d.ok()) return d.status();
     return std::unique_ptr<dax::Device>(std::move(d).value());
   }
-  Ancestor here{std::move(id), above, above ? above->depth + 1 : 1};
-  if (here.depth > kMaxStackDepth) return Status::Invalid("stack nesting deeper than " + std::to_string(kMaxStackDepth));
-  auto table = ReadStackFile(path);
-  if (!table.ok()) return table.status();
-  return OpenStack(path, std::move(table).value(), &here, mode);
+  auto s = OpenStackBelow(path, std::move(id), above, mode);
+  if (!s.ok()) return s.status();
+  return std::unique_ptr<dax::Device>(std::move(s).value());
 }
 
 }  // namespace
@@ -116,12 +121,22 @@ Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path, medi
   return OpenAny(path, nullptr, mode);
 }
 
+Result<std::unique_ptr<Stack>> OpenStack(const std::string& path, media::OpenMode mode) {
+  if (!LooksLikeStackFile(path)) {
+    // Opened only to say what is wrong with it: missing, unreadable, or a device.
+    auto d = dax::PmemDax::Open(path, media::OpenMode::kReadOnlyFallback);
+    if (!d.ok()) return d.status();
+    return Status::Invalid(path + " is a device, not a stack");
+  }
+  return OpenStackBelow(path, Identity(path), nullptr, mode);
+}
+
 Status CreateStackFile(const std::string& path, const std::vector<TableLine>& table) {
   std::error_code ec;
   if (fs::symlink_status(path, ec).type() != fs::file_type::not_found)
     return Status::Error(EEXIST, path + " already exists");
   Ancestor top{Identity(path), nullptr, 1};
-  auto s = OpenStack(path, table, &top, media::OpenMode::kReadWrite);
+  auto s = BuildStack(path, table, &top, media::OpenMode::kReadWrite);
   if (!s.ok()) return s.status();
   return WriteStackFile(path, table);
 }

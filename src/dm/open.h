@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "dax/dax_device.h"
+#include "dm/stack.h"
 #include "dm/table.h"
 
 namespace daxguard::dm {
@@ -23,6 +24,9 @@ inline constexpr int kMaxStackDepth = 16;
 // process may not write are read (media::OpenMode), at any depth.
 Result<std::unique_ptr<dax::Device>> OpenDaxDevice(const std::string& path,
                                                    media::OpenMode mode = media::OpenMode::kReadWrite);
+
+// As OpenDaxDevice, for commands about stacks only: a device file is refused.
+Result<std::unique_ptr<Stack>> OpenStack(const std::string& path, media::OpenMode mode = media::OpenMode::kReadWrite);
 
 // Checks `table` as the table of a new stack file at `path`, opening every
 // device it names, and only then writes the file. Refuses an existing path.

@@ -133,21 +133,21 @@ void Stack::Finish() {
 }
 
 std::unique_ptr<FlatMap> Stack::Flatten() const {
-  std::vector<FlatSegment> flat;
+  std::vector<dax::DirectLayout> flat;
   for (const Segment& seg : segments_) {
     std::optional<Layout> layout = seg.target->Striping();
     if (!layout) return nullptr;
-    FlatSegment f{seg.start, seg.len, layout->chunk, {}};
+    dax::DirectLayout f{seg.start, seg.len, layout->chunk, {}};
     if (layout->legs.size() == 1) {
       // Linear: whatever its range below is, striped or not.
-      std::optional<FlatSegment> below = FlattenBase(layout->legs[0], seg.len);
+      std::optional<dax::DirectLayout> below = FlattenBase(layout->legs[0], seg.len);
       if (!below) return nullptr;
       f.chunk = below->chunk;
       f.legs = below->legs;
     } else {
       // Striped: each stripe must be one run of one device file.
       for (const Layout::Leg& leg : layout->legs) {
-        std::optional<FlatSegment> below = FlattenBase(leg, seg.len / layout->legs.size());
+        std::optional<dax::DirectLayout> below = FlattenBase(leg, seg.len / layout->legs.size());
         if (!below || below->legs.size() != 1) return nullptr;
         f.legs.push_back(below->legs[0]);
       }
@@ -157,12 +157,13 @@ std::unique_ptr<FlatMap> Stack::Flatten() const {
   return std::make_unique<FlatMap>(std::move(flat));
 }
 
-std::optional<FlatSegment> Stack::FlattenBase(const Layout::Leg& leg, uint64_t len) const {
-  dax::Device* dev = bases_[leg.base].dev.get();
-  if (auto* file = dynamic_cast<dax::PmemDax*>(dev)) return FlatSegment{0, len, len, {{file, leg.offset}}};
-  auto* stack = dynamic_cast<Stack*>(dev);
-  if (stack && stack->flat_) return stack->flat_->Window(leg.offset, len);
-  return std::nullopt;
+std::optional<dax::DirectLayout> Stack::FlattenBase(const Layout::Leg& leg, uint64_t len) const {
+  return bases_[leg.base].dev->DirectLayoutOf(leg.offset, len);
+}
+
+std::optional<dax::DirectLayout> Stack::DirectLayoutOf(uint64_t off, uint64_t len) const {
+  if (!flat_ || !BytesOk(off, len)) return std::nullopt;
+  return flat_->Window(off, len);
 }
 
 size_t Stack::SegmentAt(uint64_t off) const {

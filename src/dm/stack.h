@@ -65,6 +65,8 @@ class Stack final : public dax::Device {
   std::vector<SegmentStatus> SegmentStatuses() const;
   // Whether the clean path goes straight to the device files (dm/flat_map.h).
   bool flattened() const { return flat_ != nullptr; }
+  // What a stack above composes with: the flattened translation's window.
+  std::optional<dax::DirectLayout> DirectLayoutOf(uint64_t off, uint64_t len) const override;
 
   // One level of translation. Down: the contiguous runs of [off, off+len),
   // in order. Up: the stack ranges [off, off+len) of base `base` backs,
@@ -94,12 +96,17 @@ class Stack final : public dax::Device {
   // Each contiguous run goes to its base; an error-target run fails (EIO)
   // before anything is placed.
   Status MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;
+  // Through the bases, each once (dm/stack_media.cc).
+  std::vector<media::PmemDevice*> Media() override;
+  std::vector<ByteRange> MapFromMedia(const media::PmemDevice& m, uint64_t off, uint64_t len) override;
 
  protected:
   Status ClaimForHolder(uint64_t token) override;
   void UnclaimForHolder(uint64_t token) override;
   void OnHolderRegistered() override;
   void OnHolderReleasing() override;
+  // An error-target run fails, naming its first sector.
+  Result<std::vector<dax::MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override;
 
  private:
   struct Segment {
@@ -125,7 +132,7 @@ class Stack final : public dax::Device {
   // reduces to legs on them (see dm/flat_map.h).
   std::unique_ptr<FlatMap> Flatten() const;
   // What [leg.offset, +len) of base leg.base is, flattened.
-  std::optional<FlatSegment> FlattenBase(const Layout::Leg& leg, uint64_t len) const;
+  std::optional<dax::DirectLayout> FlattenBase(const Layout::Leg& leg, uint64_t len) const;
   size_t SegmentAt(uint64_t off) const;
   // Calls fn(extent, stack offset) for each contiguous run of [off,
   // off+len) until fn returns false; returns whether it never did.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/units.h"
 #include "dm/table.h"
 
 namespace daxguard::dm {
@@ -26,12 +27,6 @@ struct Extent {
   size_t base = kNoBase;
   uint64_t offset = 0;
   uint64_t len = 0;
-};
-
-struct ByteRange {
-  uint64_t off = 0;
-  uint64_t len = 0;
-  bool operator==(const ByteRange&) const = default;
 };
 
 // Sorts `v` and joins ranges that overlap or touch.

@@ -64,7 +64,7 @@ CrashStep Write(std::string path, uint64_t off, uint64_t len, uint64_t seed, int
 }
 
 CrashStep Fsync(std::string path) {
-  return {"fsync " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"fsync " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Fsync());
@@ -75,7 +75,7 @@ CrashStep Fsync(std::string path) {
 }
 
 CrashStep Truncate(std::string path, uint64_t size) {
-  return {"truncate " + path + " " + std::to_string(size), [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"truncate " + path + " " + std::to_string(size), [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Truncate(size));
@@ -87,7 +87,7 @@ CrashStep Truncate(std::string path, uint64_t size) {
 CrashStep Fallocate(std::string path, int mode, uint64_t off, uint64_t len) {
   std::string what = mode & fs::kFallocPunchHole ? "punch " : mode & fs::kFallocZeroRange ? "zero " : "falloc ";
   return {what + path + " " + std::to_string(off) + "+" + std::to_string(len),
-          [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+          [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Fallocate(mode, off, len));
@@ -101,7 +101,7 @@ CrashStep Fallocate(std::string path, int mode, uint64_t off, uint64_t len) {
 }
 
 CrashStep Rename(std::string from, std::string to) {
-  return {"rename " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"rename " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             DG_RETURN_IF_ERROR(fs.Rename(from, to));
             m.Rename(from, to);
             return Status::Ok();
@@ -109,7 +109,7 @@ CrashStep Rename(std::string from, std::string to) {
 }
 
 CrashStep Link(std::string from, std::string to) {
-  return {"link " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"link " + from + " " + to, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             DG_RETURN_IF_ERROR(fs.Link(from, to));
             m.names[to] = m.names.at(from);
             return Status::Ok();
@@ -117,7 +117,7 @@ CrashStep Link(std::string from, std::string to) {
 }
 
 CrashStep Unlink(std::string path) {
-  return {"unlink " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"unlink " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             DG_RETURN_IF_ERROR(fs.Unlink(path));
             m.Unname(path);
             return Status::Ok();
@@ -125,7 +125,7 @@ CrashStep Unlink(std::string path) {
 }
 
 CrashStep Mkdir(std::string path) {
-  return {"mkdir " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"mkdir " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             DG_RETURN_IF_ERROR(fs.Mkdir(path));
             m.Add(path, true);
             return Status::Ok();
@@ -133,7 +133,7 @@ CrashStep Mkdir(std::string path) {
 }
 
 CrashStep RemoveTree(std::string path) {
-  return {"rm -r " + path, [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"rm -r " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             DG_RETURN_IF_ERROR(fs.RemoveTree(path));
             std::vector<std::string> gone;
             for (const auto& [p, i] : m.names)
@@ -160,7 +160,7 @@ CrashStep Clone(std::string src, std::string dst) {
 
 // Replaces `path` all or nothing with a new file of `len` bytes.
 CrashStep Publish(std::string path, uint64_t len, uint64_t seed) {
-  return {"publish " + path + " " + std::to_string(len), [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+  return {"publish " + path + " " + std::to_string(len), [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             auto f = fs.CreateUnnamed(path);
             if (!f.ok()) return f.status();
             auto bytes = Pattern(seed, len);

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "common/units.h"
-#include "dm/media_map.h"
+#include "dm/stack_file.h"
 #include "dm/open.h"
 #include "tools/cli_util.h"
 
@@ -104,10 +104,10 @@ struct ListArgs {
 // with -M each device below also lists its own errors in its own sectors.
 Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
   Json devices = Json::array(), below = Json::array();
-  for (dax::PmemDax* d : dm::BottomDevices(stack)) {
-    devices.push_back(d->media().path());
+  for (media::PmemDevice* d : stack.Media()) {
+    devices.push_back(d->path());
     std::vector<media::BadBlock> bbs = d->BadBlocks();
-    below.push_back({{"dev", d->media().path()}, {"badblock_count", SectorCount(bbs)}, {"badblocks", BadBlocksJson(bbs)}});
+    below.push_back({{"dev", d->path()}, {"badblock_count", SectorCount(bbs)}, {"badblocks", BadBlocksJson(bbs)}});
   }
   Json j{{"dev", path}, {"kind", "dm"}, {"size", stack.size()}, {"devices", devices}};
   std::vector<media::BadBlock> bbs = stack.BadBlocks();
@@ -122,8 +122,8 @@ Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
 int RunList(const ListArgs& a) {
   auto d = dm::OpenDaxDevice(a.dev, kReadOnly);
   if (!d.ok()) return Fail("list", d.status());
-  auto* pmem = dynamic_cast<dax::PmemDax*>(d->get());
-  PrintJson(pmem ? DeviceJson(pmem->media(), a.media_errors) : StackJson(a.dev, **d, a.media_errors));
+  bool stack = dm::LooksLikeStackFile(a.dev);
+  PrintJson(stack ? StackJson(a.dev, **d, a.media_errors) : DeviceJson(*(*d)->Media().front(), a.media_errors));
   return 0;
 }
 
@@ -134,18 +134,18 @@ struct InjectArgs {
 
 // Injected errors in the blocks of `dev`, translated up from the devices below a stack.
 Json InjectedJson(const std::string& path, dax::Device& dev) {
-  std::vector<dm::ByteRange> blocks;
-  for (dax::PmemDax* bottom : dm::BottomDevices(dev)) {
-    for (const media::MediaError& e : bottom->media().MediaErrors()) {
+  std::vector<ByteRange> blocks;
+  for (media::PmemDevice* bottom : dev.Media()) {
+    for (const media::MediaError& e : bottom->MediaErrors()) {
       if (e.source != media::Source::kInjected) continue;
-      for (const dm::ByteRange& r : dm::MapFromMedia(dev, *bottom, e.offset, e.length)) {
+      for (const ByteRange& r : dev.MapFromMedia(*bottom, e.offset, e.length)) {
         uint64_t first = r.off / kSectorSize, last = (r.off + r.len - 1) / kSectorSize;
         blocks.push_back({first, last + 1 - first});
       }
     }
   }
   Json list = Json::array();
-  for (const dm::ByteRange& b : dm::MergeRanges(std::move(blocks))) list.push_back({{"block", b.off}, {"count", b.len}});
+  for (const ByteRange& b : dm::MergeRanges(std::move(blocks))) list.push_back({{"block", b.off}, {"count", b.len}});
   return Json{{"dev", path}, {"badblocks", list}};
 }
 
@@ -159,10 +159,10 @@ Status InjectOnStack(dax::Device& stack, uint64_t block, uint64_t count, const m
   if (block > blocks || count > blocks - block)
     return Status::Range("blocks " + std::to_string(block) + "+" + std::to_string(count) +
                          " are beyond the stack end (" + std::to_string(blocks) + " blocks)");
-  auto extents = dm::MapToMedia(stack, block * kSectorSize, count * kSectorSize);
+  auto extents = stack.MapToMedia(block * kSectorSize, count * kSectorSize);
   if (!extents.ok()) return extents.status();
-  for (const dm::MediaExtent& e : *extents) {
-    media::PmemDevice& m = e.dev->media();
+  for (const dax::MediaRun& e : *extents) {
+    media::PmemDevice& m = *e.media;
     DG_RETURN_IF_ERROR(uninject ? m.Uninject(e.offset / kSectorSize, e.len / kSectorSize)
                                 : m.Inject(e.offset / kSectorSize, e.len / kSectorSize, opt));
   }
@@ -189,9 +189,10 @@ int RunInject(const InjectArgs& a) {
   if (src == kSources.end()) return Fail(cmd, "unknown --source '" + a.source + "'");
   media::InjectOptions opt{!a.no_notify, a.saturate, src->second};
   Status s;
-  if (auto* pmem = dynamic_cast<dax::PmemDax*>(d->get()))
-    s = a.uninject ? pmem->media().Uninject(*block, *count) : pmem->media().Inject(*block, *count, opt);
-  else
+  if (!dm::LooksLikeStackFile(a.dev)) {
+    media::PmemDevice& m = *(*d)->Media().front();
+    s = a.uninject ? m.Uninject(*block, *count) : m.Inject(*block, *count, opt);
+  } else
     s = InjectOnStack(**d, *block, *count, opt, a.uninject);
   return s.ok() ? 0 : Fail(cmd, s);
 }
@@ -202,8 +203,8 @@ struct ClearArgs {
 };
 
 // Adds to *untold the sectors cleared before any holder heard of them.
-Status ClearOnMedia(const dm::MediaExtent& e, uint64_t* untold) {
-  media::PmemDevice& m = e.dev->media();
+Status ClearOnMedia(const dax::MediaRun& e, uint64_t* untold) {
+  media::PmemDevice& m = *e.media;
   // Round outward to whole clear units: the firmware clears nothing smaller.
   uint64_t lo = AlignDown(e.offset, m.clear_unit());
   uint64_t hi = std::min<uint64_t>(AlignUp(e.offset + e.len, m.clear_unit()), m.size());
@@ -216,20 +217,20 @@ Status ClearOnMedia(const dm::MediaExtent& e, uint64_t* untold) {
 // The sectors of `dev` to clear: all of it, or -B/-n, which --region reads
 // as region sectors of a devdax device (what `list -M` shows as
 // region_badblocks, and what ndctl's region badblocks would say).
-Result<dm::ByteRange> ClearRange(const ClearArgs& a, dax::Device& dev) {
+Result<ByteRange> ClearRange(const ClearArgs& a, dax::Device& dev) {
   uint64_t sectors = dev.size() / kSectorSize;
   if (a.region && !IsDevdax(dev))
     return Status::Invalid("--region reads -B as a region sector of a devdax device; " + a.dev + " is not one");
   if (a.block.empty()) {
     if (!a.count.empty() || a.region) return Status::Invalid("-n and --region need -B");
-    return dm::ByteRange{0, sectors};
+    return ByteRange{0, sectors};
   }
   auto block = ParseSizeArg("block", a.block);
   if (!block.ok()) return block.status();
   auto count = ParseSizeArg("count", a.count.empty() ? "1" : a.count);
   if (!count.ok()) return count.status();
   if (*count == 0) return Status::Invalid("count must be at least 1");
-  uint64_t shift = a.region ? RegionSectorShift(dynamic_cast<dax::PmemDax&>(dev).media().geometry()) : 0;
+  uint64_t shift = a.region ? RegionSectorShift(dev.Media().front()->geometry()) : 0;
   if (*block < shift)
     return Status::Range("region sector " + a.block + " is before the device's data (region sector " +
                          std::to_string(shift) + ")");
@@ -237,7 +238,7 @@ Result<dm::ByteRange> ClearRange(const ClearArgs& a, dax::Device& dev) {
   if (first > sectors || *count > sectors - first)
     return Status::Range("blocks " + a.block + "+" + std::to_string(*count) + " reach past the device's last block (" +
                          std::to_string(shift + sectors - 1) + ")");
-  return dm::ByteRange{first, *count};
+  return ByteRange{first, *count};
 }
 
 int RunClear(const ClearArgs& a) {
@@ -247,9 +248,9 @@ int RunClear(const ClearArgs& a) {
   auto range = ClearRange(a, **d);  // checked before anything changes
   if (!range.ok()) return Fail(cmd, range.status());
   if (a.scrub) {
-    for (dax::PmemDax* bottom : dm::BottomDevices(**d)) {
-      Status s = bottom->media().BeginScrub(static_cast<uint32_t>(getpid()));
-      if (s.ok()) s = bottom->media().RunScrub();
+    for (media::PmemDevice* bottom : (*d)->Media()) {
+      Status s = bottom->BeginScrub(static_cast<uint32_t>(getpid()));
+      if (s.ok()) s = bottom->RunScrub();
       if (!s.ok()) return Fail(cmd, s);
     }
   }
@@ -258,7 +259,7 @@ int RunClear(const ClearArgs& a) {
     uint64_t lo = std::max(b.sector, range->off), hi = std::min(b.sector + b.count, range->off + range->len);
     if (lo >= hi) continue;
     // A stack's known errors are cleared on the devices below it.
-    auto extents = dm::MapToMedia(**d, lo * kSectorSize, (hi - lo) * kSectorSize);
+    auto extents = (*d)->MapToMedia(lo * kSectorSize, (hi - lo) * kSectorSize);
     Status s = extents.status();
     for (size_t i = 0; s.ok() && i < extents->size(); ++i) s = ClearOnMedia((*extents)[i], &untold);
     if (!s.ok()) return Fail(cmd, "clearing sectors " + std::to_string(lo) + "+" +

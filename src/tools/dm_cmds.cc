@@ -46,11 +46,9 @@ std::string Joined(const std::vector<std::string>& words) {
 // badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none.
 int RunStatus(const std::string& path) {
   const char* cmd = "dm status";
-  auto dev = dm::OpenDaxDevice(path, kReadOnly);
-  if (!dev.ok()) return Fail(cmd, dev.status());
-  auto* stack = dynamic_cast<dm::Stack*>(dev->get());
-  if (!stack) return Fail(cmd, path + " is a device, not a stack");
-  for (const dm::SegmentStatus& st : stack->SegmentStatuses()) {
+  auto stack = dm::OpenStack(path, kReadOnly);
+  if (!stack.ok()) return Fail(cmd, stack.status());
+  for (const dm::SegmentStatus& st : (*stack)->SegmentStatuses()) {
     std::vector<std::string> bad;
     for (const media::BadBlock& b : st.bad) bad.push_back(std::to_string(b.sector) + "+" + std::to_string(b.count));
     std::printf("%llu %llu %s devices=%s recovery=%s badblocks=%s\n", static_cast<unsigned long long>(st.line.start),

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <vector>
 
-#include "dm/media_map.h"
 #include "dm/open.h"
 #include "tools/cli_util.h"
 
@@ -33,8 +32,8 @@ void ShowProgress(uint64_t done, uint64_t total) {
 Json ScrubJson(const std::string& path, dax::Device& d) {
   bool active = false;
   uint64_t count = UINT64_MAX;
-  for (dax::PmemDax* bottom : dm::BottomDevices(d)) {
-    media::ScrubStatus s = bottom->media().GetScrubStatus();
+  for (media::PmemDevice* bottom : d.Media()) {
+    media::ScrubStatus s = bottom->GetScrubStatus();
     active = active || s.active;
     count = std::min(count, s.count);
   }
@@ -59,16 +58,16 @@ void WaitIdle(media::PmemDevice& d) {
 }
 
 void WaitIdle(dax::Device& d) {
-  for (dax::PmemDax* bottom : dm::BottomDevices(d)) WaitIdle(bottom->media());
+  for (media::PmemDevice* bottom : d.Media()) WaitIdle(*bottom);
 }
 
 // Claims the scrub slot of each device; if one is taken, runs the scrubs
 // already claimed (nothing else frees a slot) and says why.
-Status BeginScrubs(const std::vector<dax::PmemDax*>& bottoms) {
+Status BeginScrubs(const std::vector<media::PmemDevice*>& bottoms) {
   for (size_t i = 0; i < bottoms.size(); ++i) {
-    Status s = bottoms[i]->media().BeginScrub(static_cast<uint32_t>(getpid()));
+    Status s = bottoms[i]->BeginScrub(static_cast<uint32_t>(getpid()));
     if (s.ok()) continue;
-    for (size_t j = 0; j < i; ++j) (void)bottoms[j]->media().RunScrub();
+    for (size_t j = 0; j < i; ++j) (void)bottoms[j]->RunScrub();
     return s;
   }
   return Status::Ok();
@@ -83,15 +82,15 @@ Status BeginScrubs(const std::vector<dax::PmemDax*>& bottoms) {
   int null = open("/dev/null", O_RDWR);
   for (int std_fd = 0; std_fd < 3; ++std_fd) dup2(null, std_fd);
   auto d = dm::OpenDaxDevice(path);
-  std::vector<dax::PmemDax*> bottoms;
-  if (d.ok()) bottoms = dm::BottomDevices(**d);
+  std::vector<media::PmemDevice*> bottoms;
+  if (d.ok()) bottoms = (*d)->Media();
   Status s = d.ok() ? BeginScrubs(bottoms) : d.status();
   std::string reply = s.ok() ? "" : s.message();
   reply.push_back('\n');
   (void)!write(fd, reply.data(), reply.size());
   close(fd);
   if (s.ok())
-    for (dax::PmemDax* bottom : bottoms) (void)bottom->media().RunScrub();
+    for (media::PmemDevice* bottom : bottoms) (void)bottom->RunScrub();
   _exit(0);
 }
 

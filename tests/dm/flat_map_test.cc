@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/units.h"
+#include "dax/clean_path.h"
 #include "dax/dax_io.h"
 #include "dm_test_util.h"
 
@@ -108,6 +109,40 @@ TEST_F(FlatMapTest, StacksThatDoNotReduceWalkTheirLevels) {
   Stack* with_error = Open("c", {"0 64 linear d0 0", "64 64 error"});
   ASSERT_TRUE(with_error);
   EXPECT_FALSE(with_error->flattened());
+}
+
+// A stack that is one run of one device file hands CleanPath that file's
+// memory (Device::DirectLayoutOf), offset by where the stack starts, and
+// bounded by the stack, not the file; striped stacks take the table.
+TEST_F(FlatMapTest, CleanPathOverALinearStackCopiesStraightToItsFile) {
+  Linear("l0", "d0", 2048, 4096);  // 2 MiB of d0, from 1 MiB on
+  Stack* s = Open("s", {"0 4096 linear l0 0"});
+  ASSERT_TRUE(s && s->flattened());
+  dax::CleanPath path(*s);
+  uint64_t vouched = path.Vouch(0, s->size());
+  ASSERT_NE(vouched, dax::CleanPath::kNoEpoch);
+  std::vector<uint8_t> buf(P, 0xa7);
+  ASSERT_TRUE(path.Write(3 * P, buf.data(), P, vouched));
+  auto d0 = media::PmemDevice::Open(dir_.File("d0"));
+  ASSERT_TRUE(d0.ok());
+  EXPECT_EQ((*d0)->data()[2048 * kSectorSize + 3 * P], 0xa7);
+  EXPECT_EQ((*d0)->data()[2048 * kSectorSize + 4 * P], 0);
+  std::vector<uint8_t> got(P);
+  ASSERT_TRUE(path.Read(3 * P, got.data(), P, dax::CleanPath::kNoEpoch));
+  EXPECT_EQ(got, buf);
+  EXPECT_EQ(path.Vouch(s->size() - P, 2 * P), dax::CleanPath::kNoEpoch) << "past the stack, within the file";
+  EXPECT_FALSE(path.Read(s->size(), got.data(), P, dax::CleanPath::kNoEpoch));
+  // Poison under the stack moves the file's epoch: the vouched copy is refused.
+  media::InjectOptions latent;
+  latent.notify = false;
+  ASSERT_TRUE((*d0)->Inject(2048 + 3 * 8 + 1, 1, latent).ok());
+  EXPECT_FALSE(path.Read(3 * P, got.data(), P, vouched));
+  EXPECT_TRUE(path.Read(5 * P, got.data(), P, vouched));
+
+  Linear("l1", "d1", 0, 4096);
+  Stack* striped = Open("t", {"0 8192 striped 2 8 l0 0 l1 0"});
+  ASSERT_TRUE(striped && striped->flattened());
+  EXPECT_EQ(dax::CleanPath(*striped).Vouch(0, P), dax::CleanPath::kNoEpoch);
 }
 
 // The clean test is made on the device file under each chunk: latent poison

@@ -9,7 +9,7 @@
 
 #include "common/units.h"
 #include "dax/dax_io.h"
-#include "dm/media_map.h"
+#include "dm/stack.h"
 #include "dm_test_util.h"
 
 namespace daxguard::dm {
@@ -59,8 +59,8 @@ TEST_F(StackHolderTest, InjectionOnABottomDeviceReachesTheTopHolder) {
   RecordingHolder h;
   ASSERT_TRUE(h.RegisterWith(*top).ok());
   // Through the stack's own bottom device (told at once in this process)...
-  dax::PmemDax* d1 = BottomDevices(*top)[1];
-  ASSERT_TRUE(d1->media().Inject(8192 + 20, 1, {}).ok());
+  media::PmemDevice* d1 = top->Media()[1];
+  ASSERT_TRUE(d1->Inject(8192 + 20, 1, {}).ok());
   ASSERT_TRUE(h.WaitForCount(1));
   EXPECT_EQ(h.Calls(), (std::vector<Call>{{52 * S, S, kMedia}}));
   EXPECT_EQ(At(1, 8192 + 20), (Call{52 * S, S, kMedia}));
@@ -192,7 +192,8 @@ TEST_F(StackHolderTest, PreRemoveFromABottomDeviceRemovesTheStack) {
   ASSERT_TRUE(top);
   RecordingHolder h;
   ASSERT_TRUE(h.RegisterWith(*top).ok());
-  BottomDevices(*top)[0]->Kill();
+  // d0, under l0 under the top stack.
+  dynamic_cast<Stack&>(dynamic_cast<Stack&>(*top).base(0)).base(0).Kill();
   ASSERT_TRUE(h.WaitForCount(1));
   EXPECT_EQ(h.Calls(), (std::vector<Call>{{0, top->size(), dax::kFailurePreRemove}}));
   EXPECT_FALSE(top->alive());

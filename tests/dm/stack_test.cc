@@ -10,7 +10,6 @@
 
 #include "common/units.h"
 #include "dax/dax_io.h"
-#include "dm/media_map.h"
 #include "dm_test_util.h"
 
 namespace daxguard::dm {
@@ -427,14 +426,14 @@ TEST_F(StackTest, ThreeLevelsTranslateDataAndBadBlocks) {
   ASSERT_TRUE(d0->Inject(4096 + 15, 2, {}).ok());  // across l0's chunks 0 and 1
   EXPECT_EQ(top->BadBlocks(),
             (std::vector<media::BadBlock>{{15, 1, false}, {32, 1, false}, {81, 2, false}}));
-  auto leaves = BottomDevices(*top);
+  auto leaves = top->Media();
   ASSERT_EQ(leaves.size(), 2u);
-  auto down = MapToMedia(*top, 81 * S, 2 * S);
+  auto down = top->MapToMedia(81 * S, 2 * S);
   ASSERT_TRUE(down.ok());
   ASSERT_EQ(down->size(), 1u);
-  EXPECT_EQ((*down)[0].dev, leaves[1]);
+  EXPECT_EQ((*down)[0].media, leaves[1]);
   EXPECT_EQ((*down)[0].offset, (8192 + 33) * S);
-  EXPECT_EQ(MapFromMedia(*top, *leaves[0], (4096 + 15) * S, 2 * S),
+  EXPECT_EQ(top->MapFromMedia(*leaves[0], (4096 + 15) * S, 2 * S),
             (std::vector<ByteRange>{{15 * S, S}, {32 * S, S}}));
 }
 
