@@ -101,10 +101,13 @@ class Device {
   // A copy when [off, off+len) is clean. Over poison the range must be
   // whole pages: the media is cleared, the data written, and only then the
   // known-error records dropped. Otherwise nothing is written (EIO). What
-  // it stores is written back: durable at the next Fence.
+  // it stores is written back: durable at the next Fence; over poison,
+  // durable before the records go, so a power failure never leaves a page
+  // that reads as good holding neither the old data nor the new.
   virtual Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) = 0;
   // Writes zeroes over whole pages and clears their poison (zeroinit); the
-  // zeroes are written back, durable at the next Fence.
+  // zeroes are written back, durable at the next Fence (where poison was
+  // cleared, before its records go, as for RecoveryWrite).
   virtual Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) = 0;
   // Machine-check-safe copy: returns the bytes copied before the first
   // poisoned line (consuming it makes the error known).

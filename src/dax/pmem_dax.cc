@@ -58,14 +58,19 @@ Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len)
   DG_RETURN_IF_ERROR(media_->ClearPoison(off, len));
   DG_RETURN_IF_ERROR(media_->Write(off, src, len));
   DG_RETURN_IF_ERROR(media_->WriteBack(off, len));
+  // The data durable before its known-error records go: a power failure in
+  // between leaves pages that fail reads, never pages that read as good
+  // holding the clear's zeroes (neither the old data nor the new).
+  media_->Fence();
   DG_RETURN_IF_ERROR(media_->ForgetKnown(off, len));
   return len;
 }
 
 Status PmemDax::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
+  // The clear's zeroes are durable when it returns (firmware), before the
+  // known-error records go.
   DG_RETURN_IF_ERROR(media_->ClearPoison(pgoff * kPageSize, nr_pages * kPageSize));
-  DG_RETURN_IF_ERROR(media_->WriteBack(pgoff * kPageSize, nr_pages * kPageSize));
   return media_->ForgetKnown(pgoff * kPageSize, nr_pages * kPageSize);
 }
 

@@ -59,6 +59,10 @@ class Enumerator {
           ApplyFence();
           break;
         case TraceEvent::Kind::kMarker: ++markers_; break;
+        case TraceEvent::Kind::kErrors:
+          EmitPoint(i);
+          errors_ = ev[i].off;
+          break;
       }
     }
     if (!stop_) EmitPoint(ev.size());
@@ -121,7 +125,7 @@ class Enumerator {
   // --- the images at one point
   void EmitPoint(uint64_t event) {
     ++stats_.points;
-    point_ = {event, markers_, static_cast<uint32_t>(in_flight_.size())};
+    point_ = {event, markers_, static_cast<uint32_t>(in_flight_.size()), errors_};
     BuildUnits();
     size_t n = units_.size();
     auto all = [n](bool v) { return Selection(n, v); };
@@ -223,7 +227,8 @@ class Enumerator {
     ++stats_.generated;
     // The image is the durable one outside of Emit: only changed lines are
     // written, their durable bytes kept to be put back.
-    uint64_t hash = durable_hash_ ^ Mix(markers_);  // the same bytes may be judged differently later
+    // The same bytes may be judged differently later, or read differently under other errors.
+    uint64_t hash = durable_hash_ ^ Mix(markers_) ^ Mix(~errors_);
     changed_.clear();
     uint8_t buf[kLine];
     for (const auto& entry : lines_) {
@@ -274,6 +279,7 @@ class Enumerator {
   CrashPoint point_;
   CrashStats stats_;
   uint64_t markers_ = 0;
+  uint64_t errors_ = 0;  // the error state in effect
   bool stop_ = false;
 };
 

@@ -10,7 +10,9 @@
 // empty and full sets, each store alone, all but each, the stores in order
 // up to each, and seeded random subsets; for the last few stores spanning
 // several lines, part of their lines; and torn 8-byte variants of the last
-// store. Adjacent page-sized stores count as one (data written in a run
+// store. The media's error state changes at once (firmware), so a change is
+// a point of its own, the images before it keeping the state before it.
+// Adjacent page-sized stores count as one (data written in a run
 // persists in a run, as Chipmunk coalesces data writes). Identical images
 // are visited once.
 #pragma once
@@ -36,10 +38,11 @@ struct CrashPoint {
   uint64_t event = 0;      // the fence it comes before (events().size(): the end)
   uint64_t markers = 0;    // markers before it
   uint32_t in_flight = 0;  // stores in flight there
+  uint64_t errors = 0;     // the media's error state there (PersistTrace::error_state)
 };
 
 struct CrashStats {
-  uint64_t points = 0;     // fences and the end
+  uint64_t points = 0;     // fences, error-state changes and the end
   uint64_t generated = 0;  // images built
   uint64_t distinct = 0;   // visited
 };

@@ -13,8 +13,8 @@ constexpr uint64_t kJoin = 64;
 
 }  // namespace
 
-PersistTrace::PersistTrace(std::span<const uint8_t> image)
-    : initial_(image.begin(), image.end()), shadow_(initial_) {}
+PersistTrace::PersistTrace(std::span<const uint8_t> image, MediaErrorState errors)
+    : initial_(image.begin(), image.end()), shadow_(initial_), errors_{std::move(errors)} {}
 
 void PersistTrace::Store(uint64_t off, const void* src, uint64_t len) {
   std::lock_guard lock(mu_);
@@ -41,6 +41,13 @@ void PersistTrace::Fence(const uint8_t* view) {
   std::lock_guard lock(mu_);
   DiscoverLocked(0, shadow_.size(), view);
   events_.push_back({TraceEvent::Kind::kFence, 0, 0, 0});
+}
+
+void PersistTrace::Errors(MediaErrorState state) {
+  std::lock_guard lock(mu_);
+  if (state == errors_.back()) return;
+  events_.push_back({TraceEvent::Kind::kErrors, errors_.size(), 0, 0});
+  errors_.push_back(std::move(state));
 }
 
 void PersistTrace::Mark(uint64_t value) {

@@ -69,7 +69,12 @@ class PmemDevice::WriteLock {
     flock(d_->fd_, LOCK_EX);
     if (heal) d_->RepairTornTables();
   }
-  ~WriteLock() { flock(d_->fd_, LOCK_UN); }
+  // Every change to the error tables is made under this lock: a tracked
+  // device reports the state it leaves (the trace drops repeats).
+  ~WriteLock() {
+    if (d_->trace_) [[unlikely]] d_->trace_->Errors(d_->ErrorState());
+    flock(d_->fd_, LOCK_UN);
+  }
 
  private:
   PmemDevice* d_;
@@ -312,6 +317,7 @@ void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
     trace_->Store(off, std::vector<uint8_t>(len).data(), len);
     trace_->WriteBack(off, len, data_);
   }
+  Fence();  // the firmware's write is durable when the clear returns
 }
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {
@@ -369,6 +375,33 @@ Status PmemDevice::ClearErrors(uint64_t off, uint64_t len, uint64_t* untold) {
   }
   SignalPoisonChange();
   if (*untold) AnnounceErrors();  // a holder of this process hears at once
+  return Status::Ok();
+}
+
+MediaErrorState PmemDevice::ErrorState() const {
+  auto runs = [](const RangeTable& t) {
+    std::vector<ByteRange> out;
+    for (const Range& r : t.All()) out.push_back({r.start, r.len});
+    return out;
+  };
+  return {runs(poison_), runs(bb_), runs(untold_)};
+}
+
+Status PmemDevice::SetErrorState(const MediaErrorState& state) {
+  auto ranges = [](const std::vector<ByteRange>& runs, uint8_t flags) {
+    std::vector<Range> out;
+    for (const ByteRange& r : runs) out.push_back({r.off, r.len, flags});
+    return out;
+  };
+  {
+    WriteLock lock(this);
+    for (RangeTable* t : {&poison_, &bb_, &untold_}) t->Remove(0, UINT64_MAX, std::nullopt, nullptr);
+    DG_RETURN_IF_ERROR(poison_.Add(ranges(state.poison_lines, 0), 0, nullptr));
+    DG_RETURN_IF_ERROR(bb_.Add(ranges(state.known_sectors, kUnacked), kUnacked, nullptr));
+    DG_RETURN_IF_ERROR(untold_.Add(ranges(state.untold_sectors, 0), 0, nullptr));
+    Live(header()->live.error_events).fetch_add(1);
+  }
+  SignalPoisonChange();
   return Status::Ok();
 }
 

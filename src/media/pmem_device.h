@@ -152,13 +152,20 @@ class PmemDevice {
   // device's bytes as they are; null goes back to untracked (the default,
   // at no cost). The trace must outlive the tracking.
   void Track(PersistTrace* trace) { trace_ = trace; }
+  // The error state as a power failure would keep it (all of it lives in
+  // the device file), and putting one back: what a crash image is checked
+  // under. Records come back unacknowledged, so the next holder hears of
+  // them all, as after a reboot.
+  MediaErrorState ErrorState() const;
+  Status SetErrorState(const MediaErrorState& state);
   // Whether the device file was cut shorter than this process maps it: its
   // lost part reads as zeroes and takes no stores (media/shrink_guard.h),
   // so every read and write of the device fails from then on.
   bool shrunk() const { return shrunk_.load(std::memory_order_acquire); }
   Status ShrankError() const { return Status::Io(path_ + ": device file shrank under us"); }
   // Firmware clear: [off, off+len) must be whole clear units. The lines are
-  // reset to zeroes and their poison removed. Known-error records stay until
+  // reset to zeroes, durable when it returns (the firmware's write), and
+  // their poison removed. Known-error records stay until
   // ForgetKnown, so readers keep failing until new data is in place.
   Status ClearPoison(uint64_t off, uint64_t len);
   // Drops badblocks records of sectors in [off, off+len) whose media is clean.
