@@ -118,6 +118,9 @@ class Filesystem : public dax::Holder, private DataPath {
 
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
+  // The device it is mounted on, for tools that act below the filesystem
+  // (crashcheck's poison workloads inject errors through it).
+  dax::Device& mounted_device() { return dev_; }
   // How full the metadata log's active slot is: past compacts_at bytes,
   // the next commit writes a fresh snapshot into the other slot.
   struct LogUsage {

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <functional>
 
 namespace daxguard::tools {
@@ -38,10 +40,79 @@ void ModelTree::Rename(const std::string& from, const std::string& to) {
   names.insert(moved.begin(), moved.end());
 }
 
+namespace {
+
+// Sets `since` on the parts of `lost` inside [off, off+len) with `fn`, splitting entries at its ends.
+template <typename Fn>
+void EditLost(std::vector<ModelFile::Lost>& lost, uint64_t off, uint64_t len, Fn&& fn) {
+  std::vector<ModelFile::Lost> out;
+  for (const ModelFile::Lost& l : lost) {
+    uint64_t lo = std::max(l.off, off), hi = std::min(l.off + l.len, off + len);
+    if (lo >= hi) {
+      out.push_back(l);
+      continue;
+    }
+    if (l.off < lo) out.push_back({l.off, lo - l.off, l.since});
+    ModelFile::Lost mid{lo, hi - lo, l.since};
+    fn(mid);
+    out.push_back(mid);
+    if (hi < l.off + l.len) out.push_back({hi, l.off + l.len - hi, l.since});
+  }
+  lost = std::move(out);
+}
+
+}  // namespace
+
+void ModelFile::Lose(uint64_t off, uint64_t len) {
+  EditLost(lost, off, len, [](Lost& l) { l.len = 0; });  // what it covers is lost anew
+  std::erase_if(lost, [](const Lost& l) { return l.len == 0; });
+  lost.push_back({off, len, Lost::kNever});
+}
+
+void ModelFile::Rewrote(uint64_t off, uint64_t len) {
+  size_t newest = versions.size() - 1;
+  EditLost(lost, off, len, [newest](Lost& l) { l.since = std::min(l.since, newest); });
+}
+
+void ModelFile::Synced() {
+  versions = {now()};
+  std::erase_if(lost, [](const Lost& l) { return l.since != Lost::kNever; });
+}
+
+void ModelFile::Clip(uint64_t size) {
+  for (Lost& l : lost) l.len = l.off >= size ? 0 : std::min(l.len, size - l.off);
+  std::erase_if(lost, [](const Lost& l) { return l.len == 0; });
+}
+
 ModelFile* ModelTree::Find(const std::string& path) {
   auto it = names.find(path);
   return it == names.end() ? nullptr : &files[it->second];
 }
+
+namespace {
+
+// The file's bytes. A read stops short at lost data and the next one fails
+// with EIO: the line there is noted as failed, and reading goes on after it.
+Status ReadFile(fs::File& f, const std::string& path, SeenEntry* s) {
+  for (uint64_t pos = 0, size = s->bytes.size(); pos < size;) {
+    auto r = f.Read(pos, s->bytes.data() + pos, size - pos);
+    if (r.ok() && *r == 0) return Status::Io(path + ": short read at " + std::to_string(pos));
+    if (r.ok()) {
+      pos += *r;
+      continue;
+    }
+    if (r.status().err() != EIO) return Status::Io(path + ": read at " + std::to_string(pos) + ": " + r.status().message());
+    uint64_t n = std::min(kLineSize - pos % kLineSize, size - pos);
+    if (!s->failed.empty() && s->failed.back().off + s->failed.back().len == pos)
+      s->failed.back().len += n;
+    else
+      s->failed.push_back({pos, n});
+    pos += n;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs) {
   std::map<std::string, SeenEntry> out;
@@ -64,9 +135,7 @@ Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs) {
       auto st = (*f)->Stat();
       if (!st.ok()) return st.status();
       s.bytes.resize(st->attr.size);
-      auto r = (*f)->Read(0, s.bytes.data(), s.bytes.size());
-      if (!r.ok()) return Status::Io(path + ": read: " + r.status().message());
-      if (*r != s.bytes.size()) return Status::Io(path + ": short read");
+      DG_RETURN_IF_ERROR(ReadFile(**f, path, &s));
     }
     return Status::Ok();
   };
@@ -76,14 +145,35 @@ Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs) {
 
 namespace {
 
-// The versions byte `off` of model inode `ino` may show, from both trees.
+const ModelFile::Lost* LostAt(const ModelFile& f, uint64_t off, uint64_t len) {
+  for (const ModelFile::Lost& l : f.lost)
+    if (l.off < off + len && off < l.off + l.len) return &l;
+  return nullptr;
+}
+
+// The versions byte `off` of model inode `ino` may show, from both trees
+// (of a lost byte, only those written since the loss).
 bool ByteAllowed(uint64_t ino, uint64_t off, uint8_t b, const ModelTree& t1, const ModelTree* t2) {
   for (const ModelTree* t : {&t1, t2}) {
     if (!t) continue;
     auto it = t->files.find(ino);
     if (it == t->files.end()) continue;
-    for (const auto& v : it->second.versions)
+    const ModelFile::Lost* lost = LostAt(it->second, off, 1);
+    size_t first = lost ? lost->since : 0;
+    for (size_t i = first; i < it->second.versions.size(); ++i) {
+      const auto& v = it->second.versions[i];
       if (off < v.size() ? v[off] == b : b == 0) return true;
+    }
+  }
+  return false;
+}
+
+// Whether [off, off+len) of model inode `ino` may read as EIO: lost in either tree.
+bool FailureAllowed(uint64_t ino, uint64_t off, uint64_t len, const ModelTree& t1, const ModelTree* t2) {
+  for (const ModelTree* t : {&t1, t2}) {
+    if (!t) continue;
+    auto it = t->files.find(ino);
+    if (it != t->files.end() && LostAt(it->second, off, len)) return true;
   }
   return false;
 }
@@ -108,10 +198,18 @@ std::string Against(const std::map<std::string, SeenEntry>& seen, const ModelTre
     const auto& bytes = s->second.bytes;
     if (bytes.size() != m.now().size())
       return path + " has size " + std::to_string(bytes.size()) + ", not " + std::to_string(m.now().size());
-    for (uint64_t off = 0; off < bytes.size(); ++off)
+    const auto& failed = s->second.failed;
+    for (const ByteRange& r : failed)
+      if (!FailureAllowed(ino, r.off, r.len, t1, t2))
+        return path + " bytes " + std::to_string(r.off) + "+" + std::to_string(r.len) +
+               " read as EIO: no loss there";
+    for (uint64_t off = 0, f = 0; off < bytes.size(); ++off) {
+      while (f < failed.size() && failed[f].off + failed[f].len <= off) ++f;
+      if (f < failed.size() && failed[f].off <= off) continue;  // failed reads have no bytes to judge
       if (!ByteAllowed(ino, off, bytes[off], t1, t2))
         return path + " byte " + std::to_string(off) + " = " + std::to_string(bytes[off]) +
                ": a value the file never held there since its last fsync";
+    }
   }
   std::map<uint64_t, uint64_t> seen_links;
   for (const auto& [model, fsino] : fs_ino_of)

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/units.h"
 #include "fs/filesystem.h"
 
 namespace daxguard::tools {
@@ -22,11 +23,30 @@ struct ModelFile {
   bool dir = false;
   // Contents since the last fsync, oldest first; back() is the current one.
   std::vector<std::vector<uint8_t>> versions{{}};
+  // Bytes whose data poison destroyed. They may read as EIO; where they
+  // read, the bytes must come from versions[since] on (rewritten since the
+  // loss; kNever: not yet, so they may only fail).
+  struct Lost {
+    static constexpr size_t kNever = SIZE_MAX;
+    uint64_t off = 0, len = 0;
+    size_t since = kNever;
+  };
+  std::vector<Lost> lost;
+
   const std::vector<uint8_t>& now() const { return versions.back(); }
   std::vector<uint8_t>& Change() {  // a new version to edit
     versions.push_back(versions.back());
     return versions.back();
   }
+  // Poison destroyed [off, off+len).
+  void Lose(uint64_t off, uint64_t len);
+  // The newest version put new bytes (or zeroes) in [off, off+len).
+  void Rewrote(uint64_t off, uint64_t len);
+  // An fsync returned: the newest version is durable, and what was rewritten
+  // of lost bytes is no longer lost.
+  void Synced();
+  // The size is now `size`: lost bytes beyond it are gone.
+  void Clip(uint64_t size);
 };
 
 struct ModelTree {
@@ -47,6 +67,7 @@ struct SeenEntry {
   uint64_t ino = 0;
   bool dir = false;
   std::vector<uint8_t> bytes;
+  std::vector<ByteRange> failed;  // 64-byte lines that read as EIO (their bytes 0 in `bytes`)
 };
 Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "common/units.h"
+#include "fs/format.h"
+#include "media/pmem_device.h"
 
 namespace daxguard::tools {
 namespace {
@@ -52,12 +54,12 @@ CrashStep Write(std::string path, uint64_t off, uint64_t len, uint64_t seed, int
               std::vector<uint8_t> piece(bytes.begin() + a, bytes.begin() + b);
               DG_RETURN_IF_ERROR(WriteOn(**f, off + a, piece));
               Lay(m.Find(path)->Change(), off + a, piece);
+              m.Find(path)->Rewrote(off + a, piece.size());
               returned();
             }
             if (fsync) {
               DG_RETURN_IF_ERROR((*f)->Fsync());
-              ModelFile* mf = m.Find(path);
-              mf->versions = {mf->now()};
+              m.Find(path)->Synced();
             }
             return Status::Ok();
           }};
@@ -68,8 +70,7 @@ CrashStep Fsync(std::string path) {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Fsync());
-            ModelFile* mf = m.Find(path);
-            mf->versions = {mf->now()};
+            m.Find(path)->Synced();
             return Status::Ok();
           }};
 }
@@ -79,7 +80,9 @@ CrashStep Truncate(std::string path, uint64_t size) {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Truncate(size));
-            m.Find(path)->Change().resize(size);
+            ModelFile* mf = m.Find(path);
+            mf->Change().resize(size);
+            mf->Clip(size);
             return Status::Ok();
           }};
 }
@@ -91,11 +94,14 @@ CrashStep Fallocate(std::string path, int mode, uint64_t off, uint64_t len) {
             auto f = fs.Open(path);
             if (!f.ok()) return f.status();
             DG_RETURN_IF_ERROR((*f)->Fallocate(mode, off, len));
-            std::vector<uint8_t>& v = m.Find(path)->Change();
+            ModelFile* mf = m.Find(path);
+            std::vector<uint8_t>& v = mf->Change();
             uint64_t end = off + len;
             if (!(mode & fs::kFallocKeepSize) && v.size() < end) v.resize(end);
-            if (mode & (fs::kFallocPunchHole | fs::kFallocZeroRange))
+            if (mode & (fs::kFallocPunchHole | fs::kFallocZeroRange)) {
               std::fill(v.begin() + std::min<uint64_t>(off, v.size()), v.begin() + std::min<uint64_t>(end, v.size()), 0);
+              mf->Rewrote(off, len);
+            }
             return Status::Ok();
           }};
 }
@@ -189,11 +195,56 @@ CrashStep MappedWrite(std::string path, uint64_t off, uint64_t len, uint64_t see
             auto bytes = Pattern(seed, len);
             std::copy(bytes.begin(), bytes.end(), (*map)->addr() + off);
             Lay(m.Find(path)->Change(), off, bytes);
+            m.Find(path)->Rewrote(off, bytes.size());
             returned();
             DG_RETURN_IF_ERROR((*f)->Fsync());
-            ModelFile* mf = m.Find(path);
-            mf->versions = {mf->now()};
+            m.Find(path)->Synced();
             return Status::Ok();
+          }};
+}
+
+// Poisons the 512-byte sector at device byte `at`, made known at once, as
+// a scrub or a consumed line would: the filesystem hears of it inside the call.
+Status PoisonDevice(Filesystem& fs, uint64_t at) {
+  std::vector<media::PmemDevice*> media = fs.mounted_device().Media();
+  if (media.size() != 1) return Status::Invalid("poison workloads run on a device file");
+  return media[0]->Inject(at / kSectorSize, 1, {true, true, media::Source::kInjected});
+}
+
+// The sector under byte `off` of `path`: the file's data there is lost.
+CrashStep PoisonFile(std::string path, uint64_t off) {
+  return {"poison " + path + " " + std::to_string(off), [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            auto f = fs.Open(path);
+            if (!f.ok()) return f.status();
+            auto extents = (*f)->Fiemap();
+            if (!extents.ok()) return extents.status();
+            for (const fs::FiemapExtent& e : *extents) {
+              if (off < e.logical || off >= e.logical + e.length || e.unwritten) continue;
+              DG_RETURN_IF_ERROR(PoisonDevice(fs, e.physical + (off - e.logical)));
+              m.Find(path)->Lose(AlignDown(off, kSectorSize), kSectorSize);
+              return Status::Ok();
+            }
+            return Status::Invalid(path + " has no written block at " + std::to_string(off));
+          }};
+}
+
+// The device's last block, free in the small trees the workloads make: the
+// filesystem quarantines it, and no file may ever be given it.
+CrashStep PoisonFreeBlock() {
+  return {"poison a free block", [](Filesystem& fs, ModelTree&, const Returned&) -> Status {
+            uint64_t at = fs.mounted_device().size() - kPageSize;
+            auto who = fs.Who(at, kPageSize);
+            if (!who.ok()) return who.status();
+            if (who->size() != 1 || (*who)[0].kind != fs::OwnerInfo::Kind::kFree)
+              return Status::Invalid("the last block is not free");
+            return PoisonDevice(fs, at);
+          }};
+}
+
+// The first block of copy A's first log slot: rebuilt from copy B.
+CrashStep PoisonLogBlock() {
+  return {"poison a log block", [](Filesystem& fs, ModelTree&, const Returned&) -> Status {
+            return PoisonDevice(fs, fs::GeometryFor(fs.mounted_device().size()).SlotStart(0, 0) * fs::kBlockSize);
           }};
 }
 
@@ -229,12 +280,30 @@ std::vector<CrashWorkload> SpecialCrashWorkloads() {
       DG_RETURN_IF_ERROR((*f)->Fsync());
     return Status::Ok();
   };
-  return {
+  std::vector<CrashWorkload> special = {
       {"mkfs over a filesystem", nullptr, true, {}},
       {"mkfs over a filesystem; write /n2 0+3000 + fsync", nullptr, true, {Write("/n2", 0, 3000, 11, 1, true)}},
       {"log compaction", nearly_full, false, {FsyncUntilCompaction("/a"), Write("/a", 1000, 100, 12)}},
       {"log compaction; rename /a /d/a2", nearly_full, false, {FsyncUntilCompaction("/a"), Rename("/a", "/d/a2")}},
   };
+  // Poison: recording the loss, then each way of ending it (a whole-page
+  // recovery write, a line-aligned one, zeroing, punching, truncating).
+  CrashStep lose = PoisonFile("/big", 8192);
+  std::vector<CrashStep> after_loss = {
+      Fsync("/big"),
+      Write("/big", 8192, 4096, 21, 1, true),
+      Write("/big", 8192, 512, 22),
+      Fallocate("/big", fs::kFallocZeroRange | fs::kFallocKeepSize, 8192, 4096),
+      Fallocate("/big", fs::kFallocPunchHole | fs::kFallocKeepSize, 8192, 4096),
+      Truncate("/big", 8192),
+      Write("/a", 0, 2000, 23, 1, true),
+  };
+  special.push_back({lose.name, nullptr, false, {lose}});
+  for (const CrashStep& s : after_loss) special.push_back({lose.name + "; " + s.name, nullptr, false, {lose, s}});
+  CrashStep free_block = PoisonFreeBlock(), log_block = PoisonLogBlock();
+  special.push_back({free_block.name + "; write /n2", nullptr, false, {free_block, Write("/n2", 0, 3000, 24, 1, true)}});
+  special.push_back({log_block.name + "; rename /a /d/a2", nullptr, false, {log_block, Rename("/a", "/d/a2")}});
+  return special;
 }
 
 Status MakeCrashBaseTree(Filesystem& fs, ModelTree* model) {

@@ -33,7 +33,9 @@ struct CrashWorkload {
 Status MakeCrashBaseTree(fs::Filesystem& fs, ModelTree* model);
 // Every operation the workloads combine.
 const std::vector<CrashStep>& CrashSteps();
-// Workloads of their own: mkfs over a filesystem, a log compaction.
+// Workloads of their own: mkfs over a filesystem, a log compaction, and
+// poison (file data lost and then rewritten, zeroed, punched or cut off; a
+// free block quarantined; a log block rebuilt from its other copy).
 std::vector<CrashWorkload> SpecialCrashWorkloads();
 
 }  // namespace daxguard::tools

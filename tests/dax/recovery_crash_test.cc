@@ -68,6 +68,29 @@ TEST_F(RecoveryCrashTest, ARecoveryWriteIsDurableBeforeItsErrorsGo) {
   EXPECT_GT(failing, 0) << "crashes before the records went still fail reads";
 }
 
+// Only the poisoned clear unit is cleared: the rest of the page holds its
+// old data or the new, in every crash image, never the clear's zeroes.
+TEST_F(RecoveryCrashTest, ARecoveryWriteClearsOnlyThePoisonedUnits) {
+  media::PersistTrace trace(std::span<const uint8_t>(media().data(), media().size()), media().ErrorState());
+  media().Track(&trace);
+  std::vector<uint8_t> fresh(P, 0x22);
+  ASSERT_TRUE(dax_->RecoveryWrite(kPage * P, fresh.data(), P).ok());
+  dax_->Fence();
+  media().Track(nullptr);
+  const uint64_t unit_lo = kPage * P + kSectorSize, unit_hi = unit_lo + media().clear_unit();
+  int images = 0;
+  media::ForEachCrashState(trace, {}, [&](const media::CrashPoint& p, std::span<const uint8_t> img) {
+    ++images;
+    for (uint64_t b = kPage * P; b < (kPage + 1) * P; ++b)
+      if ((b < unit_lo || b >= unit_hi) && img[b] != 0x11 && img[b] != 0x22) {
+        ADD_FAILURE() << "event " << p.event << ": byte " << b << " = " << int(img[b]);
+        return false;
+      }
+    return true;
+  });
+  EXPECT_GT(images, 1);
+}
+
 TEST_F(RecoveryCrashTest, ZeroingIsDurableBeforeItsErrorsGo) {
   auto [good, failing] = CrashDuring([&] { ASSERT_TRUE(dax_->ZeroPageRange(kPage, 1).ok()); }, 0);
   EXPECT_GT(good, 0);

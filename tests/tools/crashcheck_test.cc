@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 
+#include "dax/pmem_dax.h"
 #include "tools/crash_model.h"
+#include "tools/crash_workloads.h"
 
 namespace daxguard::tools {
 namespace {
@@ -62,6 +65,73 @@ TEST(CrashModel, AllowsBeforeOrAfterAndOnlyBytesTheFileHeld) {
   EXPECT_EQ(CheckTree(both, before, &linked), "");
   both["/g"].ino = 6;
   EXPECT_NE(CheckTree(both, before, &linked), "");  // a hard link is one inode
+}
+
+// Lost bytes may read as EIO, or hold only what was written there since
+// the loss; once that write is fsynced they must hold it.
+TEST(CrashModel, LostBytesFailOrHoldOnlyWhatWasWrittenSince) {
+  ModelTree lost;
+  lost.Add("/f", false);
+  lost.Find("/f")->versions = {std::vector<uint8_t>(128, 1)};
+  lost.Find("/f")->Lose(64, 64);
+  auto seen = [](uint8_t second_line, bool fails) {
+    std::map<std::string, SeenEntry> t;
+    std::vector<uint8_t> bytes(128, 1);
+    std::fill(bytes.begin() + 64, bytes.end(), fails ? 0 : second_line);
+    t["/f"] = {5, false, bytes, fails ? std::vector<ByteRange>{{64, 64}} : std::vector<ByteRange>{}};
+    return t;
+  };
+  EXPECT_EQ(CheckTree(seen(0, true), lost, nullptr), "");
+  EXPECT_NE(CheckTree(seen(1, false), lost, nullptr), "") << "the data from before the loss is gone";
+  std::map<std::string, SeenEntry> first_line_fails = seen(0, true);
+  first_line_fails["/f"].failed = {{0, 64}, {64, 64}};
+  EXPECT_NE(CheckTree(first_line_fails, lost, nullptr), "") << "nothing was lost there";
+  ModelTree rewritten = lost;
+  ModelFile* f = rewritten.Find("/f");
+  std::vector<uint8_t>& v = f->Change();
+  std::fill(v.begin() + 64, v.end(), 2);
+  f->Rewrote(64, 64);
+  EXPECT_EQ(CheckTree(seen(2, false), lost, &rewritten), "");
+  EXPECT_EQ(CheckTree(seen(0, true), lost, &rewritten), "") << "not fsynced: the write may be lost";
+  EXPECT_NE(CheckTree(seen(1, false), lost, &rewritten), "");
+  ModelTree synced = rewritten;
+  synced.Find("/f")->Synced();
+  EXPECT_EQ(CheckTree(seen(2, false), synced, nullptr), "");
+  EXPECT_NE(CheckTree(seen(0, true), synced, nullptr), "") << "fsynced: the new data must read";
+}
+
+// The poison workloads do what their names say (crashcheck ignores a step
+// that fails, as a failed call must change nothing): each runs to its end,
+// and the data poisoned reads as EIO until something replaces it.
+TEST(CrashWorkloads, PoisonWorkloadsRunToTheEnd) {
+  std::string path = ::testing::TempDir() + "/poison-workloads";
+  int ran = 0;
+  for (const CrashWorkload& w : SpecialCrashWorkloads()) {
+    if (!w.name.starts_with("poison")) continue;
+    std::filesystem::remove(path);
+    media::CreateOptions co;
+    co.size = 16ull << 20;
+    auto made = media::PmemDevice::Create(path, co);
+    ASSERT_TRUE(made.ok()) << made.status().message();
+    dax::PmemDax dev(std::move(made).value());
+    ASSERT_TRUE(fs::Filesystem::Mkfs(dev).ok());
+    auto fs = fs::Filesystem::Mount(dev);
+    ASSERT_TRUE(fs.ok()) << fs.status().message();
+    ModelTree model;
+    ASSERT_TRUE(MakeCrashBaseTree(**fs, &model).ok());
+    for (const CrashStep& s : w.steps) {
+      Status st = s.run(**fs, model, [] {});
+      EXPECT_TRUE(st.ok()) << w.name << ": " << s.name << ": " << st.message();
+    }
+    auto tree = ReadTree(**fs);
+    ASSERT_TRUE(tree.ok()) << tree.status().message();
+    EXPECT_EQ(CheckTree(*tree, model, nullptr), "") << w.name;
+    if (w.name == "poison /big 8192" || w.name == "poison /big 8192; fsync /big")
+      EXPECT_EQ(tree->at("/big").failed, (std::vector<ByteRange>{{8192, 512}})) << w.name;
+    ++ran;
+  }
+  EXPECT_GE(ran, 8);
+  std::filesystem::remove(path);
 }
 
 }  // namespace
