@@ -9,6 +9,8 @@ CleanPath::CleanPath(Device& dev) : dev_(dev) {
   base_ = layout->legs[0].offset;
   data_ = mem_->data() + base_;
   size_ = dev.size();
+  live_ = &mem_->live();
+  if (&mem_->owner() != &dev) below_ = &mem_->owner();
 }
 
 uint64_t CleanPath::Vouch(uint64_t off, uint64_t len) const {

@@ -52,8 +52,10 @@ class CleanPath {
 
  private:
   bool InDevice(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off && dev_.alive(); }
+  // The words a vouched copy reads: the epoch, and whether the device (and
+  // the file under it, for a stack) is still there.
   bool StillClean(uint64_t vouched) const {
-    return vouched == mem_->CleanEpoch() && mem_->alive() && dev_.alive();
+    return vouched == media::PmemDevice::CleanEpoch(*live_) && dev_.alive() && (!below_ || below_->alive());
   }
 
   Device& dev_;
@@ -61,6 +63,8 @@ class CleanPath {
   uint64_t base_ = 0;                  // where the device starts in it
   uint8_t* data_ = nullptr;            // the device's first byte
   uint64_t size_ = 0;                  // the device's
+  const media::LiveState* live_ = nullptr;  // the memory's clean epoch
+  const Device* below_ = nullptr;           // the memory's device, if not dev_
 };
 
 }  // namespace daxguard::dax

@@ -33,6 +33,8 @@ class DirectMemory {
   // The device file shrank under this process: every copy since is void.
   bool shrunk() const { return media_.shrunk(); }
   bool alive() const { return owner_.alive(); }
+  const Device& owner() const { return owner_; }
+  const media::LiveState& live() const { return *live_; }
   // Moves with each change that could make a clean range unclean; a range
   // found Clean after reading the epoch stays clean while it holds.
   uint64_t CleanEpoch() const { return media::PmemDevice::CleanEpoch(*live_); }
