@@ -49,7 +49,7 @@ void CheckNoAliasing(dax::Device& dev) {
   for (uint64_t p = 0; p < pages; ++p) written[p] = dev.Write(p * kPageSize, &p, sizeof p).ok();
   for (uint64_t p = 0; p < pages; ++p) {
     uint64_t tag = p;
-    if (!written[p] || dev.ReadMcSafe(p * kPageSize, &tag, sizeof tag) != sizeof tag) continue;
+    if (!written[p] || !dev.ReadAll(p * kPageSize, &tag, sizeof tag)) continue;
     DG_FUZZ_CHECK(tag == p, "stack page %llu reads the tag written to page %llu: two segments reach the same bytes",
                   static_cast<unsigned long long>(p), static_cast<unsigned long long>(tag));
   }

@@ -65,6 +65,7 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  T value_or(T alt) const { return ok() ? value() : alt; }
 
  private:
   std::variant<T, Status> v_;

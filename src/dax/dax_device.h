@@ -109,9 +109,13 @@ class Device {
   // zeroes are written back, durable at the next Fence (where poison was
   // cleared, before its records go, as for RecoveryWrite).
   virtual Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) = 0;
-  // Machine-check-safe copy: returns the bytes copied before the first
-  // poisoned line (consuming it makes the error known).
-  virtual size_t ReadMcSafe(uint64_t off, void* dst, size_t len) = 0;
+  // Machine-check-safe copy: the bytes copied before the first poisoned
+  // line (consuming it makes the error known): fewer than `len` means poison
+  // there. Out of range, or a device gone, is an error, not a short copy.
+  virtual Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) = 0;
+  // Whether all of [off, off+len) was copied, for callers that treat poison
+  // and every other failure alike (a metadata copy: then the other is read).
+  bool ReadAll(uint64_t off, void* dst, size_t len) { return ReadMcSafe(off, dst, len).value_or(0) == len; }
   // A store: it reaches the CPU's cache, and is durable only once its
   // lines are written back and a fence has ordered that. Never clears poison.
   virtual Status Write(uint64_t off, const void* src, size_t len) = 0;

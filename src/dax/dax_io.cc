@@ -41,7 +41,9 @@ Result<size_t> ReadAt(Device& dev, uint64_t off, void* dst, size_t len) {
     auto map = dev.DirectAccess(pos / kPageSize, PagesSpanning(pos, len - done), AccessMode::kAccess);
     if (!map.ok()) return ShortOr(done, map.status());
     size_t chunk = std::min<uint64_t>(len - done, map->pages * kPageSize - pos % kPageSize);
-    size_t copied = map->source->ReadMcSafe(map->source_off + pos % kPageSize, out + done, chunk);
+    auto read = map->source->ReadMcSafe(map->source_off + pos % kPageSize, out + done, chunk);
+    if (!read.ok()) return ShortOr(done, read.status());
+    size_t copied = *read;
     done += copied;
     if (copied < chunk) return ShortOr(done, Status::Io("media error at offset " + std::to_string(pos + copied)));
   }

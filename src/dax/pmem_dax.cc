@@ -81,9 +81,11 @@ Status PmemDax::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   return media_->ForgetKnown(pgoff * kPageSize, nr_pages * kPageSize);
 }
 
-size_t PmemDax::ReadMcSafe(uint64_t off, void* dst, size_t len) {
-  if (!CheckBytes(off, len).ok()) return 0;
-  return media_->ReadMcSafe(off, dst, len);
+Result<size_t> PmemDax::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  size_t n = media_->ReadMcSafe(off, dst, len);
+  if (media_->shrunk()) return media_->ShrankError();
+  return n;
 }
 
 Status PmemDax::Write(uint64_t off, const void* src, size_t len) {

@@ -32,7 +32,7 @@ class PmemDax final : public Device {
   Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) override;
   Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
   Status WriteBack(uint64_t off, uint64_t len) override;
   void Fence() override { media_->Fence(); }

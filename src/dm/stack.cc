@@ -264,16 +264,19 @@ Status Stack::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   return s;
 }
 
-size_t Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
-  if (!CheckBytes(off, len).ok()) return 0;
+Result<size_t> Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;
+  Status failed;
   ForEachRun(off, len, [&](const Extent& e, uint64_t) {
     if (e.base == Extent::kNoBase) return false;
-    size_t n = bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len);
-    done += n;
-    return n == e.len;
+    Result<size_t> n = bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len);
+    if (!n.ok()) failed = n.status();
+    done += n.value_or(0);
+    return n.value_or(0) == e.len;
   });
+  if (!failed.ok()) return failed;
   return done;
 }
 

@@ -79,7 +79,8 @@ class Stack final : public dax::Device {
   Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) override;
   Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override;
+  // An error-target run ends the copy as poison would.
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override;
   Status Write(uint64_t off, const void* src, size_t len) override;
   // Each run's base writes back (or copies persistently) its part; a fence
   // fences every base.

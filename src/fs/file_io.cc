@@ -120,7 +120,7 @@ Result<size_t> File::ReadLocked(Inode* in, uint64_t off, uint8_t* out, size_t le
       // line, so the page is read line-precisely, and when the page's poison
       // lies outside the range the read goes on with the next page.
       uint64_t page_end = std::min(n, AlignUp(dev_off + got + 1, kBlockSize) - dev_off);
-      uint64_t part = dp_->device().ReadMcSafe(dev_off + got, out + done + got, page_end - got);
+      uint64_t part = dp_->device().ReadMcSafe(dev_off + got, out + done + got, page_end - got).value_or(0);
       stopped = part < page_end - got;
       got += part;
     }
@@ -142,7 +142,7 @@ Status File::CheckPartLines(const Inode& in, uint64_t off, uint64_t len) const {
     uint8_t bytes[kLineSize];
     if (in.damage.Overlaps(line, kLineSize) ||
         (e && !e->unwritten &&
-         dp_->device().ReadMcSafe(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize) != kLineSize))
+         !dp_->device().ReadAll(e->pblk * kBlockSize + line % kBlockSize, bytes, kLineSize)))
       return Status::Io("the range covers part of the damaged line at file offset " + std::to_string(line));
   }
   return Status::Ok();
@@ -167,7 +167,7 @@ Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   for (uint64_t l = 0; l < kLinesPerBlock; ++l) {
     uint64_t at = l * kLineSize;
     bad[l] = (had_damage && in->damage.Overlaps(blk_off + at, kLineSize)) ||
-             (written && dev.ReadMcSafe(e->pblk * kBlockSize + at, page + at, kLineSize) != kLineSize);
+             (written && !dev.ReadAll(e->pblk * kBlockSize + at, page + at, kLineSize));
     old_bad = old_bad || bad[l];
     if (bad[l]) std::memset(page + at, 0, kLineSize);
     if (blk_off + at >= in->attr.size) bad[l] = false;

@@ -54,7 +54,7 @@ Status File::UnshareBlock(Inode* in, uint64_t fblk, Transaction* tx) {
   // it, and that write gives this file a block of its own.
   if (in->damage.Overlaps(fblk * kBlockSize, kBlockSize)) return Status::Ok();
   uint8_t page[kBlockSize] = {};
-  if (!e->unwritten && dp_->device().ReadMcSafe(e->pblk * kBlockSize, page, kBlockSize) != kBlockSize)
+  if (!e->unwritten && !dp_->device().ReadAll(e->pblk * kBlockSize, page, kBlockSize))
     return Status::Ok();  // poison just found: the failure handling marks it damaged
   return WriteBlock(in, fblk, 0, page, kBlockSize, PartLine::kRefuse, tx);
 }

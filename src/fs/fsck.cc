@@ -18,7 +18,7 @@ void CheckSuperBlocks(dax::Device& dev, const Geometry& g, FsckReport* r) {
   SuperBlock sb[2];
   bool read[2], ok[2];
   for (int c = 0; c < 2; ++c) {
-    read[c] = dev.ReadMcSafe(g.SuperBlock(c) * kBlockSize, &sb[c], sizeof sb[c]) == sizeof sb[c];
+    read[c] = dev.ReadAll(g.SuperBlock(c) * kBlockSize, &sb[c], sizeof sb[c]);
     ok[c] = read[c] && CheckSuperBlock(sb[c], dev.size()).ok();
   }
   for (int c = 0; c < 2; ++c) {

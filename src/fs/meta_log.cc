@@ -75,12 +75,12 @@ MetaLog::Read MetaLog::ReadRecord(int copy, uint64_t pos, uint64_t seq, std::str
   int slot = static_cast<int>(sb_.active_slot);
   if (pos + sizeof(RecordHeader) > SlotBytes()) return Read::kEnd;
   RecordHeader h;
-  if (dev_.ReadMcSafe(SlotAddr(copy, slot, pos), &h, sizeof h) != sizeof h) return Read::kPoison;
+  if (!dev_.ReadAll(SlotAddr(copy, slot, pos), &h, sizeof h)) return Read::kPoison;
   uint64_t body = uint64_t{h.len} + h.summary_len;
   if (h.magic != kRecordMagic || h.seq != seq || body > SlotBytes() - pos - sizeof h) return Read::kEnd;
   bytes->assign(RecordSpan(body), '\0');
   size_t want = sizeof h + body;
-  if (dev_.ReadMcSafe(SlotAddr(copy, slot, pos), bytes->data(), want) != want) return Read::kPoison;
+  if (!dev_.ReadAll(SlotAddr(copy, slot, pos), bytes->data(), want)) return Read::kPoison;
   uint32_t crc = h.crc;
   std::memset(bytes->data() + offsetof(RecordHeader, crc), 0, sizeof crc);
   bool ok = Crc32c(bytes->data(), want, SeedOf(sb_)) == crc;
@@ -91,11 +91,11 @@ MetaLog::Read MetaLog::ReadRecord(int copy, uint64_t pos, uint64_t seq, std::str
 void MetaLog::ReadEither(uint64_t off, uint8_t* dst, size_t len) const {
   int slot = static_cast<int>(sb_.active_slot);
   for (size_t done = 0; done < len;) {
-    done += dev_.ReadMcSafe(SlotAddr(0, slot, off + done), dst + done, len - done);
+    done += dev_.ReadMcSafe(SlotAddr(0, slot, off + done), dst + done, len - done).value_or(0);
     if (done == len) break;
     size_t line_end = std::min<uint64_t>(AlignDown(off + done, kLineSize) + kLineSize - off, len);
     size_t n = line_end - done;
-    if (dev_.ReadMcSafe(SlotAddr(1, slot, off + done), dst + done, n) != n) std::memset(dst + done, 0, n);
+    if (!dev_.ReadAll(SlotAddr(1, slot, off + done), dst + done, n)) std::memset(dst + done, 0, n);
     done = line_end;
   }
 }
@@ -148,7 +148,7 @@ Result<uint64_t> MetaLog::RebuildBlock(int slot, uint64_t idx, int suspect) {
   for (uint64_t l = 0; l < kBlockSize / kLineSize; ++l) {
     uint64_t off = idx * kBlockSize + l * kLineSize;
     bool ok[2];
-    for (int c = 0; c < 2; ++c) ok[c] = dev_.ReadMcSafe(SlotAddr(c, slot, off), line[c], kLineSize) == kLineSize;
+    for (int c = 0; c < 2; ++c) ok[c] = dev_.ReadAll(SlotAddr(c, slot, off), line[c], kLineSize);
     int src = ok[prefer] ? prefer : ok[1 - prefer] ? 1 - prefer : -1;
     if (src < 0) {
       ++lost;
@@ -224,7 +224,7 @@ static uint32_t CleanEndCrc(CleanEnd end) {
 bool MetaLog::CleanEndAt(uint64_t pos, uint64_t seq) const {
   for (int c = 0; c < 2; ++c) {
     CleanEnd end;
-    if (dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end) != sizeof end) continue;
+    if (!dev_.ReadAll(geo_.SuperBlock(c) * kBlockSize + kCleanEndOffset, &end, sizeof end)) continue;
     if (end.magic == kCleanEndMagic && end.crc == CleanEndCrc(end) && end.generation == sb_.generation &&
         end.tail == pos && end.next_seq == seq)
       return true;
@@ -258,7 +258,7 @@ Status MetaLog::ChooseSuper(ReplayReport* report) {
   std::string why[2];
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
-    bool read = dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb;
+    bool read = dev_.ReadAll(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb);
     Status check = read ? CheckSuperBlock(sb, dev_.size()) : Status::Corrupt("unreadable");
     bool ok = check.ok();
     // A daxfs superblock refused for its version says so, and is not rebuilt.
@@ -288,11 +288,11 @@ Status MetaLog::ChooseSuper(ReplayReport* report) {
 bool MetaLog::ReadSuperCopy(int copy, int slot, SuperBlock* sb, uint64_t* records) const {
   RecordHeader h;
   uint64_t at = SlotAddr(copy, slot, 0);
-  if (dev_.ReadMcSafe(at, &h, sizeof h) != sizeof h || h.magic != kRecordMagic || h.len > SlotBytes() - sizeof h)
+  if (!dev_.ReadAll(at, &h, sizeof h) || h.magic != kRecordMagic || h.len > SlotBytes() - sizeof h)
     return false;
   std::string payload(h.len, '\0');
   std::vector<Op> ops;
-  if (dev_.ReadMcSafe(at + sizeof h, payload.data(), h.len) != h.len || !DecodeOps(payload, &ops).ok() ||
+  if (!dev_.ReadAll(at + sizeof h, payload.data(), h.len) || !DecodeOps(payload, &ops).ok() ||
       ops.empty() || ops[0].type != OpType::kSuper || ops[0].name.size() != sizeof *sb)
     return false;
   std::memcpy(sb, ops[0].name.data(), sizeof *sb);
@@ -336,7 +336,7 @@ std::string FindDaxfs(dax::Device& dev, const Geometry& g) {
   if (g.blocks < kMinBlocks) return "";  // too small to have held one
   // Poison may hide one; what can never be read (an error target) holds none.
   auto unreadable = [&](uint64_t off, void* dst, uint64_t len) {
-    return dev.ReadMcSafe(off, dst, len) != len && dev.CanRecover(off, len);
+    return !dev.ReadAll(off, dst, len) && dev.CanRecover(off, len);
   };
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb{};
@@ -368,7 +368,7 @@ std::optional<SuperBlock> MetaLog::NewestValidSuper() const {
   std::optional<SuperBlock> best;
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
-    if (dev_.ReadMcSafe(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) == sizeof sb &&
+    if (dev_.ReadAll(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) &&
         CheckSuperBlock(sb, dev_.size()).ok() && (!best || sb.generation > best->generation))
       best = sb;
   }
@@ -585,8 +585,8 @@ Status MetaLog::Scrub(ReplayReport* report) {
   for (uint64_t idx = 0; idx * kBlockSize < end; ++idx) {
     uint64_t live = std::min(kBlockSize, end - idx * kBlockSize);
     uint8_t a[kBlockSize], b[kBlockSize];
-    bool same = dev_.ReadMcSafe(SlotAddr(0, slot, idx * kBlockSize), a, live) == live &&
-                dev_.ReadMcSafe(SlotAddr(1, slot, idx * kBlockSize), b, live) == live &&
+    bool same = dev_.ReadAll(SlotAddr(0, slot, idx * kBlockSize), a, live) &&
+                dev_.ReadAll(SlotAddr(1, slot, idx * kBlockSize), b, live) &&
                 std::memcmp(a, b, live) == 0;
     if (same) continue;
     auto r = RebuildBlock(slot, idx);

@@ -29,7 +29,7 @@ class ForwardingDevice : public dax::Device {
     return base_.RecoveryWrite(off, src, len);
   }
   Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override { return base_.ZeroPageRange(pgoff, nr_pages); }
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return base_.ReadMcSafe(off, dst, len); }
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override { return base_.ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override { return base_.Write(off, src, len); }
   Status WriteBack(uint64_t off, uint64_t len) override { return base_.WriteBack(off, len); }
   void Fence() override { base_.Fence(); }

@@ -42,7 +42,7 @@ class NoRecoveryDevice final : public Device {
     return Status::Io("cannot recover");
   }
   Status ZeroPageRange(uint64_t, uint64_t) override { return Status::Io("cannot clear"); }
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_.ReadMcSafe(off, dst, len); }
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_.ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override { return d_.Write(off, src, len); }
   Status WriteBack(uint64_t off, uint64_t len) override { return d_.WriteBack(off, len); }
   void Fence() override { d_.Fence(); }

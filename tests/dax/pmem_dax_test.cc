@@ -186,7 +186,7 @@ TEST_F(PmemDaxTest, AlignedRecoveryWriteRepairsPoison) {
   EXPECT_TRUE(media().BadBlocks().empty());
   EXPECT_EQ(std::memcmp(media().data() + kPageSize, buf.data(), kPageSize), 0);
   std::vector<uint8_t> back(kPageSize);
-  EXPECT_EQ(dax().ReadMcSafe(kPageSize, back.data(), back.size()), kPageSize);
+  EXPECT_EQ(dax().ReadMcSafe(kPageSize, back.data(), back.size()).value_or(SIZE_MAX), kPageSize);
   EXPECT_EQ(back, buf);
   EXPECT_TRUE(dax().DirectAccess(1, 1, AccessMode::kAccess).ok());
   // Neighbours are untouched.
@@ -267,7 +267,7 @@ TEST_F(PmemDaxTest, ReaderNeverSeesARepairHalfDone) {
       for (uint64_t pg = 0; pg < kPages; ++pg) {
         auto m = dax().DirectAccess(pg, 1, AccessMode::kAccess);
         if (!m.ok()) continue;
-        if (dax().ReadMcSafe(pg * kPageSize, buf.data(), kPageSize) != kPageSize) {
+        if (!dax().ReadAll(pg * kPageSize, buf.data(), kPageSize)) {
           bad_reads.fetch_add(1);  // a clean page must read whole
           continue;
         }
@@ -348,7 +348,7 @@ TEST_F(PmemDaxTest, HolderToldOfConsumption) {
   ASSERT_TRUE(h.RegisterWith(dax()).ok());
   ASSERT_TRUE(media().Inject(20, 1, Latent()).ok());
   std::vector<uint8_t> buf(1000);
-  EXPECT_EQ(dax().ReadMcSafe(20 * 512 - 100, buf.data(), buf.size()), 100u);
+  EXPECT_EQ(dax().ReadMcSafe(20 * 512 - 100, buf.data(), buf.size()).value_or(SIZE_MAX), 100u);
   EXPECT_TRUE(HasPattern(buf.data(), 20 * 512 - 100, 100));
   EXPECT_TRUE(h.WaitFor([&](const std::vector<Call>& v) { return !v.empty() && AllAcknowledged(); }));
   EXPECT_EQ(h.Calls(), (std::vector<Call>{{20 * 512, 512, kFailureMedia}}));
@@ -433,7 +433,7 @@ TEST_F(PmemDaxTest, ReadReturnsOnlyOnceItsErrorIsToldWhileTheWatcherDelivers) {
     ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(5), [&] { return watcher_in; }));
   }
   uint8_t buf[512];
-  EXPECT_EQ(dax().ReadMcSafe(90 * 512, buf, sizeof buf), 0u);
+  EXPECT_EQ(dax().ReadMcSafe(90 * 512, buf, sizeof buf).value_or(SIZE_MAX), 0u);
   std::vector<Call> told = h.Calls();
   {
     std::lock_guard<std::mutex> g(mu);
@@ -464,7 +464,7 @@ TEST_F(PmemDaxTest, KillSendsPreRemoveAndLaterAccessFails) {
   EXPECT_EQ(dax().RecoveryWrite(0, buf.data(), buf.size()).status().err(), ENXIO);
   EXPECT_EQ(dax().ZeroPageRange(0, 1).err(), ENXIO);
   EXPECT_EQ(dax().Write(0, buf.data(), buf.size()).err(), ENXIO);
-  EXPECT_EQ(dax().ReadMcSafe(0, buf.data(), buf.size()), 0u);
+  EXPECT_EQ(dax().ReadMcSafe(0, buf.data(), buf.size()).status().err(), ENXIO);
   dax().ReleaseHolder(&h);
   RecordingHolder h2;
   EXPECT_EQ(dax().RegisterHolder(&h2).err(), ENXIO);

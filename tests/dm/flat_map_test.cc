@@ -43,14 +43,14 @@ class FlatMapTest : public ::testing::Test {
   static void CheckAgainstModel(Stack& s, int rounds) {
     std::mt19937_64 rng(7);
     std::vector<uint8_t> model(s.size()), back(s.size()), buf;
-    ASSERT_EQ(s.ReadMcSafe(0, model.data(), model.size()), model.size());
+    ASSERT_EQ(s.ReadMcSafe(0, model.data(), model.size()).value_or(SIZE_MAX), model.size());
     for (int i = 0; i < rounds; ++i) {
       uint64_t off = rng() % s.size(), len = 1 + rng() % std::min<uint64_t>(s.size() - off, 200 * 1024);
       buf.resize(len);
       for (uint8_t& b : buf) b = static_cast<uint8_t>(rng());
       ASSERT_TRUE(s.WriteClean(off, buf.data(), len)) << "write " << off << "+" << len;
       std::memcpy(model.data() + off, buf.data(), len);
-      ASSERT_EQ(s.ReadMcSafe(0, back.data(), back.size()), back.size());
+      ASSERT_EQ(s.ReadMcSafe(0, back.data(), back.size()).value_or(SIZE_MAX), back.size());
       ASSERT_TRUE(back == model) << "after a clean write of " << off << "+" << len;
       std::vector<uint8_t> got(len);
       ASSERT_TRUE(s.ReadClean(off, got.data(), len)) << "read " << off << "+" << len;

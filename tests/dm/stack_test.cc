@@ -165,7 +165,7 @@ TEST_F(StackTest, ErrorSegmentFailsEveryAccessAndChangesNothing) {
   EXPECT_EQ(d0->data()[0], 0) << "a refused write touched the base";
   EXPECT_EQ(s->DirectAccess(kErr / P, 1, dax::AccessMode::kAccess).status().err(), EIO);
   EXPECT_EQ(s->DirectAccess(kErr / P, 1, dax::AccessMode::kRecoveryWrite).status().err(), EIO);
-  EXPECT_EQ(s->ReadMcSafe(kErr - 100, buf.data(), 200), 100u);
+  EXPECT_EQ(s->ReadMcSafe(kErr - 100, buf.data(), 200).value_or(SIZE_MAX), 100u);
   auto r = dax::ReadAt(*s, kErr, buf.data(), 4096);
   EXPECT_EQ(r.status().err(), EIO);
   r = dax::ReadAt(*s, 0, buf.data(), 192 * S);
@@ -245,7 +245,7 @@ TEST_F(StackTest, RecoveryWriteAndZeroRepairTheBase) {
   EXPECT_FALSE(d0->HasPoison(16 * S, P));
   EXPECT_TRUE(s->BadBlocks().empty());
   std::vector<uint8_t> back(2 * P, 1);
-  ASSERT_EQ(s->ReadMcSafe(3 * P, back.data(), back.size()), back.size());
+  ASSERT_EQ(s->ReadMcSafe(3 * P, back.data(), back.size()).value_or(SIZE_MAX), back.size());
   EXPECT_EQ(back, std::vector<uint8_t>(2 * P, 0));
   EXPECT_EQ(d1->data()[(1024 + 8) * S], 0);
   EXPECT_EQ(d0->data()[16 * S], 0);
@@ -266,7 +266,7 @@ class NoRecovery final : public dax::Device {
     return Status::Io("cannot recover");
   }
   Status ZeroPageRange(uint64_t, uint64_t) override { return Status::Io("cannot clear"); }
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override { return d_->Write(off, src, len); }
   Status WriteBack(uint64_t off, uint64_t len) override { return d_->WriteBack(off, len); }
   void Fence() override { d_->Fence(); }
@@ -340,7 +340,7 @@ class Recording final : public dax::Device {
     return d_->RecoveryWrite(off, src, len);
   }
   Status ZeroPageRange(uint64_t pgoff, uint64_t n) override { return d_->ZeroPageRange(pgoff, n); }
-  size_t ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override { return d_->ReadMcSafe(off, dst, len); }
   Status Write(uint64_t off, const void* src, size_t len) override { return d_->Write(off, src, len); }
   Status WriteBack(uint64_t off, uint64_t len) override {
     Note("wb " + std::to_string(off) + " " + std::to_string(len));
@@ -444,7 +444,7 @@ TEST_F(StackTest, OutOfRangeAccessIsRefused) {
   EXPECT_EQ(s->Write(s->size() - 10, buf.data(), 11).err(), ERANGE);
   EXPECT_EQ(s->RecoveryWrite(s->size(), buf.data(), 1).status().err(), ERANGE);
   EXPECT_EQ(s->ZeroPageRange(8, 1).err(), ERANGE);
-  EXPECT_EQ(s->ReadMcSafe(s->size() - 1, buf.data(), 2), 0u);
+  EXPECT_EQ(s->ReadMcSafe(s->size() - 1, buf.data(), 2).status().err(), ERANGE) << "an error, not 0 bytes good";
   EXPECT_TRUE(s->Write(s->size(), buf.data(), 0).ok());
 }
 

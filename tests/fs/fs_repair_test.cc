@@ -558,14 +558,14 @@ TEST_F(FsRepairTest, FormatVersionOneIsUpgradedAndUnknownVersionsRefused) {
 
   LogSurgery(*dev_).SetVersion(kFormatVersion + 1);
   std::vector<uint8_t> before(kBlockSize), after(kBlockSize);
-  ASSERT_EQ(dev_->ReadMcSafe(0, before.data(), kBlockSize), kBlockSize);
+  ASSERT_EQ(dev_->ReadMcSafe(0, before.data(), kBlockSize).value_or(SIZE_MAX), kBlockSize);
   auto m = Filesystem::Mount(*dev_);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("daxfs format version " + std::to_string(kFormatVersion + 1) + " is not supported"),
             std::string::npos)
       << m.status().message();
   EXPECT_FALSE(Fsck(*dev_, true).ok());
-  ASSERT_EQ(dev_->ReadMcSafe(0, after.data(), kBlockSize), kBlockSize);
+  ASSERT_EQ(dev_->ReadMcSafe(0, after.data(), kBlockSize).value_or(SIZE_MAX), kBlockSize);
   EXPECT_EQ(before, after) << "a refused mount writes nothing";
 }
 

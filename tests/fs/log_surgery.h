@@ -35,10 +35,10 @@ class LogSurgery {
     uint64_t pos = 0;
     for (uint64_t seq = log_.super().log_start_seq; pos < log_.tail(); ++seq) {
       RecordHeader h;
-      EXPECT_EQ(dev_.ReadMcSafe(Addr(0, pos), &h, sizeof h), sizeof h);
+      EXPECT_EQ(dev_.ReadMcSafe(Addr(0, pos), &h, sizeof h).value_or(SIZE_MAX), sizeof h);
       if (h.magic != kRecordMagic || h.seq != seq) break;
       std::string payload(h.len, '\0');
-      EXPECT_EQ(dev_.ReadMcSafe(Addr(0, pos) + sizeof h, payload.data(), h.len), h.len);
+      EXPECT_EQ(dev_.ReadMcSafe(Addr(0, pos) + sizeof h, payload.data(), h.len).value_or(SIZE_MAX), h.len);
       uint64_t span = RecordSpan(h.len + h.summary_len);
       LogRecord r{pos, seq, span, {}};
       EXPECT_TRUE(DecodeOps(payload, &r.ops).ok());
