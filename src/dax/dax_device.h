@@ -99,8 +99,8 @@ class Device {
   // --- dax operations
   virtual Result<Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, AccessMode mode) = 0;
   // A copy when [off, off+len) is clean. Over poison the range must be
-  // whole pages: the media is cleared, the data written, and only then the
-  // known-error records dropped. Otherwise nothing is written (EIO). What
+  // whole pages: the poisoned clear units are cleared, the data written,
+  // and only then the known-error records dropped. Otherwise nothing is written (EIO). What
   // it stores is written back: durable at the next Fence; over poison,
   // durable before the records go, so a power failure never leaves a page
   // that reads as good holding neither the old data nor the new.

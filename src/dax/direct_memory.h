@@ -32,7 +32,6 @@ class DirectMemory {
   }
   // The device file shrank under this process: every copy since is void.
   bool shrunk() const { return media_.shrunk(); }
-  bool alive() const { return owner_.alive(); }
   const Device& owner() const { return owner_; }
   const media::LiveState& live() const { return *live_; }
   // Moves with each change that could make a clean range unclean; a range
