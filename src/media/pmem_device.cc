@@ -303,7 +303,7 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
 }
 
 // Large ranges are punched out of the file so zeroing keeps it sparse.
-// The firmware's zeroes are written back: durable at the next fence.
+// The firmware's zeroes are durable when the clear returns.
 void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
   uint64_t lo = AlignUp(off, kAreaAlign), hi = AlignDown(off + len, kAreaAlign);
   if (hi <= lo || fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -317,7 +317,7 @@ void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
     trace_->Store(off, std::vector<uint8_t>(len).data(), len);
     trace_->WriteBack(off, len, data_);
   }
-  Fence();  // the firmware's write is durable when the clear returns
+  Fence();
 }
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {
