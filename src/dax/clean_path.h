@@ -31,21 +31,13 @@ class CleanPath {
   // [off, off+len), or kNoEpoch.
   bool Read(uint64_t off, void* dst, size_t len, uint64_t vouched) const {
     if (!mem_) return dev_.ReadClean(off, dst, len);
-    if (!StillClean(vouched)) {
-      if (!InDevice(off, len) || !mem_->Clean(base_ + off, len, true)) return false;
-      std::memcpy(dst, data_ + off, len);
-      return !mem_->shrunk();
-    }
+    if (!StillClean(vouched)) return InDevice(off, len) && mem_->ReadClean(base_ + off, dst, len);
     std::memcpy(dst, data_ + off, len);
     return true;
   }
   bool Write(uint64_t off, const void* src, size_t len, uint64_t vouched) const {
     if (!mem_) return dev_.WriteClean(off, src, len);
-    if (!StillClean(vouched)) {
-      if (!InDevice(off, len) || !mem_->Clean(base_ + off, len, false)) return false;
-      mem_->Store(data_ + off, src, len);
-      return !mem_->shrunk();
-    }
+    if (!StillClean(vouched)) return InDevice(off, len) && mem_->WriteClean(base_ + off, src, len);
     mem_->Store(data_ + off, src, len);
     return true;
   }

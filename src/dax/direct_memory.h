@@ -39,6 +39,18 @@ class DirectMemory {
   uint64_t CleanEpoch() const { return media::PmemDevice::CleanEpoch(*live_); }
   // The store a fast path writes with: written back as it stores.
   void Store(uint8_t* at, const void* src, size_t len) const { media_.StoreFlushed(at, src, len); }
+  // The clean test, then the copy: Device::ReadClean / WriteClean over
+  // this memory. A file that shrank under the copy fails it.
+  bool ReadClean(uint64_t off, void* dst, size_t len) const {
+    if (!Clean(off, len, true)) return false;
+    std::memcpy(dst, data() + off, len);
+    return !shrunk();
+  }
+  bool WriteClean(uint64_t off, const void* src, size_t len) const {
+    if (!Clean(off, len, false)) return false;
+    Store(data() + off, src, len);
+    return !shrunk();
+  }
 
  private:
   const Device& owner_;

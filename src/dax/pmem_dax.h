@@ -37,19 +37,11 @@ class PmemDax final : public Device {
   Status WriteBack(uint64_t off, uint64_t len) override;
   void Fence() override { media_->Fence(); }
   Status WritePersist(uint64_t off, const void* src, size_t len) override;
-  // Inline: bounds, then a word of each of the media's filters.
-  // A file that shrank under the copy fails it; the slow path says why.
-  bool ReadClean(uint64_t off, void* dst, size_t len) override {
-    if (!direct_.Clean(off, len, true)) return false;
-    std::memcpy(dst, direct_.data() + off, len);
-    return !direct_.shrunk();
-  }
-  // Written back as it stores: durable at the next Fence.
-  bool WriteClean(uint64_t off, const void* src, size_t len) override {
-    if (!direct_.Clean(off, len, false)) return false;
-    direct_.Store(direct_.data() + off, src, len);
-    return !direct_.shrunk();
-  }
+  // Inline: bounds, then a word of each of the media's filters. A file
+  // that shrank under the copy fails it; the slow path says why. Writes
+  // are written back as they store: durable at the next Fence.
+  bool ReadClean(uint64_t off, void* dst, size_t len) override { return direct_.ReadClean(off, dst, len); }
+  bool WriteClean(uint64_t off, const void* src, size_t len) override { return direct_.WriteClean(off, src, len); }
   std::optional<DirectLayout> DirectLayoutOf(uint64_t off, uint64_t len) const override {
     if (!BytesOk(off, len)) return std::nullopt;
     return DirectLayout{0, len, len, {{&direct_, off}}};

@@ -272,9 +272,12 @@ Result<size_t> Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
   ForEachRun(off, len, [&](const Extent& e, uint64_t) {
     if (e.base == Extent::kNoBase) return false;
     Result<size_t> n = bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len);
-    if (!n.ok()) failed = n.status();
-    done += n.value_or(0);
-    return n.value_or(0) == e.len;
+    if (!n.ok()) {
+      failed = n.status();
+      return false;
+    }
+    done += *n;
+    return *n == e.len;
   });
   if (!failed.ok()) return failed;
   return done;
