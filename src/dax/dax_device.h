@@ -1,17 +1,19 @@
 // dax::Device: the only interface the layers above use to reach persistent
 // memory, in the spirit of Linux's dax_operations + dax_holder_operations.
 //
-// A driver (the emulated pmem device today, remapping devices later)
-// implements the virtual operations. The base class owns the holder rules:
-// exactly one holder per device, told of every error that becomes known
-// (NotifyFailure with offsets in this device's bytes) and of removal
-// (kFailurePreRemove), the way a filesystem wants to hear it.
+// A driver (a device file, a remapping device) implements the virtual
+// operations. The base class owns the holder rules and the one way failures
+// reach a holder: exactly one holder per device, told of every error that
+// becomes known (NotifyFailure with offsets in this device's bytes) and of
+// removal (kFailurePreRemove), from the device's delivery thread, in order.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -77,6 +79,14 @@ struct MediaRun {
 inline constexpr int kFailureMedia = 0;
 inline constexpr int kFailurePreRemove = 1;
 
+// What a holder is told: [offset, offset+len) failed, or (kFailurePreRemove)
+// the device is going away.
+struct Failure {
+  uint64_t offset = 0;
+  uint64_t len = 0;
+  int flags = kFailureMedia;
+};
+
 class Holder {
  public:
   virtual ~Holder() = default;
@@ -90,7 +100,7 @@ class Holder {
 
 class Device {
  public:
-  virtual ~Device() = default;
+  virtual ~Device();
 
   virtual uint64_t size() const = 0;
   uint64_t pages() const { return size() / kPageSize; }
@@ -197,8 +207,27 @@ class Device {
   bool alive() const { return alive_.load(); }
 
  protected:
-  // Drivers call this for every error that becomes known; false if there
-  // was no holder to tell.
+  // --- delivery: one queue and one thread per device, running while it has
+  // a holder; the only way a holder hears of failures. A driver reports
+  // what it learns of (a remapping device, what its bases told it), or has
+  // the thread collect what it keeps itself (a device file's unacknowledged
+  // records). Failures reported with nobody to tell wait for the next holder.
+  void ReportFailure(const Failure& f);
+  // Has the thread collect (CollectFailures) and tell what is waiting. With
+  // `wait`, returns once that is told: a device call that made an error
+  // known returns only once its holder has heard. Inside a delivery (on the
+  // thread telling this device's holder) it never waits: the delivery looks
+  // again before it ends.
+  void DeliverFailures(bool wait);
+  // On the delivery thread, with a holder: failures the driver keeps
+  // itself; FailureTold is called for each once its holder has heard.
+  virtual std::vector<Failure> CollectFailures() { return {}; }
+  virtual void FailureTold(const Failure& /*f*/) {}
+  // Tells what is queued, then ends the thread (not waiting for it when
+  // called on it). Drivers that collect call this first in their destructor.
+  void StopDelivering();
+  // Tells the holder now, on this thread: for a device that passes its
+  // base's deliveries straight up (a test double).
   bool NotifyHolder(uint64_t offset, uint64_t len, int flags);
   // Inline so that the passing case, on every read and write, is a few
   // compares; the failure message is built out of line.
@@ -216,7 +245,8 @@ class Device {
     return off <= n && len <= n - off && alive_.load();
   }
   // Hooks: claim/release the device for one holder across processes, and
-  // deliver errors that became known before the holder came.
+  // start/stop what feeds the delivery (errors known before the holder came
+  // are told before RegisterHolder returns).
   virtual Status ClaimForHolder(uint64_t token) = 0;
   virtual void UnclaimForHolder(uint64_t token) = 0;
   virtual void OnHolderRegistered() {}
@@ -233,6 +263,25 @@ class Device {
   Status PagesError(uint64_t pgoff, uint64_t nr_pages) const;
   Status BytesError(uint64_t off, uint64_t len) const;
   std::atomic<bool> alive_{true};
+  // The thread telling the holder right now (NotifyHolder), if any.
+  std::atomic<std::thread::id> telling_{};
+
+  void ReleaseLocked(Holder* holder);  // with release_mu_ held
+  void StartDelivering();
+  void DeliverLoop();
+  // One pass: the queued failures, then the collected ones. Returns those
+  // queued that nobody could be told of.
+  std::vector<Failure> TellAll(std::vector<Failure> queued);
+  bool InDelivery() const;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<Failure> queue_;  // guarded by queue_mu_, as all below
+  uint64_t asked_ = 0;          // passes asked for (each report or DeliverFailures)
+  uint64_t done_ = 0;           // the last `asked_` a finished pass covered
+  bool stop_ = false;
+  bool delivering_ = false;     // the thread runs and has not yet ended
+  std::thread deliverer_;
 };
 
 }  // namespace daxguard::dax

@@ -5,11 +5,12 @@
 namespace daxguard::dax {
 
 PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)), direct_(*this, *media_) {
-  media_->SetErrorListener([this] { Drain(true); });
+  media_->SetErrorListener([this] { DeliverFailures(true); });
 }
 
 PmemDax::~PmemDax() {
   StopWatching();
+  StopDelivering();
   media_->SetErrorListener(nullptr);
   // A holder that never released: its claim lives in the device file and
   // would keep the device held, for this process and others, until exit.
@@ -115,37 +116,18 @@ Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_
   return region.PlaceMedia(media_->path(), at, off, len, label_off, unit);
 }
 
-void PmemDax::Drain(bool wait) {
-  pending_.store(true);
-  // One thread delivers at a time; the others leave their request pending,
-  // and the deliverer looks again before it lets go.
-  for (;;) {
-    if (!draining_.exchange(true)) {
-      drainer_.store(std::this_thread::get_id());
-      while (pending_.exchange(false)) DeliverPending();
-      drainer_.store(std::thread::id());
-      draining_.store(false);
-      draining_.notify_all();
-      if (!pending_.load()) return;
-      continue;
-    }
-    // Re-entered from this thread's own delivery: its loop looks again.
-    if (!wait || drainer_.load() == std::this_thread::get_id()) return;
-    // Another thread is delivering, perhaps this very error: wait for it,
-    // however long. It never waits for this caller, even one inside a
-    // holder's operation: holders do not wait in NotifyFailure (dax_device.h).
-    draining_.wait(true);
-  }
-}
-
-void PmemDax::DeliverPending() {
+std::vector<Failure> PmemDax::CollectFailures() {
   // Errors cleared before any holder heard of them are told like the rest:
   // their data is gone, and whoever owns it must learn so.
-  if (HasHolder()) media_->RestoreUntold();
-  for (const media::BadBlock& b : media_->Unacknowledged()) {
-    if (!NotifyHolder(b.sector * kSectorSize, b.count * kSectorSize, kFailureMedia)) return;
-    (void)media_->Acknowledge(b);
-  }
+  media_->RestoreUntold();
+  std::vector<Failure> out;
+  for (const media::BadBlock& b : media_->Unacknowledged())
+    out.push_back({b.sector * kSectorSize, b.count * kSectorSize, kFailureMedia});
+  return out;
+}
+
+void PmemDax::FailureTold(const Failure& f) {
+  (void)media_->Acknowledge({f.offset / kSectorSize, f.len / kSectorSize, false});
 }
 
 Status PmemDax::ClaimForHolder(uint64_t token) {
@@ -161,7 +143,6 @@ void PmemDax::UnclaimForHolder(uint64_t token) {
 
 void PmemDax::OnHolderRegistered() {
   uint32_t seen = media_->ErrorEvents();
-  Drain(true);  // errors that became known while nobody held the device
   watching_.store(true);
   watcher_ = std::thread([this, seen] { Watch(seen); });
 }
@@ -175,7 +156,7 @@ void PmemDax::Watch(uint32_t seen) {
     uint32_t now = media_->ErrorEvents();
     if (now != seen) {
       seen = now;
-      Drain(false);  // a thread delivering now looks again before it stops
+      DeliverFailures(false);
     }
   }
 }

@@ -1,9 +1,9 @@
 // PmemDax: the dax driver for an emulated persistent-memory device (what
-// drivers/nvdimm/pmem.c is to Linux). It turns the media's known-error list
-// into holder notifications, in this process at once and from other
-// processes through a watcher thread, and acknowledges each record once its
-// holder has been told, so no error goes unreported even if it became known
-// while nobody held the device.
+// drivers/nvdimm/pmem.c is to Linux). Its delivery (dax::Device) collects
+// the media's unacknowledged known-error records and acknowledges each once
+// the holder has been told, so no error goes unreported even if it became
+// known while nobody held the device. It is asked to look by the media in
+// this process at once, and for other processes by a watcher thread.
 #pragma once
 
 #include <atomic>
@@ -65,25 +65,18 @@ class PmemDax final : public Device {
   void UnclaimForHolder(uint64_t token) override;
   void OnHolderRegistered() override;
   void OnHolderReleasing() override;
+  std::vector<Failure> CollectFailures() override;
+  void FailureTold(const Failure& f) override;
   Result<std::vector<MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override {
     return std::vector<MediaRun>{{media_.get(), off, len}};
   }
 
  private:
-  // Tells the holder of every unacknowledged error, then acknowledges it.
-  // Safe to call from any thread and from inside a holder's callback. With
-  // `wait`, what was known when it was called has been told when it
-  // returns (inside a delivery on this thread: before that one ends).
-  void Drain(bool wait);
-  void DeliverPending();
   void Watch(uint32_t seen);
   void StopWatching();
 
   std::unique_ptr<media::PmemDevice> media_;
   DirectMemory direct_;
-  std::atomic<bool> draining_{false};
-  std::atomic<std::thread::id> drainer_{};
-  std::atomic<bool> pending_{false};
   std::atomic<bool> watching_{false};
   std::thread watcher_;
   uint64_t claim_token_ = 0;  // the holder's claim on the device file, 0 if none

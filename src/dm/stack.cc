@@ -32,7 +32,7 @@ Stack::Stack(std::string name, std::vector<TableLine> table) : name_(std::move(n
 Stack::~Stack() {
   // A holder that never released: let go of the bases before the links go.
   ReleaseBases();
-  StopDelivering();
+  StopDelivering();  // what they reported as they let go is told first
   // Close the bases while the rest is intact: a stack below may still be
   // telling this one (through its link) that it is going away.
   bases_.clear();
@@ -421,23 +421,9 @@ Status Stack::ClaimForHolder(uint64_t) {
 // taken: releasing a base waits for its threads, best done holding nothing.
 void Stack::UnclaimForHolder(uint64_t) {}
 
-// As a device file does, tell the new holder of the errors known before it
-// came (the bases reported them as the stack claimed them) before its
-// registration returns: a filesystem's mount then knows them all.
-void Stack::OnHolderRegistered() {
-  StartDelivering();
-  WaitUntilTold();
-}
-
-void Stack::WaitUntilTold() {
-  std::unique_lock<std::mutex> g(pending_mu_);
-  pending_cv_.wait(g, [this] { return !delivering_ || (pending_.empty() && !telling_); });
-}
-
-void Stack::OnHolderReleasing() {
-  ReleaseBases();
-  StopDelivering();  // after what the bases reported has been told
-}
+// The bases are let go before the stack's delivery stops (dax::Device), so
+// what they report as they go is told.
+void Stack::OnHolderReleasing() { ReleaseBases(); }
 
 void Stack::ReleaseBases() {
   for (size_t i = 0; i < bases_.size(); ++i)
@@ -445,61 +431,12 @@ void Stack::ReleaseBases() {
 }
 
 void Stack::OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags) {
-  std::vector<ByteRange> up;
-  if (flags != dax::kFailurePreRemove) up = MapUp(base, off, len);
-  std::lock_guard<std::mutex> g(pending_mu_);
   // Without one of its devices the stack as a whole is going away.
-  if (flags == dax::kFailurePreRemove) kill_ = true;
-  pending_.insert(pending_.end(), up.begin(), up.end());
-  pending_cv_.notify_all();
-}
-
-void Stack::StartDelivering() {
-  std::thread old;
-  {
-    std::lock_guard<std::mutex> g(pending_mu_);
-    old = std::move(notifier_);
+  if (flags == dax::kFailurePreRemove) {
+    ReportFailure({0, size_, dax::kFailurePreRemove});
+    return;
   }
-  if (old.joinable()) old.join();  // one that stopped itself (below)
-  std::lock_guard<std::mutex> g(pending_mu_);
-  stop_ = false;
-  delivering_ = true;
-  notifier_ = std::thread([this] { DeliverLoop(); });
-}
-
-void Stack::StopDelivering() {
-  std::thread t;
-  {
-    std::lock_guard<std::mutex> g(pending_mu_);
-    stop_ = true;
-    // Kill() on the delivery thread lets the holder go, which leads here:
-    // that thread ends by itself once Kill returns, and is joined later.
-    if (notifier_.joinable() && notifier_.get_id() != std::this_thread::get_id()) t = std::move(notifier_);
-  }
-  pending_cv_.notify_all();
-  if (t.joinable()) t.join();
-}
-
-void Stack::DeliverLoop() {
-  std::unique_lock<std::mutex> g(pending_mu_);
-  for (;;) {
-    pending_cv_.wait(g, [this] { return stop_ || kill_ || !pending_.empty(); });
-    std::vector<ByteRange> batch = std::exchange(pending_, {});
-    bool kill = std::exchange(kill_, false);
-    telling_ = true;
-    g.unlock();
-    size_t told = 0;
-    while (told < batch.size() && NotifyHolder(batch[told].off, batch[told].len, dax::kFailureMedia)) ++told;
-    if (kill) Kill();
-    g.lock();
-    // Whatever nobody could be told of waits for the next holder.
-    pending_.insert(pending_.begin(), batch.begin() + static_cast<ptrdiff_t>(told), batch.end());
-    telling_ = false;
-    bool done = told < batch.size() || (stop_ && pending_.empty());
-    delivering_ = !done;
-    pending_cv_.notify_all();  // WaitUntilTold
-    if (done) return;
-  }
+  for (const ByteRange& r : MapUp(base, off, len)) ReportFailure({r.off, r.len, dax::kFailureMedia});
 }
 
 }  // namespace daxguard::dm

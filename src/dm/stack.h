@@ -2,8 +2,8 @@
 // a dax::Device built from a table of segments, each mapped by a target
 // onto base devices (device files or other stacks), and it registers as the
 // holder of every base while it has a holder itself, so that poison found
-// on any device below reaches its own holder at the stack's offsets (told
-// from the stack's own delivery thread, moments after the base reported).
+// on any device below reaches its own holder at the stack's offsets (queued
+// to the stack's delivery, dax::Device's, moments after the base reported).
 // Unlike Linux, opening a stack claims nothing: tools may open a stack that
 // a filesystem holds, as they may open a held device.
 //
@@ -12,14 +12,11 @@
 // and notifications map a base range up to every stack range it backs.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "dax/dax_device.h"
@@ -104,7 +101,6 @@ class Stack final : public dax::Device {
  protected:
   Status ClaimForHolder(uint64_t token) override;
   void UnclaimForHolder(uint64_t token) override;
-  void OnHolderRegistered() override;
   void OnHolderReleasing() override;
   // An error-target run fails, naming its first sector.
   Result<std::vector<dax::MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override;
@@ -148,13 +144,12 @@ class Stack final : public dax::Device {
   template <typename Fn>
   Status StoreEachRun(uint64_t off, uint64_t len, Fn&& fn);
   Status ErrorTargetError(uint64_t off) const;
+  // Queued, not told: a base calls this with its own holder lock held,
+  // and the stack takes its lock and then the bases' when a holder
+  // registers; telling from the delivery thread keeps those two orders from
+  // meeting. It also lets the bases report what they had pending the moment
+  // the stack claims them, before its holder is in place.
   void OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags);
-  void StartDelivering();
-  void StopDelivering();
-  void DeliverLoop();
-  // Waits until what the bases reported so far has been told (or the
-  // delivery thread has ended).
-  void WaitUntilTold();
   void ReleaseBases();
 
   std::string name_;
@@ -166,20 +161,6 @@ class Stack final : public dax::Device {
   dax::Capabilities caps_;
   std::unique_ptr<FlatMap> flat_;  // null if the stack does not reduce
 
-  // Failures from the bases wait here for the delivery thread, which tells
-  // the holder. A base calls the stack with its own holder lock held, and
-  // the stack takes its lock and then the bases' when a holder registers;
-  // telling the holder from another thread keeps those two orders from
-  // meeting. It also lets the bases report what they had pending the moment
-  // the stack claims them, before its holder is in place.
-  std::mutex pending_mu_;
-  std::condition_variable pending_cv_;
-  std::vector<ByteRange> pending_;  // guarded by pending_mu_
-  bool kill_ = false;               // a base is going away; guarded by pending_mu_
-  bool stop_ = false;               // guarded by pending_mu_
-  bool telling_ = false;            // a batch is being told; guarded by pending_mu_
-  bool delivering_ = false;         // the delivery loop runs; guarded by pending_mu_
-  std::thread notifier_;
 };
 
 }  // namespace daxguard::dm
