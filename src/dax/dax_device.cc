@@ -1,5 +1,6 @@
 #include "dax/dax_device.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <string>
@@ -159,6 +160,7 @@ void Device::StopDelivering() {
 }
 
 void Device::DeliverLoop() {
+  pthread_setname_np(pthread_self(), "dax-deliver");
   std::unique_lock<std::mutex> g(queue_mu_);
   for (;;) {
     queue_cv_.wait(g, [this] { return stop_ || asked_ > done_; });

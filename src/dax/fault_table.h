@@ -30,7 +30,7 @@ void PublishFaultSpans(std::vector<FaultSpan> spans);
 // Frees `obj` once no handler can still be looking at it.
 void RetireAfterPublish(std::shared_ptr<void> obj);
 
-// mapping.cc's side, async-signal-safe: asks the media file's watcher to
+// mapping.cc's side, async-signal-safe: asks the media file's watch to
 // consume (make known) the poison in [off, off+len). False if its queue is full.
 bool PostConsumption(MediaFile* file, uint64_t off, uint64_t len);
 

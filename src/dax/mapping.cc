@@ -1,26 +1,24 @@
 #include "dax/mapping.h"
 
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "common/units.h"
 #include "dax/fault_table.h"
 #include "dax/mapping_spans.h"
+#include "dax/media_watch.h"
 #include "media/pmem_device.h"
 
 namespace daxguard::dax {
 namespace {
 constexpr size_t kConsumeSlots = 32;
-constexpr int kWatchTimeoutMs = 100;
 enum SlotState : uint32_t { kFree, kFilling, kReady };
 }  // namespace
 
@@ -31,16 +29,15 @@ struct ConsumeSlot {
   uint64_t off = 0, len = 0;  // written between kFilling and kReady
 };
 
-// One media file this process maps. Its own device handle keeps the pages
-// and the poison list reachable whatever happens to the dax::Device that
-// placed them; its thread watches the poison and consumes what faults post.
+// One media device whose pages regions of this process hold. Its watch
+// keeps the pages and the poison list reachable whatever happens to the
+// dax::Device that placed them; on the watch's thread it retraps the regions
+// and consumes what faults post.
 struct MediaFile {
-  dev_t st_dev = 0;
-  ino_t st_ino = 0;
-  std::unique_ptr<media::PmemDevice> dev;
+  std::shared_ptr<MediaWatch> watch;
+  media::PmemDevice* dev = nullptr;  // watch's
+  uint64_t listening = 0;            // our id with the watch
   int users = 0;  // regions that placed its pages; guarded by the registry lock
-  std::atomic<bool> stop{false};
-  std::thread watcher;
   std::array<ConsumeSlot, kConsumeSlots> slots;
 
   void ConsumePosted() {
@@ -48,17 +45,7 @@ struct MediaFile {
       if (s.state.load(std::memory_order_acquire) != kReady) continue;
       uint64_t off = s.off, len = s.len;
       s.state.store(kFree, std::memory_order_release);
-      Consume(off, len);
-    }
-  }
-  // Reads the unit machine-check-safely, line past poisoned line: each
-  // poisoned line read is consumed, so it becomes known.
-  void Consume(uint64_t off, uint64_t len) {
-    uint8_t buf[kPageSize];
-    for (uint64_t pos = off; pos < off + len;) {
-      size_t n = std::min<uint64_t>(kPageSize, off + len - pos);
-      size_t got = dev->ReadMcSafe(pos, buf, n);
-      pos = got == n ? pos + n : AlignDown(pos + got, kLineSize) + kLineSize;
+      dev->Consume(off, len);  // the trapped load consumed the unit's poison
     }
   }
 };
@@ -70,7 +57,7 @@ bool PostConsumption(MediaFile* file, uint64_t off, uint64_t len) {
     s.off = off;
     s.len = len;
     s.state.store(kReady, std::memory_order_release);
-    file->dev->SignalPoisonChange();  // wakes the watcher (and, harmlessly, other processes')
+    file->dev->SignalChange();  // wakes the watch (and, harmlessly, other processes')
     return true;
   }
   return false;
@@ -120,7 +107,7 @@ namespace {
 class Registry {
  public:
   static Registry& Get() {
-    static Registry* r = new Registry;  // never destroyed: watcher threads may outlive main
+    static Registry* r = new Registry;  // never destroyed: watch threads may outlive main
     return *r;
   }
   std::mutex mu;
@@ -131,7 +118,7 @@ class Registry {
     PublishLocked();
   }
   void Remove(RegionState* r);
-  Result<MediaFile*> UseLocked(RegionState& r, const std::string& path);
+  MediaFile* UseLocked(RegionState& r, const std::shared_ptr<MediaWatch>& watch);
   Status CommitLocked(RegionState& r, const Spans& kernel);
   void PublishLocked();
   void Refresh(MediaFile* f);
@@ -197,34 +184,19 @@ std::vector<std::pair<uint64_t, uint64_t>> NewlyPoisoned(const Spans& before, co
   return out;
 }
 
-void Watch(const std::shared_ptr<MediaFile>& f, uint32_t seen) {
-  while (!f->stop.load()) {
-    f->dev->WaitForPoisonChange(seen, kWatchTimeoutMs);
-    uint32_t now = f->dev->PoisonEvents();
-    f->ConsumePosted();
-    if (now != seen && !f->stop.load()) {
-      seen = now;
-      Registry::Get().Refresh(f.get());
-    }
-  }
-}
-
-Result<MediaFile*> Registry::UseLocked(RegionState& r, const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, path);
-  auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) {
-    return f->st_dev == st.st_dev && f->st_ino == st.st_ino;
-  });
+MediaFile* Registry::UseLocked(RegionState& r, const std::shared_ptr<MediaWatch>& watch) {
+  auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) { return f->watch == watch; });
   if (it == files_.end()) {
-    auto dev = media::PmemDevice::Open(path);
-    if (!dev.ok()) return dev.status();
     auto f = std::make_shared<MediaFile>();
-    f->st_dev = st.st_dev;
-    f->st_ino = st.st_ino;
-    f->dev = std::move(dev).value();
-    // Read before any region reads the poison, so no change goes unseen.
-    uint32_t seen = f->dev->PoisonEvents();
-    f->watcher = std::thread([f, seen] { Watch(f, seen); });
+    f->watch = watch;
+    f->dev = &watch->media();
+    // Listening before any region reads the poison, so no change goes unseen.
+    // The listener keeps the file alive while it runs; letting it go (the
+    // last region's Remove) ends the cycle.
+    f->listening = watch->Listen([f] {
+      f->ConsumePosted();
+      Registry::Get().Refresh(f.get());
+    });
     it = files_.insert(files_.end(), std::move(f));
   }
   if (!r.Uses(it->get())) {
@@ -271,7 +243,6 @@ void Registry::Remove(RegionState* r) {
     regions_.erase(reinterpret_cast<uintptr_t>(r->base));
     for (const auto& f : r->files) {
       if (--f->users > 0) continue;
-      f->stop.store(true);
       files_.erase(std::find(files_.begin(), files_.end(), f));
       unused.push_back(f);
     }
@@ -279,15 +250,10 @@ void Registry::Remove(RegionState* r) {
     PublishLocked();
   }
   munmap(r->base, r->length);
-  for (const auto& f : unused) {
-    f->dev->SignalPoisonChange();  // so the watcher sees `stop` now
-    // A callback on the watcher may destroy the last region: the thread
-    // holds its own reference and ends by itself.
-    if (f->watcher.get_id() == std::this_thread::get_id())
-      f->watcher.detach();
-    else
-      f->watcher.join();
-  }
+  // Not under the lock: a listener running now may be waiting for it. From
+  // a listener itself (a callback destroying the last region) this returns
+  // at once, and the watch outlives the call.
+  for (const auto& f : unused) f->watch->Unlisten(f->listening);
   std::lock_guard<std::mutex> g(mu);
   for (auto& f : unused) internal::RetireAfterPublish(std::move(f));
 }
@@ -347,25 +313,25 @@ uint8_t* MappedRegion::addr() const { return impl_->base; }
 uint64_t MappedRegion::length() const { return impl_->length; }
 bool MappedRegion::writable() const { return impl_->writable; }
 
-Status MappedRegion::PlaceMedia(const std::string& media_path, uint64_t at, uint64_t media_off, uint64_t len,
-                                uint64_t label_off, uint64_t fault_unit) {
+Status MappedRegion::PlaceMedia(const std::shared_ptr<MediaWatch>& watch, uint64_t at, uint64_t media_off,
+                                uint64_t len, uint64_t label_off, uint64_t fault_unit) {
   DG_RETURN_IF_ERROR(CheckPlacement(*impl_, at, len));
+  const std::string& media_path = watch->media().path();
   if (!IsPowerOfTwo(fault_unit) || fault_unit < kPageSize || !IsAligned(media_off, fault_unit) ||
       !IsAligned(len, fault_unit))
     return Status::Invalid(media_path + ": media range must be whole " + std::to_string(fault_unit) +
                            "-byte fault units");
   Registry& reg = Registry::Get();
   std::lock_guard<std::mutex> g(reg.mu);
-  auto file = reg.UseLocked(*impl_, media_path);
-  if (!file.ok()) return file.status();
-  const media::PmemDevice& dev = *(*file)->dev;
+  MediaFile* file = reg.UseLocked(*impl_, watch);
+  const media::PmemDevice& dev = *file->dev;
   if (media_off > dev.size() || len > dev.size() - media_off)
     return Status::Range(media_path + ": media range is beyond the device end");
   // Mapped inaccessible first; Commit opens what holds no poison.
   if (mmap(impl_->base + at, len, PROT_NONE, MAP_SHARED | MAP_FIXED, dev.fd(),
            static_cast<off_t>(dev.geometry().data_off + media_off)) == MAP_FAILED)
     return Status::FromErrno(errno, "cannot map " + media_path);
-  return CommitPlacement(reg, *impl_, {at, len, SpanKind::kMedia, fault_unit, at, label_off, media_off, *file});
+  return CommitPlacement(reg, *impl_, {at, len, SpanKind::kMedia, fault_unit, at, label_off, media_off, file});
 }
 
 Status MappedRegion::PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off) {

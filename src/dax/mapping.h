@@ -21,10 +21,11 @@
 // (installed at the first Reserve, passing faults that are not traps to the
 // handler that was there before) turns an access to one into that SIGBUS,
 // queued to the faulting thread. A blocked or ignored SIGBUS is reset to
-// its default action first, as the kernel does for a machine check. Each
-// media file a region maps is opened again by the region registry, with one
-// thread per file watching its poison, so regions do not depend on the
-// dax::Device that placed them.
+// its default action first, as the kernel does for a machine check. A region
+// listens to the MediaWatch (dax/media_watch.h) of each device file whose
+// pages it holds, the one its device's holder delivery hears through, and
+// keeps it alive: a region does not depend on the dax::Device that placed
+// it. Loads that fault are consumed (made known) on that watch's thread.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@ namespace daxguard::dax {
 namespace internal {
 struct RegionState;  // dax/mapping.cc
 }
+class MediaWatch;  // dax/media_watch.h
 
 enum class TrapKind : uint8_t { kPoison, kGone };
 
@@ -67,10 +69,10 @@ class MappedRegion {
   bool writable() const;
 
   // Media drivers only: places [media_off, media_off+len) of the emulated
-  // media file `media_path` at region offset `at`; faults there report
+  // media device `watch` watches at region offset `at`; faults there report
   // `label_off` plus the distance into the range. `fault_unit` is the unit
   // poison takes out (4 KiB, or a device-dax alignment).
-  Status PlaceMedia(const std::string& media_path, uint64_t at, uint64_t media_off, uint64_t len,
+  Status PlaceMedia(const std::shared_ptr<MediaWatch>& watch, uint64_t at, uint64_t media_off, uint64_t len,
                     uint64_t label_off, uint64_t fault_unit);
   // Read-only zero pages (a file's holes).
   Status PlaceZeroes(uint64_t at, uint64_t len, uint64_t label_off);

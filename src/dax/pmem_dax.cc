@@ -1,15 +1,17 @@
 #include "dax/pmem_dax.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace daxguard::dax {
 
-PmemDax::PmemDax(std::unique_ptr<media::PmemDevice> media) : media_(std::move(media)), direct_(*this, *media_) {
+PmemDax::PmemDax(std::shared_ptr<media::PmemDevice> media)
+    : media_(std::move(media)), watch_(MediaWatch::Create(media_)), direct_(*this, *media_) {
   media_->SetErrorListener([this] { DeliverFailures(true); });
 }
 
 PmemDax::~PmemDax() {
-  StopWatching();
+  StopListening();
   StopDelivering();
   media_->SetErrorListener(nullptr);
   // A holder that never released: its claim lives in the device file and
@@ -113,7 +115,7 @@ Status PmemDax::MapInto(MappedRegion& region, uint64_t at, uint64_t off, uint64_
     return Status::Invalid(media_->path() + ": " + (devdax ? "device-dax" : "fsdax") + " mappings must start and end on " +
                            HumanBytes(double(unit)) + " boundaries (offset " + std::to_string(off) + ", length " +
                            std::to_string(len) + ")");
-  return region.PlaceMedia(media_->path(), at, off, len, label_off, unit);
+  return region.PlaceMedia(watch_, at, off, len, label_off, unit);
 }
 
 std::vector<Failure> PmemDax::CollectFailures() {
@@ -141,35 +143,15 @@ void PmemDax::UnclaimForHolder(uint64_t token) {
   claim_token_ = 0;
 }
 
+// Errors found by other processes: the watch asks the delivery to look.
 void PmemDax::OnHolderRegistered() {
-  uint32_t seen = media_->ErrorEvents();
-  watching_.store(true);
-  watcher_ = std::thread([this, seen] { Watch(seen); });
+  listening_ = watch_->Listen([this] { DeliverFailures(false); });
 }
 
-void PmemDax::OnHolderReleasing() { StopWatching(); }
+void PmemDax::OnHolderReleasing() { StopListening(); }
 
-// Errors found by other processes arrive through the device file's futex.
-void PmemDax::Watch(uint32_t seen) {
-  while (watching_.load()) {
-    media_->WaitForErrors(seen, 100);
-    uint32_t now = media_->ErrorEvents();
-    if (now != seen) {
-      seen = now;
-      DeliverFailures(false);
-    }
-  }
-}
-
-void PmemDax::StopWatching() {
-  watching_.store(false);
-  media_->WakeErrorWaiters();  // so the watcher sees the flag now, not at its timeout
-  if (!watcher_.joinable()) return;
-  // A holder may let go from inside a delivery on the watcher thread itself.
-  if (watcher_.get_id() == std::this_thread::get_id())
-    watcher_.detach();
-  else
-    watcher_.join();
+void PmemDax::StopListening() {
+  if (uint64_t id = std::exchange(listening_, 0)) watch_->Unlisten(id);
 }
 
 }  // namespace daxguard::dax

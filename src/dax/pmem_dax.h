@@ -3,24 +3,24 @@
 // the media's unacknowledged known-error records and acknowledges each once
 // the holder has been told, so no error goes unreported even if it became
 // known while nobody held the device. It is asked to look by the media in
-// this process at once, and for other processes by a watcher thread.
+// this process at once, and for other processes by the device file's
+// MediaWatch, which its mappings listen to as well.
 #pragma once
 
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "dax/dax_device.h"
 #include "dax/direct_memory.h"
+#include "dax/media_watch.h"
 #include "media/pmem_device.h"
 
 namespace daxguard::dax {
 
 class PmemDax final : public Device {
  public:
-  explicit PmemDax(std::unique_ptr<media::PmemDevice> media);
+  explicit PmemDax(std::shared_ptr<media::PmemDevice> media);
   ~PmemDax() override;
   static Result<std::unique_ptr<PmemDax>> Open(const std::string& path,
                                                media::OpenMode mode = media::OpenMode::kReadWrite);
@@ -72,13 +72,12 @@ class PmemDax final : public Device {
   }
 
  private:
-  void Watch(uint32_t seen);
-  void StopWatching();
+  void StopListening();
 
-  std::unique_ptr<media::PmemDevice> media_;
+  std::shared_ptr<media::PmemDevice> media_;
+  std::shared_ptr<MediaWatch> watch_;
   DirectMemory direct_;
-  std::atomic<bool> watching_{false};
-  std::thread watcher_;
+  uint64_t listening_ = 0;  // our id with watch_ while held, else 0
   uint64_t claim_token_ = 0;  // the holder's claim on the device file, 0 if none
 };
 

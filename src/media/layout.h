@@ -40,7 +40,7 @@ struct Geometry {
 
 // Live state, shared by all processes; only touched through std::atomic_ref.
 struct LiveState {
-  uint32_t error_events;  // futex word: bumped whenever errors become known
+  uint32_t error_events;  // bumped whenever errors become known
   uint32_t scrub_active;  // futex word: 1 while a scrub runs
   uint32_t scrub_pid;
   uint32_t holder_pid;
@@ -48,8 +48,9 @@ struct LiveState {
   uint64_t scrub_count;     // completed scrubs
   uint64_t scrub_progress;  // bytes scanned by the running scrub
   // Futex word: bumped whenever the media poison changes (inject, clear,
-  // uninject), known or latent, so mappings can trap or free pages. Files
-  // made before it existed hold zero here, which is a valid start.
+  // uninject), known or latent, so mappings can trap or free pages, and
+  // whenever errors become known, so holders hear. Files made before it
+  // existed hold zero here, which is a valid start.
   uint32_t poison_events;
   uint32_t reserved1;
 };

@@ -216,7 +216,7 @@ void PmemDevice::RepairTornTables() {
   // What the dead writer added was never announced: whoever vouched for
   // a range at the current CleanEpoch must look again.
   Live(header()->live.error_events).fetch_add(1);
-  SignalPoisonChange();
+  SignalChange();
 }
 
 Status PmemDevice::RangeError(uint64_t off, uint64_t len) const {
@@ -244,6 +244,26 @@ size_t PmemDevice::ReadAroundPoison(uint64_t off, void* dst, size_t len) {
   }
   if (any_new) AnnounceErrors();
   return good;
+}
+
+void PmemDevice::Consume(uint64_t off, uint64_t len) {
+  if (!CheckRange(off, len).ok() || len == 0) return;
+  std::vector<Range> sectors;  // sorted and merged, as the table wants them
+  for (const Range& r : poison_.Overlapping(off / kLineSize, LineSpan(off, len))) {
+    uint64_t lo = std::max(r.start * kLineSize, off), hi = std::min(r.end() * kLineSize, off + len);
+    uint64_t s0 = lo / kSectorSize, s1 = (hi - 1) / kSectorSize + 1;
+    if (!sectors.empty() && s0 <= sectors.back().end())
+      sectors.back().len = std::max(sectors.back().end(), s1) - sectors.back().start;
+    else
+      sectors.push_back({s0, s1 - s0, kUnacked});
+  }
+  if (sectors.empty()) return;
+  bool any_new = false;
+  {
+    WriteLock lock(this);
+    (void)MarkKnownLocked(sectors, &any_new);
+  }
+  if (any_new) AnnounceErrors();
 }
 
 bool PmemDevice::HasPoison(uint64_t off, uint64_t len) const {
@@ -298,7 +318,7 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
     ZeroData(off, len);
     poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
   }
-  SignalPoisonChange();
+  SignalChange();
   return Status::Ok();
 }
 
@@ -370,11 +390,13 @@ Status PmemDevice::ClearErrors(uint64_t off, uint64_t len, uint64_t* untold) {
     }
     if (!lost.empty()) {
       DG_RETURN_IF_ERROR(untold_.Add(lost, 0, nullptr));
-      Live(header()->live.error_events).fetch_add(1);  // a holder's watcher looks again
+      Live(header()->live.error_events).fetch_add(1);  // what a holder keeps must be looked at again
     }
   }
-  SignalPoisonChange();
-  if (*untold) AnnounceErrors();  // a holder of this process hears at once
+  if (*untold)
+    AnnounceErrors();  // a holder of this process hears at once
+  else
+    SignalChange();
   return Status::Ok();
 }
 
@@ -401,7 +423,7 @@ Status PmemDevice::SetErrorState(const MediaErrorState& state) {
     DG_RETURN_IF_ERROR(untold_.Add(ranges(state.untold_sectors, 0), 0, nullptr));
     Live(header()->live.error_events).fetch_add(1);
   }
-  SignalPoisonChange();
+  SignalChange();
   return Status::Ok();
 }
 
@@ -440,8 +462,10 @@ Status PmemDevice::Inject(uint64_t sector, uint64_t count, const InjectOptions& 
     DG_RETURN_IF_ERROR(poison_.Add(ranges, static_cast<uint8_t>(opt.source), nullptr));
     if (opt.notify) DG_RETURN_IF_ERROR(MarkKnownLocked({{sector, count, kUnacked}}, &any_new));
   }
-  if (any_new) AnnounceErrors();  // first: the holder hears at once, on this thread
-  SignalPoisonChange();
+  if (any_new)
+    AnnounceErrors();  // the holder hears at once, on this thread
+  else
+    SignalChange();
   return Status::Ok();
 }
 
@@ -453,7 +477,7 @@ Status PmemDevice::Uninject(uint64_t sector, uint64_t count) {
     poison_.Remove(sector * kLinesPerSector, count * kLinesPerSector,
                    static_cast<uint8_t>(Source::kInjected), nullptr);
   }
-  SignalPoisonChange();
+  SignalChange();
   return Status::Ok();
 }
 
@@ -532,7 +556,7 @@ void PmemDevice::AnnounceErrors() {
     listener = listener_;
   }
   if (listener) listener();
-  WakeErrorWaiters();
+  SignalChange();
 }
 
 void PmemDevice::SetErrorListener(std::function<void()> listener) {
@@ -542,19 +566,13 @@ void PmemDevice::SetErrorListener(std::function<void()> listener) {
 
 uint32_t PmemDevice::ErrorEvents() const { return Live(header()->live.error_events).load(); }
 
-void PmemDevice::WakeErrorWaiters() const { FutexWake(&header()->live.error_events); }
+uint32_t PmemDevice::ChangeEvents() const { return Live(header()->live.poison_events).load(); }
 
-void PmemDevice::WaitForErrors(uint32_t seen, int timeout_ms) const {
-  if (ErrorEvents() == seen) FutexWait(&header()->live.error_events, seen, timeout_ms);
+void PmemDevice::WaitForChange(uint32_t seen, int timeout_ms) const {
+  if (ChangeEvents() == seen) FutexWait(&header()->live.poison_events, seen, timeout_ms);
 }
 
-uint32_t PmemDevice::PoisonEvents() const { return Live(header()->live.poison_events).load(); }
-
-void PmemDevice::WaitForPoisonChange(uint32_t seen, int timeout_ms) const {
-  if (PoisonEvents() == seen) FutexWait(&header()->live.poison_events, seen, timeout_ms);
-}
-
-void PmemDevice::SignalPoisonChange() const {
+void PmemDevice::SignalChange() const {
   Live(header()->live.poison_events).fetch_add(1);
   FutexWake(&header()->live.poison_events);
 }

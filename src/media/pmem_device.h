@@ -6,7 +6,8 @@
 // The layer above (dax) sees it only through this header. Errors that become
 // known are recorded as unacknowledged badblocks; whoever holds the device
 // is told through an in-process listener and, across processes, through a
-// futex word in the file (WaitForErrors).
+// futex word in the file that moves with every change of the poison or the
+// known errors (WaitForChange).
 #pragma once
 
 #include <atomic>
@@ -102,6 +103,10 @@ class PmemDevice {
     }
     return ReadAroundPoison(off, dst, len);
   }
+  // What loads of every line of [off, off+len) do to its poison, without
+  // moving data (a mapped load that trapped): each poisoned line's sector
+  // becomes a known error, announced as consumption is.
+  void Consume(uint64_t off, uint64_t len);
   // The data path's clean test, a word of each filter: true when the pages
   // spanning [off, off+len) hold no known error and, with `latent`, no
   // poison at all (conservative: a page with poison outside the range
@@ -219,17 +224,16 @@ class PmemDevice {
 
   // --- notification
   void SetErrorListener(std::function<void()> listener);
+  // Moves whenever errors become known, in any process.
   uint32_t ErrorEvents() const;
-  // Sleeps until ErrorEvents() != seen or timeout_ms passes.
-  void WaitForErrors(uint32_t seen, int timeout_ms) const;
-  // Wakes every WaitForErrors sleeper (in any process) to look again.
-  void WakeErrorWaiters() const;
-  // The same for poison changes, known or latent (what mappings trap).
-  uint32_t PoisonEvents() const;
-  void WaitForPoisonChange(uint32_t seen, int timeout_ms) const;
-  // Bumps PoisonEvents and wakes its sleepers in every process; also a way
+  // Moves whenever the poison (known or latent: what mappings trap) or the
+  // known errors change, in any process.
+  uint32_t ChangeEvents() const;
+  // Sleeps until ChangeEvents() != seen or timeout_ms passes.
+  void WaitForChange(uint32_t seen, int timeout_ms) const;
+  // Moves ChangeEvents and wakes its sleepers in every process; also a way
   // to make them look again. Async-signal-safe (an atomic add and a futex).
-  void SignalPoisonChange() const;
+  void SignalChange() const;
 
   // --- the one holder, across all processes
   Status ClaimHolder(uint64_t token);

@@ -10,12 +10,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "common/fault_probe.h"
+#include "common/recording_holder.h"
 #include "common/test_util.h"
 #include "common/units.h"
 #include "dax/pmem_dax.h"
@@ -330,6 +334,49 @@ TEST_F(MappingTest, RegionOutlivesTheDeviceThatPlacedIt) {
   ASSERT_TRUE((*m)->Inject(P / kSectorSize, 1, {}).ok());
   EXPECT_TRUE(Eventually([&] { return Trapped(*region, P); }));
   EXPECT_FALSE(Probe(region->addr()).hit);
+}
+
+// Mappings get the media from the device that places them (its MediaWatch),
+// never by opening its path again: a renamed device file maps, and poison
+// still reaches the region.
+TEST_F(MappingTest, MappingUsesTheDevicesMediaNotItsPath) {
+  auto dev = MakeFsdax();
+  ASSERT_EQ(rename(path_.c_str(), (path_ + ".moved").c_str()), 0);
+  auto region = MapAll(*dev);
+  ASSERT_TRUE(region);
+  ASSERT_TRUE(dev->media().Inject(3 * P / kSectorSize, 1, Latent()).ok());
+  EXPECT_TRUE(Eventually([&] { return Trapped(*region, 3 * P); }));
+  EXPECT_FALSE(Trapped(*region, 2 * P));
+}
+
+// The threads of this process with that name.
+size_t Threads(const std::string& name) {
+  size_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    n += std::getline(comm, line) && line == name;
+  }
+  return n;
+}
+
+// One thread per device file watches for changes, whoever listens: the
+// holder's delivery and every mapping of the device share it.
+TEST_F(MappingTest, HolderAndMappingsShareOneWatchThread) {
+  auto dev = MakeFsdax();
+  EXPECT_EQ(Threads("dax-watch"), 0u);
+  daxguard::testing::RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*dev).ok());
+  EXPECT_EQ(Threads("dax-deliver"), 1u);
+  EXPECT_EQ(Threads("dax-watch"), 1u);
+  auto a = MapAll(*dev);
+  auto b = MapAll(*dev);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Threads("dax-watch"), 1u);
+  ASSERT_TRUE(dev->media().Inject(5 * P / kSectorSize, 1, {}).ok());
+  EXPECT_TRUE(Eventually([&] { return Trapped(*a, 5 * P) && Trapped(*b, 5 * P); }));
+  EXPECT_TRUE(h.WaitFor([](const auto& calls) { return !calls.empty(); }));
+  dev->ReleaseHolder(&h);
 }
 
 TEST_F(MappingTest, BadPlacementsChangeNothing) {

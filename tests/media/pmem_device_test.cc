@@ -744,12 +744,12 @@ TEST_F(DeviceTest, TwoProcessesSeeEachOthersInjections) {
   EXPECT_EQ(child.Wait(), 0);
 }
 
-TEST_F(DeviceTest, WaitForErrorsWakesOnAnotherProcess) {
+TEST_F(DeviceTest, WaitForChangeWakesOnAnotherProcessesError) {
   auto dev = Make();
   ASSERT_TRUE(dev);
   const std::string path = dir_.File("dev");
   Pipe go;
-  uint32_t seen = dev->ErrorEvents();
+  uint32_t seen = dev->ChangeEvents();
   Child child([&]() -> int {
     go.CloseWrite();
     if (!go.Receive()) return 10;
@@ -760,25 +760,25 @@ TEST_F(DeviceTest, WaitForErrorsWakesOnAnotherProcess) {
   go.Send();
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::seconds(10);
-  while (dev->ErrorEvents() == seen && std::chrono::steady_clock::now() < deadline)
-    dev->WaitForErrors(seen, 10000);
-  EXPECT_NE(dev->ErrorEvents(), seen);
+  while (dev->ChangeEvents() == seen && std::chrono::steady_clock::now() < deadline)
+    dev->WaitForChange(seen, 10000);
+  EXPECT_NE(dev->ChangeEvents(), seen);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_EQ(dev->BadBlocks(), (std::vector<BadBlock>{{3, 1, false}}));
   EXPECT_EQ(child.Wait(), 0);
 }
 
-TEST_F(DeviceTest, WaitForErrorsTimesOut) {
+TEST_F(DeviceTest, WaitForChangeTimesOut) {
   auto dev = Make(kMiB);
   ASSERT_TRUE(dev);
   auto start = std::chrono::steady_clock::now();
-  dev->WaitForErrors(dev->ErrorEvents(), 50);
+  dev->WaitForChange(dev->ChangeEvents(), 50);
   auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_GE(waited, std::chrono::milliseconds(40));
   EXPECT_LT(waited, std::chrono::seconds(5));
   // Already different: returns at once.
   start = std::chrono::steady_clock::now();
-  dev->WaitForErrors(dev->ErrorEvents() + 1, 10000);
+  dev->WaitForChange(dev->ChangeEvents() + 1, 10000);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
 }
 
@@ -862,27 +862,54 @@ TEST_F(DeviceTest, DeadScrubbersClaimIsDropped) {
   ASSERT_TRUE(dev->RunScrub().ok());
 }
 
-// Mappings trap poison whether known or not, so every change to the media
-// poison, in any process, moves the poison counter; known-ness alone does not.
-TEST_F(DeviceTest, PoisonChangesMoveThePoisonCounter) {
+// Mappings trap poison whether known or not, and holders hear of errors
+// becoming known: every such change, in any process, moves the counter;
+// anything else does not.
+TEST_F(DeviceTest, ErrorChangesMoveTheChangeCounter) {
   auto dev = Make();
   auto other = PmemDevice::Open(dir_.File("dev"));
   ASSERT_TRUE(other.ok());
-  uint32_t seen = (*other)->PoisonEvents();
+  uint32_t seen = (*other)->ChangeEvents();
   InjectOptions latent;
   latent.notify = false;
   ASSERT_TRUE(dev->Inject(8, 2, latent).ok());
-  EXPECT_NE((*other)->PoisonEvents(), seen);
-  seen = (*other)->PoisonEvents();
+  EXPECT_NE((*other)->ChangeEvents(), seen);
+  seen = (*other)->ChangeEvents();
+  std::vector<uint8_t> buf(kPageSize, 7);
+  ASSERT_TRUE(dev->Write(64 * kPageSize, buf.data(), buf.size()).ok());
+  EXPECT_EQ((*other)->ChangeEvents(), seen);  // a store is no error change
   ASSERT_TRUE(dev->BeginScrub(1).ok());
   ASSERT_TRUE(dev->RunScrub().ok());
-  EXPECT_EQ((*other)->PoisonEvents(), seen);  // now known, but no new poison
+  EXPECT_NE((*other)->ChangeEvents(), seen);  // now known
+  seen = (*other)->ChangeEvents();
   ASSERT_TRUE(dev->ClearPoison(8 * 512, 256).ok());
-  EXPECT_NE((*other)->PoisonEvents(), seen);
-  seen = (*other)->PoisonEvents();
+  EXPECT_NE((*other)->ChangeEvents(), seen);
+  seen = (*other)->ChangeEvents();
   ASSERT_TRUE(dev->Uninject(9, 1).ok());
-  EXPECT_NE((*other)->PoisonEvents(), seen);
-  (*other)->WaitForPoisonChange(seen, 0);  // changed: returns at once
+  EXPECT_NE((*other)->ChangeEvents(), seen);
+  (*other)->WaitForChange(seen, 0);  // changed: returns at once
+}
+
+// A trapped mapped load: every poisoned line in the range becomes known by
+// its sector, and nothing else changes.
+TEST_F(DeviceTest, ConsumeMakesThePoisonInTheRangeKnown) {
+  auto dev = Make();
+  InjectOptions latent;
+  latent.notify = false;
+  latent.saturate = true;
+  ASSERT_TRUE(dev->Inject(3, 2, latent).ok());
+  ASSERT_TRUE(dev->Inject(9, 1, latent).ok());
+  ASSERT_TRUE(dev->Inject(40, 1, latent).ok());
+  std::vector<uint8_t> before(kPageSize * 8), after(kPageSize * 8);
+  std::memcpy(before.data(), dev->data(), before.size());
+  dev->Consume(0, 16 * 512);
+  EXPECT_EQ(dev->BadBlocks(), (std::vector<BadBlock>{{3, 2, false}, {9, 1, false}}));
+  dev->Consume(20 * 512, 4096);  // no poison there
+  EXPECT_EQ(dev->BadBlocks().size(), 2u);
+  dev->Consume(dev->size(), 512);  // out of range: nothing
+  std::memcpy(after.data(), dev->data(), after.size());
+  EXPECT_EQ(before, after);
+  EXPECT_TRUE(dev->HasPoison(40 * 512, 512));
 }
 
 TEST_F(DeviceTest, MediaErrorsInClipsToTheWindow) {
