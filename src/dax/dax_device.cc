@@ -144,6 +144,7 @@ void Device::StartDelivering() {
   stop_ = false;
   delivering_ = true;
   deliverer_ = std::thread([this] { DeliverLoop(); });
+  pthread_setname_np(deliverer_.native_handle(), "dax-deliver");
 }
 
 void Device::StopDelivering() {
@@ -160,7 +161,6 @@ void Device::StopDelivering() {
 }
 
 void Device::DeliverLoop() {
-  pthread_setname_np(pthread_self(), "dax-deliver");
   std::unique_lock<std::mutex> g(queue_mu_);
   for (;;) {
     queue_cv_.wait(g, [this] { return stop_ || asked_ > done_; });

@@ -25,69 +25,86 @@ MediaWatch::~MediaWatch() {
     thread_.join();
 }
 
+namespace {
+// Joins a thread that was told to end, unless it is this one (a listener
+// letting go from its own call): that one ends as the call returns.
+void Finish(std::thread t) {
+  if (!t.joinable()) return;
+  if (t.get_id() == std::this_thread::get_id())
+    t.detach();
+  else
+    t.join();
+}
+}  // namespace
+
 uint64_t MediaWatch::Listen(std::function<void()> fn) {
-  std::lock_guard<std::mutex> g(mu_);
-  uint64_t id = next_id_++;
-  listeners_.emplace(id, std::move(fn));
-  if (running_) return id;
-  // A thread that decided to end touches nothing of ours after that.
-  if (thread_.joinable()) thread_.join();
-  running_ = true;
-  // Read before the listener looks at the media, so no change goes unseen.
-  uint32_t seen = media_->ChangeEvents();
-  thread_ = std::thread([self = shared_from_this(), seen] { self->Run(seen); });
+  std::thread old;
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    id = next_id_++;
+    listeners_.emplace(id, std::move(fn));
+    if (running_) return id;
+    old = std::move(thread_);
+    running_ = true;
+    uint64_t gen = ++gen_;
+    // Read before the listener looks at the media, so no change goes unseen.
+    uint32_t seen = media_->ChangeEvents();
+    thread_ = std::thread([self = shared_from_this(), gen, seen] { self->Run(gen, seen); });
+    pthread_setname_np(thread_.native_handle(), "dax-watch");  // named before Listen returns
+  }
+  Finish(std::move(old));
   return id;
 }
 
 void MediaWatch::Unlisten(uint64_t id) {
-  std::lock_guard<std::recursive_mutex> calls(calls_mu_);  // waits out a running call
-  bool last;
+  std::thread t;
   {
+    std::lock_guard<std::recursive_mutex> calls(calls_mu_);  // waits out a running call
     std::lock_guard<std::mutex> g(mu_);
-    listeners_.erase(id);
-    last = listeners_.empty();
+    if (!listeners_.erase(id) || !listeners_.empty()) return;
+    running_ = false;
+    ++gen_;
+    t = std::move(thread_);
   }
-  if (last) media_->SignalChange();  // so the thread sees it now, not at its timeout
+  media_->SignalChange();  // so the thread sees it now, not at its timeout
+  Finish(std::move(t));
 }
 
-void MediaWatch::Run(uint32_t seen) {
-  pthread_setname_np(pthread_self(), "dax-watch");
-  for (;;) {
+bool MediaWatch::Current(uint64_t gen) {
+  std::lock_guard<std::mutex> g(mu_);
+  return gen == gen_;
+}
+
+void MediaWatch::Run(uint64_t gen, uint32_t seen) {
+  while (Current(gen)) {
     media_->WaitForChange(seen, kWatchTimeoutMs);
     uint32_t now = media_->ChangeEvents();
-    if (now == seen) {
-      std::lock_guard<std::mutex> g(mu_);
-      if (!listeners_.empty()) continue;
-      running_ = false;
-      return;
-    }
+    if (now == seen) continue;
     seen = now;
-    if (!CallListeners()) return;
+    CallListeners(gen);
   }
 }
 
-bool MediaWatch::CallListeners() {
+void MediaWatch::CallListeners(uint64_t gen) {
   std::lock_guard<std::recursive_mutex> calls(calls_mu_);
   std::vector<uint64_t> ids;
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (listeners_.empty()) {
-      running_ = false;
-      return false;
-    }
+    if (gen != gen_) return;
     for (const auto& [id, fn] : listeners_) ids.push_back(id);
   }
   for (uint64_t id : ids) {
     std::function<void()> fn;
     {
       std::lock_guard<std::mutex> g(mu_);
+      if (gen != gen_) return;
       auto it = listeners_.find(id);
       if (it == listeners_.end()) continue;  // let go by an earlier listener
       fn = it->second;
     }
     fn();
   }
-  return true;
 }
 
 }  // namespace daxguard::dax

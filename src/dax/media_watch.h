@@ -6,7 +6,9 @@
 // the media through the same handle the device uses; nothing is opened again.
 //
 // Shared: a mapping keeps the watch (and the media handle in it) alive after
-// the device that placed it is gone. The thread runs while anyone listens.
+// the device that placed it is gone. The thread runs while anyone listens,
+// and is joined when the last listener lets go (unless it lets go from its
+// own call), so nothing touches the device file after that.
 #pragma once
 
 #include <cstdint>
@@ -33,20 +35,24 @@ class MediaWatch : public std::enable_shared_from_this<MediaWatch> {
   // time, never while Unlisten for it has returned).
   uint64_t Listen(std::function<void()> fn);
   // Once it returns, `fn` is not running and will not run again, except
-  // when called from `fn` itself, which then finishes.
+  // when called from `fn` itself, which then finishes. The last listener's
+  // Unlisten ends the thread.
   void Unlisten(uint64_t id);
 
  private:
   explicit MediaWatch(std::shared_ptr<media::PmemDevice> media) : media_(std::move(media)) {}
-  void Run(uint32_t seen);
-  bool CallListeners();  // false once nobody listens
+  // The thread of generation `gen`: it ends once gen_ moves on.
+  void Run(uint64_t gen, uint32_t seen);
+  bool Current(uint64_t gen);
+  void CallListeners(uint64_t gen);
 
   std::shared_ptr<media::PmemDevice> media_;
   std::recursive_mutex calls_mu_;  // held while listeners run
   std::mutex mu_;                  // guards everything below
   std::map<uint64_t, std::function<void()>> listeners_;
   uint64_t next_id_ = 1;
-  bool running_ = false;  // the thread runs and has not decided to end
+  uint64_t gen_ = 0;      // moves when a thread starts or is told to end
+  bool running_ = false;  // a thread of generation gen_ runs
   std::thread thread_;
 };
 

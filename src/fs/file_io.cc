@@ -341,6 +341,21 @@ Result<size_t> File::WriteLocked(Inode* in, uint64_t off, const uint8_t* src, si
   return done;
 }
 
+Status File::WriteAtomic(uint64_t off, const void* src, size_t len) {
+  if (len == 0 || off + len < off || off / kBlockSize != (off + len - 1) / kBlockSize)
+    return Status::Invalid("an atomic write must be 1 to 4096 bytes within one 4096-byte page");
+  Guard g;
+  DG_ASSIGN_OR_RETURN(Inode* in, Begin(&g, Access::kChange));
+  if (off + len > dp_->device().size()) return Status::Error(EFBIG, "file would exceed the device size");
+  DG_RETURN_IF_ERROR(CheckPartLines(*in, off, len));
+  DG_RETURN_IF_ERROR(GrowOver(in, off + len));
+  Transaction tx(dp_);
+  DG_RETURN_IF_ERROR(StageBlock(in, off / kBlockSize, off % kBlockSize, static_cast<const uint8_t*>(src), len,
+                                PartLine::kRefuse, Place::kFresh, &tx));
+  TouchAttr(in, std::max<uint64_t>(in->attr.size, off + len), &tx);
+  return tx.Commit();
+}
+
 Status File::ZeroBytes(Inode* in, uint64_t off, uint64_t len, PartLine part, Place place, Transaction* tx) {
   static const uint8_t kZeroes[kBlockSize] = {};
   while (len > 0) {

@@ -234,6 +234,13 @@ class File {
   uint64_t ino() const { return ino_; }
   Result<size_t> Read(uint64_t off, void* dst, size_t len);
   Result<size_t> Write(uint64_t off, const void* src, size_t len);
+  // An untorn write (Linux's RWF_ATOMIC): [off, off+len) lies within one
+  // 4 KiB page, and after a power failure the file holds all of it or none
+  // of it; durable when it returns. The page is written whole on a fresh
+  // block and switched in by one log commit, with the size if it grows.
+  // Plain writes go in place and a power failure may tear them (as on
+  // ext4 and XFS with DAX).
+  Status WriteAtomic(uint64_t off, const void* src, size_t len);
   Status Truncate(uint64_t size);
   Status Fallocate(int mode, uint64_t off, uint64_t len);
   // Shares src's blocks for [soff, soff+len) at doff (reflink). len 0: to

@@ -178,6 +178,12 @@ bool FailureAllowed(uint64_t ino, uint64_t off, uint64_t len, const ModelTree& t
   return false;
 }
 
+bool IsUntorn(uint64_t ino, const ModelTree* t) {
+  if (!t) return false;
+  auto it = t->files.find(ino);
+  return it != t->files.end() && it->second.untorn;
+}
+
 std::string Against(const std::map<std::string, SeenEntry>& seen, const ModelTree& want, const ModelTree& t1,
                     const ModelTree* t2) {
   if (seen.size() != want.names.size()) {
@@ -198,17 +204,21 @@ std::string Against(const std::map<std::string, SeenEntry>& seen, const ModelTre
     const auto& bytes = s->second.bytes;
     if (bytes.size() != m.now().size())
       return path + " has size " + std::to_string(bytes.size()) + ", not " + std::to_string(m.now().size());
+    // An untorn write in flight: the file as `want` has it, whole.
+    bool untorn = IsUntorn(ino, &t1) || IsUntorn(ino, t2);
+    const ModelTree& o1 = untorn ? want : t1;
+    const ModelTree* o2 = untorn ? nullptr : t2;
     const auto& failed = s->second.failed;
     for (const ByteRange& r : failed)
-      if (!FailureAllowed(ino, r.off, r.len, t1, t2))
+      if (!FailureAllowed(ino, r.off, r.len, o1, o2))
         return path + " bytes " + std::to_string(r.off) + "+" + std::to_string(r.len) +
                " read as EIO: no loss there";
     for (uint64_t off = 0, f = 0; off < bytes.size(); ++off) {
       while (f < failed.size() && failed[f].off + failed[f].len <= off) ++f;
       if (f < failed.size() && failed[f].off <= off) continue;  // failed reads have no bytes to judge
-      if (!ByteAllowed(ino, off, bytes[off], t1, t2))
+      if (!ByteAllowed(ino, off, bytes[off], o1, o2))
         return path + " byte " + std::to_string(off) + " = " + std::to_string(bytes[off]) +
-               ": a value the file never held there since its last fsync";
+               (untorn ? ": an untorn write torn" : ": a value the file never held there since its last fsync");
     }
   }
   std::map<uint64_t, uint64_t> seen_links;

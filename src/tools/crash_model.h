@@ -6,7 +6,7 @@
 // operation that returned, or after the one in flight. File bytes written
 // in place are durable from the file's fsync on; before that each byte may
 // hold any value the file held there since its last fsync (never another
-// file's or a freed block's bytes).
+// file's or a freed block's bytes), except across an untorn write.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,9 @@ struct ModelFile {
     size_t since = kNever;
   };
   std::vector<Lost> lost;
+  // Set in the tree after an untorn write (File::WriteAtomic) only: an image
+  // must show the file as one tree or the other has it, not a mix.
+  bool untorn = false;
 
   const std::vector<uint8_t>& now() const { return versions.back(); }
   std::vector<uint8_t>& Change() {  // a new version to edit

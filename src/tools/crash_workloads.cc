@@ -65,6 +65,30 @@ CrashStep Write(std::string path, uint64_t off, uint64_t len, uint64_t seed, int
           }};
 }
 
+// fsyncs `path` (so the file before is exact), then writes `len` bytes of
+// pattern `seed` at `off` untorn: the image shows all of them or none.
+CrashStep AtomicWrite(std::string path, uint64_t off, uint64_t len, uint64_t seed) {
+  return {"atomic write " + path + " " + std::to_string(off) + "+" + std::to_string(len),
+          [=](Filesystem& fs, ModelTree& m, const Returned& returned) -> Status {
+            auto f = fs.Open(path, fs::kCreate);
+            if (!f.ok()) return f.status();
+            if (!m.Find(path)) m.Add(path, false);
+            DG_RETURN_IF_ERROR((*f)->Fsync());
+            m.Find(path)->Synced();
+            returned();
+            auto bytes = Pattern(seed, len);
+            DG_RETURN_IF_ERROR((*f)->WriteAtomic(off, bytes.data(), bytes.size()));
+            ModelFile* mf = m.Find(path);
+            Lay(mf->Change(), off, bytes);
+            mf->Rewrote(off, len);
+            mf->Synced();  // durable at return
+            mf->untorn = true;
+            returned();
+            mf->untorn = false;
+            return Status::Ok();
+          }};
+}
+
 CrashStep Fsync(std::string path) {
   return {"fsync " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
             auto f = fs.Open(path);
@@ -324,6 +348,9 @@ const std::vector<CrashStep>& CrashSteps() {
       Write("/d/b", 100, 5000, 7, 1, true),
       Write("/n2", 0, 3000, 8, 1, true),
       MappedWrite("/big", 5000, 10000, 10),
+      AtomicWrite("/a", 1000, 700, 11),
+      AtomicWrite("/big", 8192, 4096, 12),
+      AtomicWrite("/a", 4096 + 4000, 96, 13),
       Fsync("/a"),
       Truncate("/big", 10000),
       Truncate("/a", 20000),

@@ -40,6 +40,11 @@ void Rate(std::ostream& out, const char* verb, uint64_t done, uint64_t len, uint
 Status DoPwrite(fs::File& f, const FileCommand& c, std::ostream& out) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<uint8_t> buf(std::min(kChunk, std::max<uint64_t>(c.length, 1)), c.pattern);
+  if (c.atomic) {
+    DG_RETURN_IF_ERROR(f.WriteAtomic(c.offset, buf.data(), c.length));
+    Rate(out, "wrote", c.length, c.length, c.offset, 1, t0);
+    return Status::Ok();
+  }
   uint64_t done = 0, ops = 0;
   Status why;
   while (done < c.length) {
@@ -169,11 +174,19 @@ Result<FileCommand> ParseFileCommand(const std::string& text) {
   std::vector<uint64_t> nums;
   if (c.name == "pread" || c.name == "fiemap") {
     while (flag("-v")) c.verbose = true;
-  } else if (c.name == "pwrite" && flag("-S")) {
-    auto p = i < args.size() ? ParseSize(args[i]) : std::nullopt;
-    if (!p || *p > 0xff) return Status::Invalid("pwrite: -S needs a byte value (0..0xff)");
-    c.pattern = static_cast<uint8_t>(*p);
-    ++i;
+  } else if (c.name == "pwrite") {
+    for (;;) {
+      if (flag("-A")) {
+        c.atomic = true;
+      } else if (flag("-S")) {
+        auto p = i < args.size() ? ParseSize(args[i]) : std::nullopt;
+        if (!p || *p > 0xff) return Status::Invalid("pwrite: -S needs a byte value (0..0xff)");
+        c.pattern = static_cast<uint8_t>(*p);
+        ++i;
+      } else {
+        break;
+      }
+    }
   } else if (c.name == "falloc" || c.name == "fzero") {
     while (flag("-k")) c.keep_size = true;
   }
@@ -218,6 +231,8 @@ Status CheckFileCommand(const FileCommand& c, uint64_t dev_size, MapPlan* plan) 
     len = 0;
   } else if (n != "pwrite") {
     return Status::Ok();  // reads and the rest end at the file's end
+  } else if (c.atomic && (len == 0 || len > fs::kBlockSize || off % fs::kBlockSize + len > fs::kBlockSize)) {
+    return Status::Invalid("pwrite -A: 1 to 4096 bytes within one 4096-byte page");
   }
   if (off > dev_size || len > dev_size - off)
     return Status::Error(EFBIG, "reaches beyond the device size (" + std::to_string(dev_size) +

@@ -17,6 +17,7 @@ struct FileCommand {
   bool verbose = false;            // pread -v, fiemap -v
   bool keep_size = false;          // falloc -k, fzero -k
   uint8_t pattern = 0xcd;          // pwrite -S
+  bool atomic = false;             // pwrite -A: untorn (RWF_ATOMIC), within one page
   uint64_t offset = 0, length = 0;
   std::string source;              // reflink: the source file's path
   uint64_t dest = 0;               // reflink: destination offset

@@ -238,7 +238,9 @@ int RunIo(const IoArgs& a) {
 void AddIoCommand(CLI::App& app, int* rc) {
   auto a = std::make_shared<IoArgs>();
   auto* io = app.add_subcommand("io", "xfs_io-style I/O: -c \"pread [-v] OFF LEN\" -c \"pwrite [-S BYTE] OFF LEN\" -c \"zero OFF LEN\" "
-                                      "-c \"mmap [-r] OFF LEN\" -c \"mread [-v] [OFF LEN]\" -c \"mwrite [-S BYTE] [OFF LEN]\" -c msync -c munmap");
+                                      "-c \"mmap [-r] OFF LEN\" -c \"mread [-v] [OFF LEN]\" -c \"mwrite [-S BYTE] [OFF LEN]\" -c msync -c munmap; "
+                                      "on DEV:/path also pwrite -A (untorn, within one page), fzero, fpunch, falloc, fiemap, reflink, "
+                                      "truncate, fsync, stat");
   io->add_option("DEV", a->dev, "device or stack file")->required();
   io->add_option("-c,--command", a->cmds, "command to run (repeatable)")->required();
   io->add_flag("-f", a->create, "DEV:/path: create the file if missing");

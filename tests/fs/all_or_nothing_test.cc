@@ -292,6 +292,29 @@ TEST_F(AllOrNothingTest, Reflink) {
          }});
 }
 
+// Untorn writes: part of a written page, a whole page, and a page past the
+// end (the size grows in the same commit).
+TEST_F(AllOrNothingTest, AtomicWriteInsideAPage) {
+  static const std::string kBytes(700, 'q');
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/c", [](File& f) { return f.WriteAtomic(8192 + 1000, kBytes.data(), kBytes.size()); });
+         }});
+}
+
+TEST_F(AllOrNothingTest, AtomicWriteOfAWholePage) {
+  static const std::string kBytes(4096, 'w');
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/d/a", [](File& f) { return f.WriteAtomic(4096, kBytes.data(), kBytes.size()); });
+         }});
+}
+
+TEST_F(AllOrNothingTest, AtomicWritePastTheEnd) {
+  static const std::string kBytes(300, 'e');
+  Check({Populate, [](Filesystem& fs) {
+           return WithFile(fs, "/d/sub/b", [](File& f) { return f.WriteAtomic(4096 + 50, kBytes.data(), kBytes.size()); });
+         }});
+}
+
 TEST_F(AllOrNothingTest, TruncateDownInsideABlock) {
   Check({Populate, [](Filesystem& fs) { return WithFile(fs, "/d/a", [](File& f) { return f.Truncate(50000); }); }});
 }

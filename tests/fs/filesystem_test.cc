@@ -21,6 +21,38 @@ TEST_F(FsTest, WriteReadAndSurviveRemount) {
   EXPECT_EQ(data[5100], 0x61);
 }
 
+// An untorn write takes a fresh block (the old one stays until the commit)
+// and refuses to span two pages or to be empty.
+TEST_F(FsTest, AtomicWritesStayInOnePageAndMoveIt) {
+  auto f = Create("/a");
+  Fill(*f, 0, 8192, 0x61);
+  uint64_t before = f->Fiemap()->at(0).physical;
+  std::string bytes(100, 'z');
+  ASSERT_TRUE(f->WriteAtomic(4096 + 10, bytes.data(), bytes.size()).ok());
+  auto data = ReadAll(*f, 0, 8192);
+  EXPECT_EQ(data[4095], 0x61);
+  EXPECT_EQ(data[4096 + 10], 'z');
+  EXPECT_EQ(data[4096 + 109], 'z');
+  EXPECT_EQ(data[4096 + 110], 0x61);
+  auto map = f->Fiemap();
+  ASSERT_TRUE(map.ok());
+  uint64_t second = 0;
+  for (const FiemapExtent& e : *map)
+    if (e.logical <= 4096 && 4096 < e.logical + e.length) second = e.physical + (4096 - e.logical);
+  EXPECT_NE(second, before + 4096) << "written in place";
+  ASSERT_TRUE(f->WriteAtomic(8192 + 4000, bytes.data(), 96).ok());  // past the end: grows
+  EXPECT_EQ(f->Stat()->attr.size, 8192u + 4096);
+  EXPECT_EQ(f->WriteAtomic(4000, bytes.data(), 100).err(), EINVAL);
+  EXPECT_EQ(f->WriteAtomic(0, bytes.data(), 0).err(), EINVAL);
+  f.reset();
+  Remount();
+  data = ReadAll(*OpenFile("/a"), 0, 20000);
+  ASSERT_EQ(data.size(), 8192u + 4096);
+  EXPECT_EQ(data[4096 + 50], 'z');
+  EXPECT_EQ(data[8192 + 4095], 'z');
+  EXPECT_EQ(data[8192], 0);
+}
+
 TEST_F(FsTest, HolesReadAsZeroes) {
   auto f = Create("/sparse");
   Fill(*f, 1 << 20, 10, 0x77);

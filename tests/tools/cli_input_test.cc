@@ -73,6 +73,8 @@ TEST_F(CliInput, FileIoChecksEveryCommandBeforeTheFirstRuns) {
   std::string before = Dump(F("/a"));
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"pwrite 0 64m", "beyond the device size"},
+      {"pwrite -A 4000 200", "within one 4096-byte page"},
+      {"pwrite -A 0 0", "within one 4096-byte page"},
       {"fzero 0 0", "length must not be zero"},
       {"fpunch 4k 64m", "beyond the device size"},
       {"falloc 0 0", "length must not be zero"},

@@ -67,6 +67,28 @@ TEST(CrashModel, AllowsBeforeOrAfterAndOnlyBytesTheFileHeld) {
   EXPECT_NE(CheckTree(both, before, &linked), "");  // a hard link is one inode
 }
 
+// An untorn write in flight: the file whole as before it or whole as after.
+TEST(CrashModel, AnUntornWriteIsSeenWholeOrNotAtAll) {
+  ModelTree before;
+  before.Add("/f", false);
+  before.Find("/f")->versions = {{1, 1, 1, 1}};
+  ModelTree after = before;
+  ModelFile* f = after.Find("/f");
+  f->Change() = {1, 2, 2, 1};
+  f->Synced();
+  f->untorn = true;
+  auto seen = [](std::vector<uint8_t> bytes) {
+    std::map<std::string, SeenEntry> t;
+    t["/f"] = {5, false, std::move(bytes)};
+    return t;
+  };
+  EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
+  EXPECT_EQ(CheckTree(seen({1, 2, 2, 1}), before, &after), "");
+  EXPECT_NE(CheckTree(seen({1, 2, 1, 1}), before, &after), "") << "torn";
+  f->untorn = false;
+  EXPECT_EQ(CheckTree(seen({1, 2, 1, 1}), before, &after), "") << "a plain write may tear";
+}
+
 // Lost bytes may read as EIO, or hold only what was written there since
 // the loss; once that write is fsynced they must hold it.
 TEST(CrashModel, LostBytesFailOrHoldOnlyWhatWasWrittenSince) {

@@ -38,6 +38,17 @@ TEST_F(FsCli, IoOnFilesPrintsLikeXfsIo) {
   EXPECT_NE(Dg({"io", F("/missing"), "-c", "stat"}).rc, 0) << "without -f nothing is created";
 }
 
+TEST_F(FsCli, AtomicPwriteStaysInOnePage) {
+  CliRun r = Dg({"io", "-f", F("/f"), "-c", "pwrite -S 0x61 0 8k", "-c", "pwrite -A -S 0x62 4100 20", "-c",
+                 "pread -v 4096 32"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote 20/20 bytes at offset 4100"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("00001000:  61 61 61 61 62 62"), std::string::npos) << r.out;
+  CliRun bad = Dg({"io", F("/f"), "-c", "pwrite -A 4090 20"});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("within one 4096-byte page"), std::string::npos) << bad.err;
+}
+
 TEST_F(FsCli, NamespaceAndHostCopies) {
   ASSERT_EQ(Dg({"fs", "mkdir", F("/d")}).rc, 0);
   {
