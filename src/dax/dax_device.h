@@ -92,9 +92,10 @@ class Holder {
   virtual ~Holder() = default;
   // [offset, offset+len) of the device has failed, or with kFailurePreRemove
   // the device is going away (offset 0, len = the whole device). Called on
-  // any thread, one at a time per device; it must not wait for the holder's
-  // own operations, since one of them may be waiting for this very call (a
-  // device call returns only once the error it made known has been told).
+  // the device's delivery thread (removal: on the thread that kills it), one
+  // at a time per device; it must not wait for the holder's own operations,
+  // since one of them may be waiting for this very call (a device call
+  // returns only once the error it made known has been told).
   virtual void NotifyFailure(uint64_t offset, uint64_t len, int flags) = 0;
 };
 

@@ -1,5 +1,6 @@
 // Test helpers shared by every layer's tests: a scratch directory, a forked
-// child that cannot outlive its test, and a pipe for one-byte messages.
+// child that cannot outlive its test, a pipe for one-byte messages, and a
+// poll for what another thread or process makes true.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,11 +9,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
 
 namespace daxguard::testing {
+
+// Polls `pred` until it holds or the deadline passes.
+inline bool Eventually(const std::function<bool()>& pred,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
 
 class TempDir {
  public:

@@ -31,20 +31,13 @@ namespace {
 using daxguard::testing::BusCatcher;
 using daxguard::testing::BusFault;
 using daxguard::testing::Child;
+using daxguard::testing::Eventually;
 using daxguard::testing::Probe;
 using daxguard::testing::TempDir;
 
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t P = kPageSize;
 
-bool Eventually(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 media::InjectOptions Latent() {
   media::InjectOptions o;

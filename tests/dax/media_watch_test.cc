@@ -15,16 +15,9 @@ namespace daxguard::dax {
 namespace {
 
 using daxguard::testing::Child;
+using daxguard::testing::Eventually;
 using daxguard::testing::TempDir;
 
-bool Eventually(const std::function<bool()>& pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 class MediaWatchTest : public ::testing::Test {
  protected:

@@ -62,18 +62,8 @@ inline std::unique_ptr<dax::Device> OpenOrDie(const std::string& path) {
   return d.ok() ? std::move(d).value() : nullptr;
 }
 
-// Polls `pred` until it holds or the deadline passes.
-inline bool Eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
-
 using daxguard::testing::Call;
+using daxguard::testing::Eventually;
 using daxguard::testing::RecordingHolder;
 
 }  // namespace daxguard::dm::testing

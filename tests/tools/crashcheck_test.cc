@@ -47,7 +47,7 @@ TEST(CrashModel, AllowsBeforeOrAfterAndOnlyBytesTheFileHeld) {
   after.Find("/f")->Change() = {1, 2, 2, 1};
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, false, std::move(bytes)};
+    t["/f"] = {5, false, std::move(bytes), {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -79,7 +79,7 @@ TEST(CrashModel, AnUntornWriteIsSeenWholeOrNotAtAll) {
   f->untorn = true;
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, false, std::move(bytes)};
+    t["/f"] = {5, false, std::move(bytes), {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -148,8 +148,9 @@ TEST(CrashWorkloads, PoisonWorkloadsRunToTheEnd) {
     auto tree = ReadTree(**fs);
     ASSERT_TRUE(tree.ok()) << tree.status().message();
     EXPECT_EQ(CheckTree(*tree, model, nullptr), "") << w.name;
-    if (w.name == "poison /big 8192" || w.name == "poison /big 8192; fsync /big")
+    if (w.name == "poison /big 8192" || w.name == "poison /big 8192; fsync /big") {
       EXPECT_EQ(tree->at("/big").failed, (std::vector<ByteRange>{{8192, 512}})) << w.name;
+    }
     ++ran;
   }
   EXPECT_GE(ran, 8);
