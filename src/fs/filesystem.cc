@@ -13,17 +13,28 @@
 namespace daxguard::fs {
 namespace {
 
-Attr NewAttr(uint32_t mode, uint32_t nlink) {
+Attr NewAttr(uint32_t mode, uint32_t nlink, Caller who = Caller::Self()) {
   Attr a;
   a.mode = mode;
   a.nlink = nlink;
-  a.uid = getuid();
-  a.gid = getgid();
+  a.uid = who.uid;
+  a.gid = who.gid;
   a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
   return a;
 }
 
+// A directory whose entries changed: its times, and its link count moved
+// by `links` (a subdirectory's "..").
+Op DirChanged(const Inode& dir, int links = 0) {
+  Attr a = dir.attr;
+  a.nlink = static_cast<uint32_t>(std::max<int64_t>(0, int64_t{a.nlink} + links));
+  a.mtime_ns = a.ctime_ns = NowNs();
+  return Op::SetInode(dir.ino, a);
+}
+
 }  // namespace
+
+Caller Caller::Self() { return {static_cast<uint32_t>(getuid()), static_cast<uint32_t>(getgid())}; }
 
 thread_local Filesystem* Filesystem::in_op_ = nullptr;
 
@@ -159,9 +170,10 @@ Status Filesystem::Commit(std::vector<Op> ops) {
 }
 
 
-Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flags, uint32_t mode) {
+Result<std::unique_ptr<File>> Filesystem::Open(const PathRef& ref, int flags, uint32_t mode, Caller who) {
   OpGuard g(this);
-  auto at = ns_.Locate(path);
+  const std::string& path = ref.path;
+  auto at = ns_.Locate(ref);
   if (!at.ok()) return at.status();
   uint64_t ino;
   if (at->inode) {
@@ -172,8 +184,8 @@ Result<std::unique_ptr<File>> Filesystem::Open(const std::string& path, int flag
     if (!(flags & kCreate)) return NoEntry(path);
     if (at->must_be_dir) return Status::Error(EISDIR, path + ": is a directory");  // as open(2) says
     ino = state_.NextIno();
-    DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 1)),
-                               Op::Link(at->parent()->ino, at->name(), ino)}));
+    DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 1, who)),
+                               Op::Link(at->parent()->ino, at->name(), ino), DirChanged(*at->parent())}));
   }
   std::unique_ptr<File> f = NewHandle(ino);
   if (flags & kTruncate) {
@@ -232,18 +244,15 @@ Status Filesystem::Publish(File& f, const std::string& path) {
   return Status::Ok();
 }
 
-Status Filesystem::Mkdir(const std::string& path, uint32_t mode) {
+Status Filesystem::Mkdir(const PathRef& path, uint32_t mode, Caller who) {
   OpGuard g(this);
   auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
-  if (at->inode) return Status::Error(EEXIST, path + ": file exists");
+  if (at->inode) return Status::Error(EEXIST, path.path + ": file exists");
   Inode* parent = at->parent();
   uint64_t ino = state_.NextIno();
-  Attr pa = parent->attr;
-  pa.nlink++;
-  pa.mtime_ns = pa.ctime_ns = NowNs();
-  return Commit({Op::SetInode(ino, NewAttr(S_IFDIR | (mode & 07777), 2)), Op::Link(parent->ino, at->name(), ino),
-                 Op::SetInode(parent->ino, pa)});
+  return Commit({Op::SetInode(ino, NewAttr(S_IFDIR | (mode & 07777), 2, who)),
+                 Op::Link(parent->ino, at->name(), ino), DirChanged(*parent, +1)});
 }
 
 // Ops that unmap file blocks [fblk, +len); blocks whose last owner this is
@@ -285,9 +294,10 @@ void Filesystem::DropIfUnused(Inode* in, std::vector<Op>* ops) {
   ops->push_back(Op::FreeInode(in->ino));
 }
 
-Status Filesystem::Unlink(const std::string& path) {
+Status Filesystem::Unlink(const PathRef& ref) {
   OpGuard g(this);
-  auto at = ns_.LocateEntry(path);
+  const std::string& path = ref.path;
+  auto at = ns_.LocateEntry(ref);
   if (!at.ok()) return at.status();
   if (!at->inode) return NoEntry(path);
   if (at->inode->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
@@ -298,16 +308,17 @@ Status Filesystem::UnlinkEntry(Inode* parent, const std::string& name, Inode* in
   Attr a = in->attr;
   if (a.nlink) a.nlink--;  // a damaged count stays at 0, never wraps
   a.ctime_ns = NowNs();
-  DG_RETURN_IF_ERROR(Commit({Op::Unlink(parent->ino, name), Op::SetInode(in->ino, a)}));
+  DG_RETURN_IF_ERROR(Commit({Op::Unlink(parent->ino, name), Op::SetInode(in->ino, a), DirChanged(*parent)}));
   // A crash before the blocks are freed leaves an orphan, freed at mount.
   std::vector<Op> ops;
   DropIfUnused(in, &ops);
   return Commit(std::move(ops));
 }
 
-Status Filesystem::Rmdir(const std::string& path) {
+Status Filesystem::Rmdir(const PathRef& ref) {
   OpGuard g(this);
-  auto at = ns_.LocateEntry(path);
+  const std::string& path = ref.path;
+  auto at = ns_.LocateEntry(ref);
   if (!at.ok()) return at.status();
   if (!at->inode) return NoEntry(path);
   if (!at->inode->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
@@ -316,9 +327,7 @@ Status Filesystem::Rmdir(const std::string& path) {
 }
 
 Status Filesystem::RmdirEntry(Inode* parent, const std::string& name, Inode* in) {
-  Attr pa = parent->attr;
-  if (pa.nlink) pa.nlink--;
-  std::vector<Op> ops = {Op::Unlink(parent->ino, name), Op::SetInode(parent->ino, pa)};
+  std::vector<Op> ops = {Op::Unlink(parent->ino, name), DirChanged(*parent, -1)};
   // A directory damage left with a second name lives on under it.
   if (state_.NameCount(in->ino) <= 1) ops.push_back(Op::FreeInode(in->ino));
   return Commit(std::move(ops));
@@ -420,34 +429,45 @@ std::vector<Op> Filesystem::RemoveTreeOps(const std::vector<TreeEntry>& tree) {
   return ops;
 }
 
-Status Filesystem::Link(const std::string& existing, const std::string& path) {
+Status Filesystem::Link(const PathRef& existing, const PathRef& path) {
   OpGuard g(this);
   auto src = ns_.Resolve(existing);
   if (!src.ok()) return src.status();
-  if ((*src)->is_dir()) return Status::Error(EPERM, existing + ": hard links to directories are not allowed");
+  if ((*src)->is_dir()) return Status::Error(EPERM, existing.path + ": hard links to directories are not allowed");
+  // An open file whose last name went may not get a new one (linkat(2)'s ENOENT).
+  if ((*src)->attr.nlink == 0) return NoEntry(existing.path);
   auto at = ns_.LocateEntry(path);
   if (!at.ok()) return at.status();
-  if (at->inode) return Status::Error(EEXIST, path + ": file exists");
-  if (at->must_be_dir) return Status::Error(ENOTDIR, path + ": not a directory");
+  if (at->inode) return Status::Error(EEXIST, path.path + ": file exists");
+  if (at->must_be_dir) return Status::Error(ENOTDIR, path.path + ": not a directory");
   Attr a = (*src)->attr;
   a.nlink++;
   a.ctime_ns = NowNs();
-  return Commit({Op::Link(at->parent()->ino, at->name(), (*src)->ino), Op::SetInode((*src)->ino, a)});
+  return Commit({Op::Link(at->parent()->ino, at->name(), (*src)->ino), Op::SetInode((*src)->ino, a),
+                 DirChanged(*at->parent())});
 }
 
-Status Filesystem::Rename(const std::string& from, const std::string& to) {
+// Whether `dir` lies on the way to `at` (so moving it there would put it inside itself).
+static bool OnTheWay(const Inode* dir, const Located& at) {
+  return dir->is_dir() && std::find(at.dirs.begin(), at.dirs.end(), dir) != at.dirs.end();
+}
+
+Status Filesystem::Rename(const PathRef& from_ref, const PathRef& to_ref, int flags) {
   OpGuard g(this);
-  auto src = ns_.LocateEntry(from);
+  const std::string &from = from_ref.path, &to = to_ref.path;
+  if ((flags & kRenameNoReplace) && (flags & kRenameExchange))
+    return Status::Invalid("rename: RENAME_NOREPLACE and RENAME_EXCHANGE exclude each other");
+  auto src = ns_.LocateEntry(from_ref);
   if (!src.ok()) return src.status();
   if (!src->inode) return NoEntry(from);
-  auto dst = ns_.LocateEntry(to);
+  auto dst = ns_.LocateEntry(to_ref);
   if (!dst.ok()) return dst.status();
+  if (flags & kRenameExchange) return Exchange(*src, *dst, to);
   Inode *in = src->inode, *victim = dst->inode, *fp = src->parent(), *tp = dst->parent();
+  if (victim && (flags & kRenameNoReplace)) return Status::Error(EEXIST, to + ": file exists");
   if (dst->must_be_dir && !in->is_dir()) return Status::Error(ENOTDIR, to + ": not a directory");
   if (victim == in) return Status::Ok();  // one inode under both names: rename(2) does nothing
-  // A directory may not move under itself: no directory on the way to `to` may be it.
-  if (in->is_dir() && std::find(dst->dirs.begin(), dst->dirs.end(), in) != dst->dirs.end())
-    return Status::Invalid(to + ": cannot move a directory inside itself");
+  if (OnTheWay(in, *dst)) return Status::Invalid(to + ": cannot move a directory inside itself");
   std::vector<Op> ops;
   int from_links = 0, to_links = 0;  // changes to the parents' link counts
   if (victim) {
@@ -460,27 +480,51 @@ Status Filesystem::Rename(const std::string& from, const std::string& to) {
     ops.push_back(Op::SetInode(victim->ino, va));
     if (victim->is_dir()) to_links--;  // its ".." goes with it
   }
+  Attr ia = in->attr;
+  ia.ctime_ns = NowNs();
   ops.push_back(Op::Unlink(fp->ino, src->name()));
   ops.push_back(Op::Link(tp->ino, dst->name(), in->ino));
+  ops.push_back(Op::SetInode(in->ino, ia));
   if (in->is_dir()) from_links--, to_links++;  // its ".." moves
-  if (fp == tp) to_links += from_links, from_links = 0;
-  for (auto [dir, delta] : {std::pair{fp, from_links}, std::pair{tp, to_links}}) {
-    if (delta == 0) continue;
-    Attr a = dir->attr;
-    a.nlink = static_cast<uint32_t>(std::max<int64_t>(0, int64_t{a.nlink} + delta));
-    ops.push_back(Op::SetInode(dir->ino, a));
-  }
+  if (fp == tp) to_links += from_links;
+  if (fp != tp) ops.push_back(DirChanged(*fp, from_links));
+  ops.push_back(DirChanged(*tp, to_links));
   DG_RETURN_IF_ERROR(Commit(std::move(ops)));
   ops.clear();
   if (victim) DropIfUnused(victim, &ops);
   return Commit(std::move(ops));
 }
 
-Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& path) {
+Status Filesystem::Exchange(const Located& a, const Located& b, const std::string& to) {
+  if (!b.inode) return NoEntry(to);
+  if (a.inode == b.inode) return Status::Ok();
+  if (OnTheWay(a.inode, b) || OnTheWay(b.inode, a))
+    return Status::Invalid(to + ": cannot move a directory inside itself");
+  Inode *ap = a.parent(), *bp = b.parent();
+  int64_t now = NowNs();
+  std::vector<Op> ops = {Op::Unlink(ap->ino, a.name()), Op::Unlink(bp->ino, b.name()),
+                         Op::Link(ap->ino, a.name(), b.inode->ino), Op::Link(bp->ino, b.name(), a.inode->ino)};
+  for (Inode* in : {a.inode, b.inode}) {
+    Attr at = in->attr;
+    at.ctime_ns = now;
+    ops.push_back(Op::SetInode(in->ino, at));
+  }
+  // A directory moving to the other parent takes its ".." along.
+  int moved = int{b.inode->is_dir()} - int{a.inode->is_dir()};  // into a's parent
+  if (ap == bp) {
+    ops.push_back(DirChanged(*ap));
+  } else {
+    ops.push_back(DirChanged(*ap, moved));
+    ops.push_back(DirChanged(*bp, -moved));
+  }
+  return Commit(std::move(ops));
+}
+
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathRef& path) {
   OpGuard g(this);
   auto d = ns_.Resolve(path);
   if (!d.ok()) return d.status();
-  if (!(*d)->is_dir()) return Status::Error(ENOTDIR, path + ": not a directory");
+  if (!(*d)->is_dir()) return Status::Error(ENOTDIR, path.path + ": not a directory");
   std::vector<DirEntry> out;
   for (const auto& [name, ino] : (*d)->entries) {
     const Inode* in = ns_.EntryTarget(ino);
@@ -495,12 +539,36 @@ static uint64_t BlocksOf(const Inode& in) {
   return n;
 }
 
-Result<FileStat> Filesystem::Stat(const std::string& path) {
+Result<FileStat> Filesystem::Stat(const PathRef& path) {
   OpGuard g(this);
   auto in = ns_.Resolve(path);
   if (!in.ok()) return in.status();
   FoldTimes(*in);
   return FileStat{(*in)->ino, (*in)->attr, BlocksOf(**in)};
+}
+
+Result<FileStat> Filesystem::SetAttr(uint64_t ino, const Attr& a, int mask) {
+  OpGuard g(this);
+  auto in = ns_.Resolve(PathRef(ino, ""));
+  if (!in.ok()) return in.status();
+  DG_RETURN_IF_ERROR(Writable());
+  FoldTimes(*in);
+  Attr n = (*in)->attr;
+  if (mask & kAttrMode) n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
+  if (mask & kAttrUid) n.uid = a.uid;
+  if (mask & kAttrGid) n.gid = a.gid;
+  if (mask & kAttrAtime) n.atime_ns = a.atime_ns;
+  if (mask & kAttrMtime) n.mtime_ns = a.mtime_ns;
+  n.ctime_ns = NowNs();
+  DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, n)}));
+  return FileStat{ino, n, BlocksOf(**in)};
+}
+
+FsStats Filesystem::StatFs() {
+  OpGuard g(this);
+  const Geometry& geo = state_.geometry();
+  uint64_t meta = 2 * (1 + geo.meta_blocks);  // superblock and log area, per copy
+  return {geo.blocks - std::min(meta, geo.blocks), state_.space().free_space().Total(), state_.inodes().size()};
 }
 
 // One path to `ino` (used by who/health).

@@ -84,6 +84,24 @@ struct HealthReport {
 
 enum OpenFlags : int { kCreate = 1, kExclusive = 2, kTruncate = 4 };
 enum FallocMode : int { kFallocKeepSize = 1, kFallocPunchHole = 2, kFallocZeroRange = 4 };
+// rename(2)'s RENAME_NOREPLACE and RENAME_EXCHANGE.
+enum RenameFlags : int { kRenameNoReplace = 1, kRenameExchange = 2 };
+// Which attributes SetAttr changes (the size changes through File::Truncate).
+enum AttrMask : int { kAttrMode = 1, kAttrUid = 2, kAttrGid = 4, kAttrAtime = 8, kAttrMtime = 16 };
+
+// Who creates an inode: it is theirs (a FUSE request's caller; by default
+// this process).
+struct Caller {
+  uint32_t uid = 0, gid = 0;
+  static Caller Self();
+};
+
+// statfs(2)'s counts, in 4 KiB blocks.
+struct FsStats {
+  uint64_t blocks = 0;  // for data: the device less the metadata areas
+  uint64_t free_blocks = 0;
+  uint64_t files = 0;
+};
 
 class Filesystem : public dax::Holder, private DataPath {
  public:
@@ -91,7 +109,10 @@ class Filesystem : public dax::Holder, private DataPath {
   static Result<std::unique_ptr<Filesystem>> Mount(dax::Device& dev);
   ~Filesystem() override;
 
-  Result<std::unique_ptr<File>> Open(const std::string& path, int flags = 0, uint32_t mode = 0644);
+  // Paths are absolute, or relative to an inode (PathRef): FUSE names
+  // inodes, the command line paths.
+  Result<std::unique_ptr<File>> Open(const PathRef& path, int flags = 0, uint32_t mode = 0644,
+                                     Caller who = Caller::Self());
   // Replacing a file all or nothing: CreateUnnamed makes a regular file with
   // no name, Publish names it `path` in one log transaction. Until then
   // `path` is untouched; an unnamed file is freed when its last handle
@@ -102,19 +123,24 @@ class Filesystem : public dax::Holder, private DataPath {
   // Names `f` (from CreateUnnamed) `path`: readers see the file that was
   // there or `f`, never a mix. The file it replaces loses this name.
   Status Publish(File& f, const std::string& path);
-  Status Mkdir(const std::string& path, uint32_t mode = 0755);
-  Status Unlink(const std::string& path);
-  Status Rmdir(const std::string& path);
-  Status Rename(const std::string& from, const std::string& to);
+  Status Mkdir(const PathRef& path, uint32_t mode = 0755, Caller who = Caller::Self());
+  Status Unlink(const PathRef& path);
+  Status Rmdir(const PathRef& path);
+  // flags: RenameFlags.
+  Status Rename(const PathRef& from, const PathRef& to, int flags = 0);
   // rm -r: `path` and everything under it. The whole tree is checked first
   // (the root, '.' or '..' at the end, a damaged entry, a directory named
   // twice refuse it), so a refusal removes nothing; then it leaves the
   // namespace in one commit, so a failure or crash after that is finished
   // by the next mount.
   Status RemoveTree(const std::string& path);
-  Status Link(const std::string& existing, const std::string& path);
-  Result<std::vector<DirEntry>> ReadDir(const std::string& path);
-  Result<FileStat> Stat(const std::string& path);
+  Status Link(const PathRef& existing, const PathRef& path);
+  Result<std::vector<DirEntry>> ReadDir(const PathRef& path);
+  Result<FileStat> Stat(const PathRef& path);
+  // chmod, chown, utimens on inode `ino`: what `mask` (AttrMask) names
+  // takes a's value (the mode's permission bits only); ctime becomes now.
+  Result<FileStat> SetAttr(uint64_t ino, const Attr& a, int mask);
+  FsStats StatFs();
 
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
@@ -183,6 +209,8 @@ class Filesystem : public dax::Holder, private DataPath {
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
   Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
+  // RENAME_EXCHANGE: the two entries swap what they name.
+  Status Exchange(const Located& a, const Located& b, const std::string& to);
   Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);
   // Where `path` may be published: a regular file or nothing, and not the root.
   Result<Located> ReplaceableEntry(const std::string& path);

@@ -14,9 +14,29 @@ Status NoEntry(const std::string& path) { return Status::Error(ENOENT, path + ":
 
 Inode* Namespace::EntryTarget(uint64_t ino) const { return ino == kRootIno ? nullptr : state_.Find(ino); }
 
-Result<Located> Namespace::Locate(const std::string& path) const {
+Status Namespace::StartAt(uint64_t dir, Located* at) const {
+  at->inode = state_.Find(dir);
+  if (!at->inode) return Status::Error(ESTALE, "inode " + std::to_string(dir) + " no longer exists");
+  // Up its first names to the root; an unlinked inode (open, or cut off by
+  // rm -r) has none. Bounded, in case damage made a loop.
+  size_t bound = state_.inodes().size();
+  for (uint64_t cur = dir; cur != kRootIno && at->dirs.size() < bound;) {
+    const auto* up = state_.FirstName(cur);
+    Inode* d = up ? state_.Find(up->first) : nullptr;
+    if (!d) break;
+    at->dirs.push_back(d);
+    at->names.push_back(up->second);
+    cur = up->first;
+  }
+  std::reverse(at->dirs.begin(), at->dirs.end());
+  std::reverse(at->names.begin(), at->names.end());
+  return Status::Ok();
+}
+
+Result<Located> Namespace::Locate(const PathRef& ref) const {
+  const std::string& path = ref.path;
   Located at;
-  at.inode = state_.Find(kRootIno);
+  DG_RETURN_IF_ERROR(StartAt(ref.dir, &at));
   for (size_t i = 0, end; i < path.size(); i = end + 1) {
     end = std::min(path.find('/', i), path.size());
     std::string_view part(path.data() + i, end - i);
@@ -45,18 +65,19 @@ Result<Located> Namespace::Locate(const std::string& path) const {
   return at;
 }
 
-Result<Located> Namespace::LocateEntry(const std::string& path) const {
-  auto at = Locate(path);
+Result<Located> Namespace::LocateEntry(const PathRef& ref) const {
+  const std::string& path = ref.path;
+  auto at = Locate(ref);
   if (!at.ok()) return at.status();
   if (at->is_root()) return Status::Invalid(path + ": names the root");
   if (at->dotted) return Status::Invalid(path + ": ends in '.' or '..'");
   return at;
 }
 
-Result<Inode*> Namespace::Resolve(const std::string& path) const {
-  auto at = Locate(path);
+Result<Inode*> Namespace::Resolve(const PathRef& ref) const {
+  auto at = Locate(ref);
   if (!at.ok()) return at.status();
-  if (!at->inode) return NoEntry(path);
+  if (!at->inode) return NoEntry(ref.path);
   return at->inode;
 }
 

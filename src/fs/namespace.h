@@ -8,9 +8,22 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fs/format.h"
 #include "fs/state.h"
 
 namespace daxguard::fs {
+
+// A path as an operation takes it: from the root ("/a/b"), or from the
+// inode `dir` (a FUSE request names a directory inode and one entry in it;
+// an empty path is `dir` itself). Resolved under the filesystem's lock, so
+// a rename elsewhere cannot move it between lookup and change.
+struct PathRef {
+  PathRef(const std::string& p) : path(p) {}  // NOLINT: a plain path is the usual case
+  PathRef(const char* p) : path(p) {}         // NOLINT
+  PathRef(uint64_t d, std::string rest) : dir(d), path(std::move(rest)) {}
+  uint64_t dir = kRootIno;
+  std::string path;
+};
 
 // Where a path leads. Every namespace operation starts at Locate, so
 // "/a/b", "//a/./b/" and "/a/c/../b" are one path: empty names and "."
@@ -41,12 +54,12 @@ class Namespace {
  public:
   explicit Namespace(State& state) : state_(state) {}
 
-  Result<Located> Locate(const std::string& path) const;
+  Result<Located> Locate(const PathRef& ref) const;
   // Locate for a change to the entry `path` names: refuses the root and a
   // path ending in "." or "..".
-  Result<Located> LocateEntry(const std::string& path) const;
+  Result<Located> LocateEntry(const PathRef& ref) const;
   // The inode `path` names.
-  Result<Inode*> Resolve(const std::string& path) const;
+  Result<Inode*> Resolve(const PathRef& ref) const;
   // What a directory entry names, or null if the entry is damaged: its
   // inode is gone, or it names the root, which no entry may.
   Inode* EntryTarget(uint64_t ino) const;
@@ -55,6 +68,9 @@ class Namespace {
   Status AddTreeBelow(Inode* top, std::vector<TreeEntry>* tree) const;
 
  private:
+  // Where a walk from `dir` starts: the inode and the directories above it
+  // (so that ".." and rename's loop check see them).
+  Status StartAt(uint64_t dir, Located* at) const;
   State& state_;
 };
 

@@ -307,6 +307,11 @@ std::string State::PathOf(uint64_t ino) const {
   return "";
 }
 
+const std::pair<uint64_t, std::string>* State::FirstName(uint64_t ino) const {
+  auto it = parents_.find(ino);
+  return it == parents_.end() || it->second.empty() ? nullptr : &it->second.front();
+}
+
 size_t State::NameCount(uint64_t ino) const {
   auto it = parents_.find(ino);
   return it == parents_.end() ? 0 : it->second.size();

@@ -129,6 +129,8 @@ class State {
   // entries that name it: as cheap as the tree is deep. With several
   // links, the first that reaches the root in (parent, name) order.
   std::string PathOf(uint64_t ino) const;
+  // The first (directory, name) naming `ino`, or null if none does.
+  const std::pair<uint64_t, std::string>* FirstName(uint64_t ino) const;
   // How many directory entries name `ino`.
   size_t NameCount(uint64_t ino) const;
   // Directories cut from the tree by rm -r and not yet emptied: no name, a

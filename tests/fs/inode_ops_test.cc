@@ -1,0 +1,157 @@
+// The inode-relative face of daxfs that a FUSE mount uses: paths from a
+// directory inode, rename's NOREPLACE and EXCHANGE, chmod/chown/utimens,
+// the caller owning what it creates, statfs; all kept across a remount
+// and clean to fsck.
+#include <sys/stat.h>
+
+#include "fs/fs_fixture.h"
+#include "fs/fsck.h"
+
+namespace daxguard::fs {
+namespace {
+
+class InodeOpsTest : public FsTest {
+ protected:
+  uint64_t Ino(const std::string& path) {
+    auto st = fs_->Stat(path);
+    EXPECT_TRUE(st.ok()) << path << ": " << st.status().message();
+    return st.ok() ? st->ino : 0;
+  }
+  FileStat StatOf(const PathRef& p) {
+    auto st = fs_->Stat(p);
+    EXPECT_TRUE(st.ok()) << p.path << ": " << st.status().message();
+    return st.ok() ? *st : FileStat{};
+  }
+  void ExpectFsckClean() {
+    fs_.reset();
+    auto r = Fsck(*dev_, false);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    for (const std::string& p : r->problems) ADD_FAILURE() << "fsck: " << p;
+    Mount();
+  }
+};
+
+TEST_F(InodeOpsTest, PathsStartAtTheInodeTheyName) {
+  ASSERT_TRUE(fs_->Mkdir("/a").ok());
+  uint64_t a = Ino("/a");
+  ASSERT_TRUE(fs_->Mkdir(PathRef(a, "b")).ok());
+  ASSERT_TRUE(fs_->Open(PathRef(a, "b/f"), kCreate).ok());
+  EXPECT_EQ(StatOf(PathRef(a, "b/f")).ino, Ino("/a/b/f"));
+  EXPECT_EQ(StatOf(PathRef(Ino("/a/b"), "")).ino, Ino("/a/b"));  // the inode itself
+  EXPECT_EQ(StatOf(PathRef(Ino("/a/b"), "..")).ino, a);          // its parent, though the walk began below it
+  // A rename above does not change what the inode-relative path reaches.
+  ASSERT_TRUE(fs_->Rename("/a", "/z").ok());
+  EXPECT_EQ(StatOf(PathRef(a, "b/f")).ino, Ino("/z/b/f"));
+  EXPECT_EQ(fs_->Stat(PathRef(a, "nothing")).status().err(), ENOENT);
+  EXPECT_EQ(fs_->Stat(PathRef(Ino("/z/b/f"), "x")).status().err(), ENOTDIR);
+  EXPECT_EQ(fs_->Stat(PathRef(999999, "")).status().err(), ESTALE);
+}
+
+TEST_F(InodeOpsTest, AMoveIntoItsOwnSubtreeIsRefusedFromAnInode) {
+  ASSERT_TRUE(fs_->Mkdir("/a").ok());
+  ASSERT_TRUE(fs_->Mkdir("/a/b").ok());
+  Status s = fs_->Rename("/a", PathRef(Ino("/a/b"), "a"));
+  EXPECT_EQ(s.err(), EINVAL) << s.message();
+  s = fs_->Rename("/a", PathRef(Ino("/a/b"), "a"), kRenameExchange);
+  EXPECT_EQ(s.err(), ENOENT) << s.message();
+}
+
+TEST_F(InodeOpsTest, NoReplaceRefusesAnExistingTarget) {
+  ASSERT_TRUE(fs_->Open("/x", kCreate).ok());
+  ASSERT_TRUE(fs_->Open("/y", kCreate).ok());
+  uint64_t x = Ino("/x"), y = Ino("/y");
+  EXPECT_EQ(fs_->Rename("/x", "/y", kRenameNoReplace).err(), EEXIST);
+  EXPECT_EQ(Ino("/x"), x);
+  EXPECT_EQ(Ino("/y"), y);
+  ASSERT_TRUE(fs_->Rename("/x", "/z", kRenameNoReplace).ok());
+  EXPECT_EQ(Ino("/z"), x);
+}
+
+TEST_F(InodeOpsTest, ExchangeSwapsAFileAndADirectoryAcrossParents) {
+  ASSERT_TRUE(fs_->Mkdir("/p").ok());
+  ASSERT_TRUE(fs_->Mkdir("/q").ok());
+  ASSERT_TRUE(fs_->Mkdir("/p/dir").ok());
+  ASSERT_TRUE(fs_->Open("/p/dir/inside", kCreate).ok());
+  ASSERT_TRUE(fs_->Open("/q/file", kCreate).ok());
+  uint64_t dir = Ino("/p/dir"), file = Ino("/q/file");
+  ASSERT_TRUE(fs_->Rename("/p/dir", "/q/file", kRenameExchange).ok());
+  EXPECT_EQ(Ino("/p/dir"), file);
+  EXPECT_EQ(Ino("/q/file"), dir);
+  EXPECT_TRUE(fs_->Stat("/q/file/inside").ok());
+  // The directory's ".." moved from /p to /q.
+  EXPECT_EQ(StatOf("/p").attr.nlink, 2u);
+  EXPECT_EQ(StatOf("/q").attr.nlink, 3u);
+  EXPECT_EQ(fs_->Rename("/p/dir", "/p/none", kRenameExchange).err(), ENOENT);
+  EXPECT_EQ(fs_->Rename("/p/dir", "/q/file", kRenameExchange | kRenameNoReplace).err(), EINVAL);
+  ExpectFsckClean();
+  Remount();
+  EXPECT_EQ(Ino("/q/file"), dir);
+  EXPECT_EQ(StatOf("/q").attr.nlink, 3u);
+}
+
+TEST_F(InodeOpsTest, ChangesToADirectoryMoveItsTimes) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  Attr old;
+  old.mtime_ns = old.atime_ns = 1'000'000'000;
+  ASSERT_TRUE(fs_->SetAttr(Ino("/d"), old, kAttrAtime | kAttrMtime).ok());
+  ASSERT_TRUE(fs_->Open("/d/f", kCreate).ok());
+  int64_t after_create = StatOf("/d").attr.mtime_ns;
+  EXPECT_GT(after_create, old.mtime_ns);
+  ASSERT_TRUE(fs_->SetAttr(Ino("/d"), old, kAttrMtime).ok());
+  ASSERT_TRUE(fs_->Unlink("/d/f").ok());
+  EXPECT_GT(StatOf("/d").attr.mtime_ns, old.mtime_ns);
+}
+
+TEST_F(InodeOpsTest, SetAttrChangesWhatItNamesAndKeepsItAcrossARemount) {
+  ASSERT_TRUE(fs_->Open("/f", kCreate, 0600, Caller{1234, 5678}).ok());
+  EXPECT_EQ(StatOf("/f").attr.uid, 1234u);
+  EXPECT_EQ(StatOf("/f").attr.gid, 5678u);
+  uint64_t ino = Ino("/f");
+  Attr a;
+  a.mode = S_IFDIR | 04755;  // the type bits are not the caller's to change
+  a.uid = 42;
+  a.gid = 43;
+  a.atime_ns = 111;
+  a.mtime_ns = 222;
+  auto st = fs_->SetAttr(ino, a, kAttrMode | kAttrUid | kAttrAtime | kAttrMtime);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  Remount();
+  FileStat s = StatOf("/f");
+  EXPECT_EQ(s.attr.mode, static_cast<uint32_t>(S_IFREG | 04755));
+  EXPECT_EQ(s.attr.uid, 42u);
+  EXPECT_EQ(s.attr.gid, 5678u);  // not in the mask
+  EXPECT_EQ(s.attr.atime_ns, 111);
+  EXPECT_EQ(s.attr.mtime_ns, 222);
+  EXPECT_GT(s.attr.ctime_ns, 222);
+  ASSERT_TRUE(fs_->Mkdir("/d", 0700, Caller{7, 8}).ok());
+  EXPECT_EQ(StatOf("/d").attr.uid, 7u);
+  ExpectFsckClean();
+}
+
+TEST_F(InodeOpsTest, StatFsCountsBlocksAndFiles) {
+  FsStats before = fs_->StatFs();
+  EXPECT_GT(before.blocks, 0u);
+  EXPECT_LT(before.blocks, kDevSize / 4096);  // the metadata areas are not for data
+  EXPECT_LE(before.free_blocks, before.blocks);
+  EXPECT_EQ(before.files, 1u);  // the root
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  Fill(*f, 0, 10 * 4096, 0xab);
+  FsStats after = fs_->StatFs();
+  EXPECT_EQ(after.files, 2u);
+  EXPECT_EQ(after.free_blocks, before.free_blocks - 10);
+  EXPECT_EQ(after.blocks, before.blocks);
+}
+
+TEST_F(InodeOpsTest, AnOpenFileWithNoNameGetsNoNewOne) {
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  uint64_t ino = f->ino();
+  ASSERT_TRUE(fs_->Unlink("/f").ok());
+  EXPECT_TRUE(fs_->Stat(PathRef(ino, "")).ok());  // still there while open
+  EXPECT_EQ(fs_->Link(PathRef(ino, ""), "/g").err(), ENOENT);
+  EXPECT_EQ(fs_->Stat("/g").status().err(), ENOENT);
+}
+
+}  // namespace
+}  // namespace daxguard::fs
