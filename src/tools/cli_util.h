@@ -63,6 +63,7 @@ void AddDemoCommand(CLI::App& app, int* rc);     // demo
 void AddDmCommands(CLI::App& app, int* rc);      // dm create, dm table, dm status
 void AddFsCommands(CLI::App& app, int* rc);      // mkfs, fs, who, health, fsck
 void AddCrashCheckCommand(CLI::App& app, int* rc);  // crashcheck
+void AddMountCommands(CLI::App& app, int* rc);      // mount, umount
 
 // `io` on DEV:/path: xfs_io's file commands on a daxfs file.
 bool IsFsTarget(const std::string& arg);

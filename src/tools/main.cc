@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   daxguard::tools::AddDmCommands(app, &rc);
   daxguard::tools::AddFsCommands(app, &rc);
   daxguard::tools::AddCrashCheckCommand(app, &rc);
+  daxguard::tools::AddMountCommands(app, &rc);
   AddHelpCommand(app, &rc);
   try {
     app.parse(argc, argv);

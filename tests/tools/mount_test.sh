@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# daxfs through FUSE with real programs nobody here wrote: each case starts
+# from a fresh device and mount and unmounts, and fsck must find nothing.
+# Usage: mount_test.sh DAXGUARD CASE
+set -euo pipefail
+DG=$1
+CASE=$2
+WORK=$(mktemp -d /tmp/daxguard-mount-XXXXXX)
+DEV=$WORK/pmem0
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cleanup() {
+  exec 3<&- || true
+  mountpoint -q "$MNT" && { "$DG" umount "$MNT" || umount -l "$MNT"; }
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fresh() {
+  "$DG" create-device "$DEV" --size "${1:-512M}" >/dev/null
+  "$DG" mkfs "$DEV" >/dev/null
+  "$DG" mount "$DEV" "$MNT"
+}
+unmount_and_fsck() {
+  "$DG" umount "$MNT"
+  mountpoint -q "$MNT" && fail "still mounted after umount"
+  "$DG" fsck "$DEV" | grep -q ' 0 problem(s)' || { "$DG" fsck "$DEV"; fail "fsck found problems"; }
+}
+
+# A tree with what copies get wrong: sparse files, hard links, empty
+# directories, odd names, modes and times.
+make_tree() {
+  local t=$1
+  mkdir -p "$t/dir/sub" "$t/empty" "$t/odd name" "$t/deep/a/b/c/d/e"
+  head -c 1048577 /dev/urandom > "$t/dir/big"
+  head -c 5000 /dev/urandom > "$t/dir/sub/small"
+  : > "$t/dir/zero-length"
+  for i in $(seq 1 50); do echo "file $i" > "$t/deep/a/b/c/d/e/f$i"; done
+  truncate -s 20M "$t/sparse"
+  printf 'middle' | dd of="$t/sparse" bs=1 seek=$((10 << 20)) conv=notrunc status=none
+  echo linked > "$t/dir/hard1"
+  ln "$t/dir/hard1" "$t/odd name/hard2"
+  printf 'x' > "$t/odd name/tab	and \\ backslash"
+  chmod 0640 "$t/dir/sub/small"
+  chmod 0700 "$t/empty"
+  touch -d '2001-02-03 04:05:06' "$t/dir/big"
+}
+
+same_tree() {  # diff -r, the checksums, and the modes and times
+  diff -r "$1" "$2" || fail "diff -r $1 $2"
+  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum1"
+  (cd "$2" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum2"
+  cmp -s "$WORK/sum1" "$WORK/sum2" || fail "checksums differ between $1 and $2"
+  # (a directory's size is the filesystem's business)
+  (cd "$1" && find . \( -type d -printf '%p %m %T@\n' \) -o -printf '%p %m %s %T@\n' | sort) > "$WORK/meta1"
+  (cd "$2" && find . \( -type d -printf '%p %m %T@\n' \) -o -printf '%p %m %s %T@\n' | sort) > "$WORK/meta2"
+  diff "$WORK/meta1" "$WORK/meta2" || fail "modes, sizes or times differ between $1 and $2"
+}
+
+same_inode() { [ "$(stat -c %i "$1")" = "$(stat -c %i "$2")" ] || fail "$1 and $2 are not one file"; }
+
+case_copy_tree() {
+  fresh
+  make_tree "$WORK/src"
+  cp -a "$WORK/src" "$MNT/cp"
+  same_tree "$WORK/src" "$MNT/cp"
+  same_inode "$MNT/cp/dir/hard1" "$MNT/cp/odd name/hard2"
+  # sparse stays sparse: far fewer blocks than bytes
+  [ "$(stat -c %b "$MNT/cp/sparse")" -lt 1000 ] || fail "sparse file filled in: $(stat -c %b "$MNT/cp/sparse") blocks"
+  (cd "$WORK/src" && tar --format=posix -cf - .) | (mkdir "$MNT/tar" && cd "$MNT/tar" && tar xpf -)
+  same_tree "$WORK/src" "$MNT/tar"
+  rsync -aH "$WORK/src/" "$MNT/rsync/"
+  same_tree "$WORK/src" "$MNT/rsync"
+  same_inode "$MNT/rsync/dir/hard1" "$MNT/rsync/odd name/hard2"
+  # and out again, each way
+  mkdir "$WORK/out"
+  cp -a "$MNT/cp" "$WORK/out/cp"
+  (cd "$MNT/tar" && tar --format=posix -cf - .) | (mkdir "$WORK/out/tar" && cd "$WORK/out/tar" && tar xpf -)
+  rsync -aH "$MNT/rsync/" "$WORK/out/rsync/"
+  for d in cp tar rsync; do same_tree "$WORK/src" "$WORK/out/$d"; done
+  unmount_and_fsck
+  "$DG" mount "$DEV" "$MNT"
+  for d in cp tar rsync; do same_tree "$WORK/src" "$MNT/$d"; done
+  unmount_and_fsck
+}
+
+case_sqlite() {
+  fresh
+  local sql="create table t(i integer primary key, v text, w blob);"
+  for _ in $(seq 1 20); do
+    sql+="begin; insert into t(v, w) select hex(randomblob(16)), randomblob(100) from
+          (with recursive c(x) as (select 1 union all select x+1 from c where x<5000) select x from c); commit;"
+  done
+  sqlite3 "$MNT/db" "$sql update t set v = 'changed' where i % 7 = 0; delete from t where i % 11 = 0;"
+  [ "$(sqlite3 "$MNT/db" 'pragma integrity_check;')" = ok ] || fail "integrity_check before remount"
+  local n
+  n=$(sqlite3 "$MNT/db" 'select count(*) from t;')
+  [ "$n" = 90910 ] || fail "rows: $n"
+  unmount_and_fsck
+  "$DG" mount "$DEV" "$MNT"
+  [ "$(sqlite3 "$MNT/db" 'pragma integrity_check;')" = ok ] || fail "integrity_check after remount"
+  [ "$(sqlite3 "$MNT/db" "select count(*) from t where v = 'changed';")" = 12987 ] || fail "updates lost"
+  unmount_and_fsck
+}
+
+case_git() {
+  fresh
+  make_tree "$WORK/src"
+  mkdir "$MNT/repo"
+  cp -a "$WORK/src/." "$MNT/repo/"
+  cd "$MNT/repo"
+  git init -q .
+  git add -A
+  git -c user.name=t -c user.email=t@example.com commit -qm one
+  echo more >> "dir/sub/small"
+  git mv "dir/hard1" "dir/moved"
+  git -c user.name=t -c user.email=t@example.com commit -qam two
+  git gc -q
+  git fsck --full --strict 2>&1 | grep -v '^Checking' && fail "git fsck complained" || true
+  [ "$(git rev-list --count HEAD)" = 2 ] || fail "commits lost"
+  git clone -q "$MNT/repo" "$WORK/clone"
+  cd /
+  diff -r -x .git -x empty "$MNT/repo" "$WORK/clone" || fail "clone differs"  # git keeps no empty directory
+  unmount_and_fsck
+}
+
+case_fio_verify() {
+  fresh 1G
+  local common=(--directory="$MNT" --verify=crc32c --do_verify=1 --group_reporting --minimal)
+  fio --name=rand4k --rw=randwrite --bs=4k --size=24M --numjobs=2 --fsync=32 "${common[@]}" > "$WORK/fio1"
+  fio --name=seq1m --rw=write --bs=1M --size=64M --numjobs=2 --fsync=4 "${common[@]}" > "$WORK/fio2"
+  fio --name=mixed --rw=randrw --bs=4k --size=16M --numjobs=3 "${common[@]}" > "$WORK/fio3"
+  # --minimal: field 5 is the job's error; any verify failure also fails fio
+  for f in "$WORK"/fio[123]; do
+    awk -F';' '$5 != 0 { exit 1 }' "$f" || fail "fio error in $f"
+  done
+  unmount_and_fsck
+}
+
+# A program reading a file when poison appears under it: what precedes the
+# damage, then EIO; health names the range; a whole-page rewrite repairs it.
+case_poison() {
+  "$DG" create-device "$DEV" --size 256M >/dev/null
+  "$DG" mkfs "$DEV" >/dev/null
+  head -c 1M /dev/urandom > "$WORK/data"
+  "$DG" fs put "$WORK/data" "$DEV:/victim" >/dev/null
+  local blk
+  blk=$("$DG" io "$DEV:/victim" -c fiemap | awk '/0: /{split($3, r, "\\.\\."); print r[1]}')
+  "$DG" mount "$DEV" "$MNT"
+  cmp "$WORK/data" "$MNT/victim" || fail "file differs before poison"
+  exec 3< "$MNT/victim"  # open, and its pages cached, when the error comes
+  "$DG" inject-error "$DEV" -B $((blk + 24)) >/dev/null   # 12 KiB into the file
+  local out
+  out=$(dd if=/proc/self/fd/3 of="$WORK/got" bs=4k 2>&1) && fail "read past poison succeeded: $out"
+  echo "$out" | grep -q 'Input/output error' || fail "no EIO: $out"
+  [ "$(stat -c %s "$WORK/got")" = 12288 ] || fail "read $(stat -c %s "$WORK/got") bytes before the poison, not 12288"
+  cmp -n 12288 "$WORK/data" "$WORK/got" || fail "bytes before the poison differ"
+  exec 3<&-
+  cat "$MNT/victim" > /dev/null 2>&1 && fail "a fresh open read the poisoned page"
+  "$DG" umount "$MNT"
+  "$DG" health "$DEV" | grep -q '"path": "/victim"' || fail "health does not name /victim"
+  "$DG" mount "$DEV" "$MNT"
+  dd if="$WORK/data" of="$MNT/victim" bs=4k skip=3 seek=3 count=1 conv=notrunc status=none
+  cmp "$WORK/data" "$MNT/victim" || fail "file differs after the rewrite"
+  unmount_and_fsck
+  "$DG" health "$DEV" | grep -q '"damaged_files": \[\]' || fail "damage left after the rewrite"
+}
+
+# The mount holds the device; mistakes get one line and change nothing.
+case_holder_and_errors() {
+  fresh 64M
+  echo hi > "$MNT/f"
+  "$DG" fs ls "$DEV:/" 2>"$WORK/err" && fail "fs ls on a mounted device succeeded"
+  grep -q 'held by pid' "$WORK/err" || fail "unexpected error: $(cat "$WORK/err")"
+  "$DG" mount "$DEV" "$WORK" 2>"$WORK/err" && fail "a second mount of the device succeeded"
+  [ "$(wc -l < "$WORK/err")" = 1 ] || fail "not one line: $(cat "$WORK/err")"
+  unmount_and_fsck
+  "$DG" mount "$DEV" "$WORK/none" 2>"$WORK/err" && fail "mount on a missing directory succeeded"
+  "$DG" mount "$DEV" "$DEV" 2>"$WORK/err" && fail "mount on a file succeeded"
+  grep -q 'not a directory' "$WORK/err" || fail "unexpected error: $(cat "$WORK/err")"
+  "$DG" create-device "$WORK/blank" --size 64M >/dev/null
+  "$DG" mount "$WORK/blank" "$MNT" 2>"$WORK/err" && fail "mount of a device with no filesystem succeeded"
+  [ "$(wc -l < "$WORK/err")" = 1 ] || fail "not one line: $(cat "$WORK/err")"
+  mountpoint -q "$MNT" && fail "a failed mount left a mount behind"
+  "$DG" mount "$DEV" "$MNT" -o bogus 2>"$WORK/err" && fail "an unknown option was taken"
+  grep -q "unknown mount option 'bogus'" "$WORK/err" || fail "unexpected error: $(cat "$WORK/err")"
+  # read-only: reads work, writes get EROFS
+  "$DG" mount "$DEV" "$MNT" -o ro
+  [ "$(cat "$MNT/f")" = hi ] || fail "ro mount reads wrong"
+  echo no > "$MNT/g" 2>/dev/null && fail "ro mount took a write"
+  "$DG" umount "$MNT"
+}
+
+"case_$CASE"
+echo "PASS: $CASE"
