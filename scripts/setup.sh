@@ -3,8 +3,8 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ ccache pkg-config libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libisal-dev libpmem-dev
-      clang libclang-rt-dev
-      fuse3 libfuse3-dev  # clang + libFuzzer: scripts/fuzz.sh; FUSE: daxguard mount
+      clang libclang-rt-dev  # clang + libFuzzer: scripts/fuzz.sh
+      fuse3 libfuse3-dev     # daxguard mount
       rsync fio sqlite3 git xfsprogs stress-ng attr)  # real clients the mount tests run
 missing=()
 for p in "${pkgs[@]}"; do
