@@ -179,6 +179,8 @@ Result<std::unique_ptr<File>> Filesystem::Open(const PathRef& ref, int flags, ui
   if (at->inode) {
     if (flags & kExclusive && flags & kCreate) return Status::Error(EEXIST, path + ": file exists");
     if (at->inode->is_dir()) return Status::Error(EISDIR, path + ": is a directory");
+    // Links are followed by the kernel, never opened (O_NOFOLLOW's answer).
+    if (S_ISLNK(at->inode->attr.mode)) return Status::Error(ELOOP, path + ": is a symbolic link");
     ino = at->inode->ino;
   } else {
     if (!(flags & kCreate)) return NoEntry(path);
@@ -445,6 +447,56 @@ Status Filesystem::Link(const PathRef& existing, const PathRef& path) {
   a.ctime_ns = NowNs();
   return Commit({Op::Link(at->parent()->ino, at->name(), (*src)->ino), Op::SetInode((*src)->ino, a),
                  DirChanged(*at->parent())});
+}
+
+Status Filesystem::Symlink(const std::string& target, const PathRef& path, Caller who) {
+  if (target.empty()) return Status::Error(ENOENT, path.path + ": a symbolic link needs a target");
+  if (target.size() >= kBlockSize) return Status::Error(ENAMETOOLONG, path.path + ": link target longer than 4095 bytes");
+  auto free_entry = [&]() -> Result<Located> {
+    auto at = ns_.LocateEntry(path);
+    if (at.ok() && at->inode) return Status::Error(EEXIST, path.path + ": file exists");
+    if (at.ok() && at->must_be_dir) return Status::Error(ENOENT, path.path + ": a symbolic link is not a directory");
+    return at;
+  };
+  std::unique_ptr<File> f;
+  {
+    OpGuard g(this);
+    auto at = free_entry();
+    if (!at.ok()) return at.status();
+    uint64_t ino = state_.NextIno();
+    DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFLNK | 0777, 0, who))}));
+    f = NewHandle(ino);  // unnamed until the target is in: freed on close if it never is
+  }
+  auto w = f->Write(0, target.data(), target.size());
+  if (!w.ok()) return w.status();
+  if (*w != target.size()) return Status::Io(path.path + ": link target written short");
+  OpGuard g(this);
+  auto at = free_entry();
+  if (!at.ok()) return at.status();
+  Inode* in = state_.Find(f->ino());
+  if (!in) return Status::Io(path.path + ": link lost before it was named");
+  FoldTimes(in);
+  Attr a = in->attr;
+  a.nlink = 1;
+  return Commit({Op::Link(at->parent()->ino, at->name(), in->ino), Op::SetInode(in->ino, a), DirChanged(*at->parent())});
+}
+
+Result<std::string> Filesystem::ReadLink(const PathRef& path) {
+  std::unique_ptr<File> f;
+  {
+    OpGuard g(this);
+    auto in = ns_.Resolve(path);
+    if (!in.ok()) return in.status();
+    if (!S_ISLNK((*in)->attr.mode)) return Status::Invalid(path.path + ": not a symbolic link");
+    f = NewHandle((*in)->ino);
+  }
+  auto st = f->Stat();
+  if (!st.ok()) return st.status();
+  std::string target(std::min<uint64_t>(st->attr.size, kBlockSize), '\0');
+  auto r = f->Read(0, target.data(), target.size());
+  if (!r.ok()) return r.status();
+  if (*r != target.size()) return Status::Io(path.path + ": link target cut short");
+  return target;
 }
 
 // Whether `dir` lies on the way to `at` (so moving it there would put it inside itself).

@@ -135,6 +135,11 @@ class Filesystem : public dax::Holder, private DataPath {
   // by the next mount.
   Status RemoveTree(const std::string& path);
   Status Link(const PathRef& existing, const PathRef& path);
+  // A symbolic link at `path` to `target` (1 to 4095 bytes), kept as the
+  // link's data in one block (as ext2's slow symlinks): written unnamed,
+  // then named in one commit, so a crash leaves the link whole or absent.
+  Status Symlink(const std::string& target, const PathRef& path, Caller who = Caller::Self());
+  Result<std::string> ReadLink(const PathRef& path);
   Result<std::vector<DirEntry>> ReadDir(const PathRef& path);
   Result<FileStat> Stat(const PathRef& path);
   // chmod, chown, utimens on inode `ino`: what `mask` (AttrMask) names

@@ -110,6 +110,8 @@ class FuseFs {
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                      unsigned int flags);
   static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+  static void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name);
+  static void Readlink(fuse_req_t req, fuse_ino_t ino);
   static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
@@ -250,6 +252,19 @@ void FuseFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const ch
   Status s = self.fs_.Link(PathRef(ino, ""), PathRef(newparent, newname));
   if (!s.ok()) return ReplyErr(req, s);
   self.ReplyEntry(req, self.fs_.Stat(PathRef(ino, "")), false);
+}
+
+void FuseFs::Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  FuseFs& self = Of(req);
+  Status s = self.fs_.Symlink(target, PathRef(parent, name), CallerOf(req));
+  if (!s.ok()) return ReplyErr(req, s);
+  self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
+}
+
+void FuseFs::Readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto t = Of(req).fs_.ReadLink(PathRef(ino, ""));
+  if (!t.ok()) return ReplyErr(req, t.status());
+  fuse_reply_readlink(req, t.value().c_str());
 }
 
 void FuseFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -446,6 +461,8 @@ const fuse_lowlevel_ops& FuseFs::Ops() {
     o.rmdir = Rmdir;
     o.rename = Rename;
     o.link = Link;
+    o.symlink = Symlink;
+    o.readlink = Readlink;
     o.open = Open;
     o.create = Create;
     o.read = Read;

@@ -153,5 +153,31 @@ TEST_F(InodeOpsTest, AnOpenFileWithNoNameGetsNoNewOne) {
   EXPECT_EQ(fs_->Stat("/g").status().err(), ENOENT);
 }
 
+TEST_F(InodeOpsTest, ASymlinkKeepsItsTargetAcrossARemount) {
+  ASSERT_TRUE(fs_->Mkdir("/d").ok());
+  std::string target(4095, 'x');
+  target.replace(0, 9, "../other/");
+  ASSERT_TRUE(fs_->Symlink(target, "/d/l", Caller{5, 6}).ok());
+  ASSERT_TRUE(fs_->Symlink("f", PathRef(Ino("/d"), "short")).ok());
+  EXPECT_EQ(fs_->Symlink("x", "/d/l").err(), EEXIST);
+  EXPECT_EQ(fs_->Symlink(std::string(4096, 'y'), "/d/long").err(), ENAMETOOLONG);
+  EXPECT_EQ(fs_->Symlink("", "/d/empty").err(), ENOENT);
+  EXPECT_EQ(fs_->Open("/d/l").status().err(), ELOOP);  // never opened: the kernel follows it
+  Remount();
+  auto t = fs_->ReadLink("/d/l");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(*t, target);
+  EXPECT_EQ(fs_->ReadLink(PathRef(Ino("/d"), "short")).value_or(""), "f");
+  FileStat st = StatOf("/d/l");
+  EXPECT_EQ(st.attr.mode, static_cast<uint32_t>(S_IFLNK | 0777));
+  EXPECT_EQ(st.attr.size, 4095u);
+  EXPECT_EQ(st.attr.uid, 5u);
+  EXPECT_EQ(st.attr.nlink, 1u);
+  EXPECT_EQ(fs_->ReadLink("/d").status().err(), EINVAL);
+  EXPECT_EQ(fs_->StatFs().files, 4u);  // root, d and the two links: the refused ones left nothing
+  ASSERT_TRUE(fs_->Unlink("/d/l").ok());
+  ExpectFsckClean();
+}
+
 }  // namespace
 }  // namespace daxguard::fs

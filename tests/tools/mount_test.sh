@@ -43,13 +43,16 @@ make_tree() {
   echo linked > "$t/dir/hard1"
   ln "$t/dir/hard1" "$t/odd name/hard2"
   printf 'x' > "$t/odd name/tab	and \\ backslash"
+  ln -s sub/small "$t/dir/relative-link"
+  ln -s /etc/hostname "$t/absolute-link"
+  ln -s "nowhere/at all" "$t/dangling-link"
   chmod 0640 "$t/dir/sub/small"
   chmod 0700 "$t/empty"
   touch -d '2001-02-03 04:05:06' "$t/dir/big"
 }
 
 same_tree() {  # diff -r, the checksums, and the modes and times
-  diff -r "$1" "$2" || fail "diff -r $1 $2"
+  diff -r --no-dereference "$1" "$2" || fail "diff -r $1 $2"
   (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum1"
   (cd "$2" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum2"
   cmp -s "$WORK/sum1" "$WORK/sum2" || fail "checksums differ between $1 and $2"
@@ -67,6 +70,8 @@ case_copy_tree() {
   cp -a "$WORK/src" "$MNT/cp"
   same_tree "$WORK/src" "$MNT/cp"
   same_inode "$MNT/cp/dir/hard1" "$MNT/cp/odd name/hard2"
+  [ "$(readlink "$MNT/cp/dangling-link")" = "nowhere/at all" ] || fail "symlink target wrong"
+  cmp -s "$MNT/cp/dir/relative-link" "$WORK/src/dir/sub/small" || fail "symlink not followed"
   # sparse stays sparse: far fewer blocks than bytes
   [ "$(stat -c %b "$MNT/cp/sparse")" -lt 1000 ] || fail "sparse file filled in: $(stat -c %b "$MNT/cp/sparse") blocks"
   (cd "$WORK/src" && tar --format=posix -cf - .) | (mkdir "$MNT/tar" && cd "$MNT/tar" && tar xpf -)
@@ -122,7 +127,7 @@ case_git() {
   [ "$(git rev-list --count HEAD)" = 2 ] || fail "commits lost"
   git clone -q "$MNT/repo" "$WORK/clone"
   cd /
-  diff -r -x .git -x empty "$MNT/repo" "$WORK/clone" || fail "clone differs"  # git keeps no empty directory
+  diff -r --no-dereference -x .git -x empty "$MNT/repo" "$WORK/clone" || fail "clone differs"  # git keeps no empty directory
   unmount_and_fsck
 }
 
