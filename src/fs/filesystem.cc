@@ -1,6 +1,7 @@
 #include "fs/filesystem.h"
 
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 
 #include <algorithm>
@@ -185,9 +186,7 @@ Result<std::unique_ptr<File>> Filesystem::Open(const PathRef& ref, int flags, ui
   } else {
     if (!(flags & kCreate)) return NoEntry(path);
     if (at->must_be_dir) return Status::Error(EISDIR, path + ": is a directory");  // as open(2) says
-    ino = state_.NextIno();
-    DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(S_IFREG | (mode & 07777), 1, who)),
-                               Op::Link(at->parent()->ino, at->name(), ino), DirChanged(*at->parent())}));
+    DG_ASSIGN_OR_RETURN(ino, CreateNode(*at, S_IFREG | (mode & 07777), who));
   }
   std::unique_ptr<File> f = NewHandle(ino);
   if (flags & kTruncate) {
@@ -197,6 +196,25 @@ Result<std::unique_ptr<File>> Filesystem::Open(const PathRef& ref, int flags, ui
     if (!s.ok()) return s;
   }
   return f;
+}
+
+Result<uint64_t> Filesystem::CreateNode(const Located& at, uint32_t mode, Caller who) {
+  uint64_t ino = state_.NextIno();
+  DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, NewAttr(mode, 1, who)), Op::Link(at.parent()->ino, at.name(), ino),
+                             DirChanged(*at.parent())}));
+  return ino;
+}
+
+Status Filesystem::Mknod(const PathRef& path, uint32_t mode, Caller who) {
+  uint32_t type = mode & S_IFMT;
+  if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
+    return Status::Error(EPERM, path.path + ": daxfs keeps no device nodes");
+  OpGuard g(this);
+  auto at = ns_.LocateEntry(path);
+  if (!at.ok()) return at.status();
+  if (at->inode) return Status::Error(EEXIST, path.path + ": file exists");
+  if (at->must_be_dir) return Status::Error(ENOENT, path.path + ": not a directory");
+  return CreateNode(*at, type | (mode & 07777), who).status();
 }
 
 Result<Located> Filesystem::ReplaceableEntry(const std::string& path) {
@@ -614,6 +632,61 @@ Result<FileStat> Filesystem::SetAttr(uint64_t ino, const Attr& a, int mask) {
   n.ctime_ns = NowNs();
   DG_RETURN_IF_ERROR(Commit({Op::SetInode(ino, n)}));
   return FileStat{ino, n, BlocksOf(**in)};
+}
+
+static constexpr size_t kMaxXattrBytes = 64 << 10;  // names and values, per inode
+
+Status Filesystem::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
+  OpGuard g(this);
+  DG_ASSIGN_OR_RETURN(Inode* in, ns_.Resolve(PathRef(ino, "")));
+  DG_RETURN_IF_ERROR(Writable());
+  if (name.empty() || name.size() > kMaxNameLen) return Status::Error(ERANGE, "attribute name of 1 to 255 bytes");
+  if (value.size() > kMaxXattrBytes) return Status::Error(E2BIG, name + ": attribute value over 64 KiB");
+  auto old = in->xattrs.find(name);
+  if ((flags & XATTR_CREATE) && old != in->xattrs.end()) return Status::Error(EEXIST, name + ": attribute exists");
+  if ((flags & XATTR_REPLACE) && old == in->xattrs.end()) return Status::Error(ENODATA, name + ": no such attribute");
+  size_t total = name.size() + value.size();
+  for (const auto& [n, v] : in->xattrs)
+    if (n != name) total += n.size() + v.size();
+  if (total > kMaxXattrBytes) return Status::Error(ENOSPC, "inode " + std::to_string(ino) + ": attributes over 64 KiB");
+  FoldTimes(in);
+  Attr a = in->attr;
+  a.ctime_ns = NowNs();
+  return Commit({Op::SetXattr(ino, name, value), Op::SetInode(ino, a)});
+}
+
+Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) {
+  OpGuard g(this);
+  DG_ASSIGN_OR_RETURN(Inode* in, ns_.Resolve(PathRef(ino, "")));
+  auto it = in->xattrs.find(name);
+  if (it == in->xattrs.end()) return Status::Error(ENODATA, name + ": no such attribute");
+  return it->second;
+}
+
+Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
+  OpGuard g(this);
+  DG_ASSIGN_OR_RETURN(Inode* in, ns_.Resolve(PathRef(ino, "")));
+  std::vector<std::string> names;
+  for (const auto& [n, v] : in->xattrs) names.push_back(n);
+  return names;
+}
+
+Status Filesystem::RemoveXattr(uint64_t ino, const std::string& name) {
+  OpGuard g(this);
+  DG_ASSIGN_OR_RETURN(Inode* in, ns_.Resolve(PathRef(ino, "")));
+  DG_RETURN_IF_ERROR(Writable());
+  if (!in->xattrs.count(name)) return Status::Error(ENODATA, name + ": no such attribute");
+  FoldTimes(in);
+  Attr a = in->attr;
+  a.ctime_ns = NowNs();
+  return Commit({Op::RemoveXattr(ino, name), Op::SetInode(ino, a)});
+}
+
+Result<std::vector<IntervalSet::Interval>> Filesystem::DamageOf(uint64_t ino) {
+  OpGuard g(this);
+  DG_ASSIGN_OR_RETURN(Inode* in, ns_.Resolve(PathRef(ino, "")));
+  const auto& m = in->damage.intervals();
+  return std::vector<IntervalSet::Interval>(m.begin(), m.end());
 }
 
 FsStats Filesystem::StatFs() {

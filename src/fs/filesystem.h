@@ -124,6 +124,9 @@ class Filesystem : public dax::Holder, private DataPath {
   // there or `f`, never a mix. The file it replaces loses this name.
   Status Publish(File& f, const std::string& path);
   Status Mkdir(const PathRef& path, uint32_t mode = 0755, Caller who = Caller::Self());
+  // mknod(2): a regular file, FIFO or socket (type and permissions in
+  // `mode`); device nodes are refused (EPERM).
+  Status Mknod(const PathRef& path, uint32_t mode, Caller who = Caller::Self());
   Status Unlink(const PathRef& path);
   Status Rmdir(const PathRef& path);
   // flags: RenameFlags.
@@ -146,6 +149,16 @@ class Filesystem : public dax::Holder, private DataPath {
   // takes a's value (the mode's permission bits only); ctime becomes now.
   Result<FileStat> SetAttr(uint64_t ino, const Attr& a, int mask);
   FsStats StatFs();
+  // Extended attributes of inode `ino` (names with their namespace:
+  // "user.x"). Set: flags as setxattr(2)'s XATTR_CREATE and XATTR_REPLACE;
+  // a name of 1 to 255 bytes, at most 64 KiB of names and values per inode
+  // (E2BIG, ENOSPC). A missing name: ENODATA. Each change is one commit.
+  Status SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags);
+  Result<std::string> GetXattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+  Status RemoveXattr(uint64_t ino, const std::string& name);
+  // The file bytes of inode `ino` that read as EIO.
+  Result<std::vector<IntervalSet::Interval>> DamageOf(uint64_t ino);
 
   Result<std::vector<OwnerInfo>> Who(uint64_t offset, uint64_t length);
   HealthReport Health();
@@ -214,6 +227,8 @@ class Filesystem : public dax::Holder, private DataPath {
   // Mount, after replay: the stored reverse map against the extents.
   Status CheckAtMount();
   Status UnlinkEntry(Inode* parent, const std::string& name, Inode* in);
+  // A new inode of `mode` named by the free entry `at`, in one commit.
+  Result<uint64_t> CreateNode(const Located& at, uint32_t mode, Caller who);
   // RENAME_EXCHANGE: the two entries swap what they name.
   Status Exchange(const Located& a, const Located& b, const std::string& to);
   Status RmdirEntry(Inode* parent, const std::string& name, Inode* in);

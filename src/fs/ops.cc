@@ -91,6 +91,12 @@ void EncodeOps(const std::vector<Op>& ops, std::string* out) {
       case OpType::kSuper:
         Put64(out, o.len), PutString(out, o.name);
         break;
+      case OpType::kSetXattr:
+        Put64(out, o.ino), PutString(out, o.name), PutString(out, o.value);
+        break;
+      case OpType::kRemoveXattr:
+        Put64(out, o.ino), PutString(out, o.name);
+        break;
     }
   }
 }
@@ -147,6 +153,12 @@ Status DecodeOps(std::string_view in, std::vector<Op>* ops) {
         break;
       case OpType::kSuper:
         ok = ok && r.Get64(&o.len) && r.GetString(&o.name);
+        break;
+      case OpType::kSetXattr:
+        ok = ok && r.Get64(&o.ino) && r.GetString(&o.name) && r.GetString(&o.value);
+        break;
+      case OpType::kRemoveXattr:
+        ok = ok && r.Get64(&o.ino) && r.GetString(&o.name);
         break;
       default:
         ok = false;

@@ -37,6 +37,8 @@ enum class OpType : uint8_t {
   // snapshot spans. The log's, not the state's: State ignores it.
   kSuper,
   kUnrepaired,     // fsck --repair could not repair `name`: read-only until a repair succeeds
+  kSetXattr,       // the inode's extended attribute `name` holds `value`
+  kRemoveXattr,    // the inode has no extended attribute `name`
 };
 
 // One owner of a run of device blocks: a file and the file block of the
@@ -79,6 +81,7 @@ struct Op {
   uint64_t len = 0;       // blocks, or bytes for kDamage/kUndamage, or records for kSuper
   std::vector<Owner> owners;  // kOwners, sorted
   uint64_t off = 0;       // kDamage, kUndamage (bytes)
+  std::string value;      // kSetXattr
   bool unwritten = false; // kMap: allocated, reads as zeroes
 
   static Op Of(OpType t) {
@@ -116,6 +119,12 @@ struct Op {
   }
   static Op Super(std::string superblock, uint64_t records) {
     Op o = Of(OpType::kSuper); o.name = std::move(superblock); o.len = records; return o;
+  }
+  static Op SetXattr(uint64_t ino, std::string name, std::string value) {
+    Op o = Of(OpType::kSetXattr); o.ino = ino; o.name = std::move(name); o.value = std::move(value); return o;
+  }
+  static Op RemoveXattr(uint64_t ino, std::string name) {
+    Op o = Of(OpType::kRemoveXattr); o.ino = ino; o.name = std::move(name); return o;
   }
   static Op MetaOwner(uint64_t pblk, uint64_t len, std::string what) {
     Op o = Of(OpType::kMetaOwner); o.pblk = pblk; o.len = len; o.name = std::move(what); return o;

@@ -189,6 +189,14 @@ Status State::Apply(const Op& op) {
     case OpType::kUnrepaired:
       unrepaired_.push_back(op.name);
       return Status::Ok();
+    case OpType::kSetXattr:
+      DG_RETURN_IF_ERROR(need());
+      in->xattrs[op.name] = op.value;
+      return Status::Ok();
+    case OpType::kRemoveXattr:
+      DG_RETURN_IF_ERROR(need());
+      in->xattrs.erase(op.name);
+      return Status::Ok();
   }
   return Status::Corrupt("unknown operation");
 }
@@ -342,6 +350,7 @@ std::vector<Op> State::Snapshot() const {
     for (const auto& [name, child] : in->entries) ops.push_back(Op::Link(ino, name, child));
     for (const auto& [fblk, e] : in->extents) ops.push_back(Op::Extent(ino, fblk, e.pblk, e.len, e.unwritten));
     for (const auto& [off, len] : in->damage.intervals()) ops.push_back(Op::Damage(ino, off, len, true));
+    for (const auto& [name, value] : in->xattrs) ops.push_back(Op::SetXattr(ino, name, value));
   }
   for (const auto& [pblk, run] : space_.runs()) ops.push_back(Op::Owners(pblk, run.len, run.owners));
   for (const MetaRun& m : MetadataRuns(geo_)) ops.push_back(Op::MetaOwner(m.pblk, m.len, m.what));

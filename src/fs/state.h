@@ -38,6 +38,7 @@ struct Inode {
   std::map<uint64_t, Extent> extents;           // by first file block
   IntervalSet damage;                           // file bytes that read as EIO
   std::map<std::string, uint64_t> entries;      // directories: name -> ino
+  std::map<std::string, std::string> xattrs;    // extended attributes: name -> value
   bool is_dir() const;
   // The extent holding file block `fblk`, clipped to start there.
   std::optional<Extent> ExtentAt(uint64_t fblk) const;

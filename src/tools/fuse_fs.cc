@@ -105,6 +105,7 @@ class FuseFs {
   static void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
   static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
   static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -126,6 +127,12 @@ class FuseFs {
   static void Statfs(fuse_req_t req, fuse_ino_t ino);
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi);
   static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi);
+  static void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+  static void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  static void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+  static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+  // getxattr/listxattr's answer: the size alone when asked for 0 bytes.
+  static void ReplyXattr(fuse_req_t req, const std::string& bytes, size_t size);
   static void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
                             fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len, int flags);
 
@@ -228,6 +235,13 @@ void FuseFs::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_s
 void FuseFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   FuseFs& self = Of(req);
   Status s = self.fs_.Mkdir(PathRef(parent, name), mode, CallerOf(req));
+  if (!s.ok()) return ReplyErr(req, s);
+  self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
+}
+
+void FuseFs::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  FuseFs& self = Of(req);
+  Status s = self.fs_.Mknod(PathRef(parent, name), mode, CallerOf(req));
   if (!s.ok()) return ReplyErr(req, s);
   self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
 }
@@ -450,6 +464,56 @@ void FuseFs::CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_i
   fuse_reply_write(req, done);
 }
 
+// The file's damage, as getfattr shows it: a JSON list of byte ranges.
+constexpr char kDamageXattr[] = "user.daxguard.damage";
+
+void FuseFs::ReplyXattr(fuse_req_t req, const std::string& bytes, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, bytes.size());
+  if (size < bytes.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, bytes.data(), bytes.size());
+}
+
+void FuseFs::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  if (std::string_view(name) == kDamageXattr) return (void)fuse_reply_err(req, EPERM);  // the filesystem's to say
+  // No ACLs (system.posix_acl_*): stored as plain bytes they would stand in
+  // for the mode bits (cp -a would set one and skip its chmod).
+  if (std::string_view(name).starts_with("system.")) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  fuse_reply_err(req, Of(req).fs_.SetXattr(ino, name, std::string(value, size), flags).err());
+}
+
+void FuseFs::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  FuseFs& self = Of(req);
+  if (std::string_view(name) == kDamageXattr) {
+    auto d = self.fs_.DamageOf(ino);
+    if (!d.ok()) return ReplyErr(req, d.status());
+    if (d.value().empty()) return (void)fuse_reply_err(req, ENODATA);
+    std::string json = "[";
+    for (const auto& [off, len] : d.value())
+      json += (json.size() > 1 ? "," : "") + std::string("{\"offset\":") + std::to_string(off) +
+              ",\"length\":" + std::to_string(len) + "}";
+    return ReplyXattr(req, json + "]", size);
+  }
+  auto v = self.fs_.GetXattr(ino, name);
+  if (!v.ok()) return ReplyErr(req, v.status());
+  ReplyXattr(req, v.value(), size);
+}
+
+void FuseFs::Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  FuseFs& self = Of(req);
+  auto names = self.fs_.ListXattr(ino);
+  auto damage = self.fs_.DamageOf(ino);
+  if (!names.ok() || !damage.ok()) return ReplyErr(req, names.ok() ? damage.status() : names.status());
+  std::string list;
+  for (const std::string& n : names.value()) list += n + '\0';
+  if (!damage.value().empty()) list += std::string(kDamageXattr) + '\0';
+  ReplyXattr(req, list, size);
+}
+
+void FuseFs::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (std::string_view(name) == kDamageXattr) return (void)fuse_reply_err(req, EPERM);
+  fuse_reply_err(req, Of(req).fs_.RemoveXattr(ino, name).err());
+}
+
 const fuse_lowlevel_ops& FuseFs::Ops() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};
@@ -457,6 +521,7 @@ const fuse_lowlevel_ops& FuseFs::Ops() {
     o.getattr = Getattr;
     o.setattr = Setattr;
     o.mkdir = Mkdir;
+    o.mknod = Mknod;
     o.unlink = Unlink;
     o.rmdir = Rmdir;
     o.rename = Rename;
@@ -478,6 +543,10 @@ const fuse_lowlevel_ops& FuseFs::Ops() {
     o.fallocate = Fallocate;
     o.lseek = Lseek;
     o.copy_file_range = CopyFileRange;
+    o.setxattr = Setxattr;
+    o.getxattr = Getxattr;
+    o.listxattr = Listxattr;
+    o.removexattr = Removexattr;
     return o;
   }();
   return ops;

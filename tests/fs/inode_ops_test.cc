@@ -3,6 +3,7 @@
 // the caller owning what it creates, statfs; all kept across a remount
 // and clean to fsck.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "fs/fs_fixture.h"
 #include "fs/fsck.h"
@@ -176,6 +177,48 @@ TEST_F(InodeOpsTest, ASymlinkKeepsItsTargetAcrossARemount) {
   EXPECT_EQ(fs_->ReadLink("/d").status().err(), EINVAL);
   EXPECT_EQ(fs_->StatFs().files, 4u);  // root, d and the two links: the refused ones left nothing
   ASSERT_TRUE(fs_->Unlink("/d/l").ok());
+  ExpectFsckClean();
+}
+
+TEST_F(InodeOpsTest, ExtendedAttributesKeepAcrossARemountAndASnapshot) {
+  ASSERT_TRUE(fs_->Open("/f", kCreate).ok());
+  uint64_t ino = Ino("/f");
+  std::string big(60 << 10, 'v');
+  ASSERT_TRUE(fs_->SetXattr(ino, "user.a", "one", 0).ok());
+  ASSERT_TRUE(fs_->SetXattr(ino, "trusted.b", std::string("bin\0ary", 7), 0).ok());
+  EXPECT_EQ(fs_->SetXattr(ino, "user.a", "x", XATTR_CREATE).err(), EEXIST);
+  EXPECT_EQ(fs_->SetXattr(ino, "user.none", "x", XATTR_REPLACE).err(), ENODATA);
+  EXPECT_EQ(fs_->SetXattr(ino, "user.big", std::string((64 << 10) + 1, 'x'), 0).err(), E2BIG);
+  ASSERT_TRUE(fs_->SetXattr(ino, "user.big", big, 0).ok());
+  EXPECT_EQ(fs_->SetXattr(ino, "user.more", std::string(8 << 10, 'm'), 0).err(), ENOSPC);  // over 64 KiB in all
+  ASSERT_TRUE(fs_->SetXattr(ino, "user.a", "two", XATTR_REPLACE).ok());
+  Remount();
+  EXPECT_EQ(fs_->GetXattr(ino, "user.a").value_or(""), "two");
+  EXPECT_EQ(fs_->GetXattr(ino, "trusted.b").value_or(""), std::string("bin\0ary", 7));
+  EXPECT_EQ(fs_->GetXattr(ino, "user.big").value_or(""), big);
+  EXPECT_EQ(fs_->GetXattr(ino, "user.none").status().err(), ENODATA);
+  ASSERT_TRUE(fs_->RemoveXattr(ino, "user.big").ok());
+  EXPECT_EQ(fs_->RemoveXattr(ino, "user.big").err(), ENODATA);
+  // A fresh snapshot (what log compaction and fsck --repair write) carries them.
+  ASSERT_TRUE(fs_->RepairForFsck().ok());
+  Remount();
+  auto names = fs_->ListXattr(ino);
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"trusted.b", "user.a"}));
+  ExpectFsckClean();
+}
+
+TEST_F(InodeOpsTest, MknodMakesFilesFifosAndSocketsButNoDevices) {
+  ASSERT_TRUE(fs_->Mknod("/f", S_IFREG | 0600).ok());
+  ASSERT_TRUE(fs_->Mknod("/p", S_IFIFO | 0644).ok());
+  ASSERT_TRUE(fs_->Mknod("/s", S_IFSOCK | 0755).ok());
+  EXPECT_EQ(fs_->Mknod("/c", S_IFCHR | 0600).err(), EPERM);
+  EXPECT_EQ(fs_->Mknod("/f", S_IFREG | 0600).err(), EEXIST);
+  Remount();
+  EXPECT_EQ(StatOf("/f").attr.mode, static_cast<uint32_t>(S_IFREG | 0600));
+  EXPECT_EQ(StatOf("/p").attr.mode, static_cast<uint32_t>(S_IFIFO | 0644));
+  EXPECT_EQ(StatOf("/s").attr.mode, static_cast<uint32_t>(S_IFSOCK | 0755));
+  EXPECT_EQ(fs_->Stat("/c").status().err(), ENOENT);
   ExpectFsckClean();
 }
 

@@ -43,16 +43,20 @@ make_tree() {
   echo linked > "$t/dir/hard1"
   ln "$t/dir/hard1" "$t/odd name/hard2"
   printf 'x' > "$t/odd name/tab	and \\ backslash"
+  mkfifo "$t/dir/a-fifo"
   ln -s sub/small "$t/dir/relative-link"
   ln -s /etc/hostname "$t/absolute-link"
   ln -s "nowhere/at all" "$t/dangling-link"
+  setfattr -n user.note -v "kept with the file" "$t/dir/big"
+  setfattr -n user.bin -v 0x00ff00 "$t/empty"
   chmod 0640 "$t/dir/sub/small"
   chmod 0700 "$t/empty"
   touch -d '2001-02-03 04:05:06' "$t/dir/big"
 }
 
 same_tree() {  # diff -r, the checksums, and the modes and times
-  diff -r --no-dereference "$1" "$2" || fail "diff -r $1 $2"
+  diff -r --no-dereference -x a-fifo "$1" "$2" || fail "diff -r $1 $2"  # diff calls two FIFOs different
+  [ -p "$2/dir/a-fifo" ] || fail "$2/dir/a-fifo is not a FIFO"
   (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum1"
   (cd "$2" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$WORK/sum2"
   cmp -s "$WORK/sum1" "$WORK/sum2" || fail "checksums differ between $1 and $2"
@@ -60,6 +64,10 @@ same_tree() {  # diff -r, the checksums, and the modes and times
   (cd "$1" && find . \( -type d -printf '%p %m %T@\n' \) -o -printf '%p %m %s %T@\n' | sort) > "$WORK/meta1"
   (cd "$2" && find . \( -type d -printf '%p %m %T@\n' \) -o -printf '%p %m %s %T@\n' | sort) > "$WORK/meta2"
   diff "$WORK/meta1" "$WORK/meta2" || fail "modes, sizes or times differ between $1 and $2"
+  (cd "$1" && getfattr -R -P -h -d -m user. -e hex . 2>/dev/null) > "$WORK/xattr1"
+  (cd "$2" && getfattr -R -P -h -d -m user. -e hex . 2>/dev/null) > "$WORK/xattr2"
+  [ -s "$WORK/xattr1" ] || fail "no extended attributes in $1"
+  diff "$WORK/xattr1" "$WORK/xattr2" || fail "extended attributes differ between $1 and $2"
 }
 
 same_inode() { [ "$(stat -c %i "$1")" = "$(stat -c %i "$2")" ] || fail "$1 and $2 are not one file"; }
@@ -74,16 +82,16 @@ case_copy_tree() {
   cmp -s "$MNT/cp/dir/relative-link" "$WORK/src/dir/sub/small" || fail "symlink not followed"
   # sparse stays sparse: far fewer blocks than bytes
   [ "$(stat -c %b "$MNT/cp/sparse")" -lt 1000 ] || fail "sparse file filled in: $(stat -c %b "$MNT/cp/sparse") blocks"
-  (cd "$WORK/src" && tar --format=posix -cf - .) | (mkdir "$MNT/tar" && cd "$MNT/tar" && tar xpf -)
+  (cd "$WORK/src" && tar --format=posix --xattrs -cf - .) | (mkdir "$MNT/tar" && cd "$MNT/tar" && tar --xattrs -xpf -)
   same_tree "$WORK/src" "$MNT/tar"
-  rsync -aH "$WORK/src/" "$MNT/rsync/"
+  rsync -aHX "$WORK/src/" "$MNT/rsync/"
   same_tree "$WORK/src" "$MNT/rsync"
   same_inode "$MNT/rsync/dir/hard1" "$MNT/rsync/odd name/hard2"
   # and out again, each way
   mkdir "$WORK/out"
   cp -a "$MNT/cp" "$WORK/out/cp"
-  (cd "$MNT/tar" && tar --format=posix -cf - .) | (mkdir "$WORK/out/tar" && cd "$WORK/out/tar" && tar xpf -)
-  rsync -aH "$MNT/rsync/" "$WORK/out/rsync/"
+  (cd "$MNT/tar" && tar --format=posix --xattrs -cf - .) | (mkdir "$WORK/out/tar" && cd "$WORK/out/tar" && tar --xattrs -xpf -)
+  rsync -aHX "$MNT/rsync/" "$WORK/out/rsync/"
   for d in cp tar rsync; do same_tree "$WORK/src" "$WORK/out/$d"; done
   unmount_and_fsck
   "$DG" mount "$DEV" "$MNT"
@@ -127,7 +135,7 @@ case_git() {
   [ "$(git rev-list --count HEAD)" = 2 ] || fail "commits lost"
   git clone -q "$MNT/repo" "$WORK/clone"
   cd /
-  diff -r --no-dereference -x .git -x empty "$MNT/repo" "$WORK/clone" || fail "clone differs"  # git keeps no empty directory
+  diff -r --no-dereference -x .git -x empty -x a-fifo "$MNT/repo" "$WORK/clone" || fail "clone differs"  # git keeps no empty directory or FIFO
   unmount_and_fsck
 }
 
@@ -164,11 +172,16 @@ case_poison() {
   cmp -n 12288 "$WORK/data" "$WORK/got" || fail "bytes before the poison differ"
   exec 3<&-
   cat "$MNT/victim" > /dev/null 2>&1 && fail "a fresh open read the poisoned page"
+  getfattr -n user.daxguard.damage --only-values "$MNT/victim" > "$WORK/damage"
+  grep -q '"offset":12288' "$WORK/damage" || fail "the damage attribute says $(cat "$WORK/damage")"
+  getfattr -d "$MNT/victim" | grep -q 'user.daxguard.damage=' || fail "getfattr -d does not show the damage"
+  setfattr -n user.daxguard.damage -v '[]' "$MNT/victim" 2>/dev/null && fail "the damage attribute was writable"
   "$DG" umount "$MNT"
   "$DG" health "$DEV" | grep -q '"path": "/victim"' || fail "health does not name /victim"
   "$DG" mount "$DEV" "$MNT"
   dd if="$WORK/data" of="$MNT/victim" bs=4k skip=3 seek=3 count=1 conv=notrunc status=none
   cmp "$WORK/data" "$MNT/victim" || fail "file differs after the rewrite"
+  getfattr -n user.daxguard.damage "$MNT/victim" 2>/dev/null && fail "damage attribute left after the rewrite"
   unmount_and_fsck
   "$DG" health "$DEV" | grep -q '"damaged_files": \[\]' || fail "damage left after the rewrite"
 }
