@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: set up, build, and walk through the poison lifecycle on the
-# default emulated device (var/daxguard.dev, created on first run).
+# default emulated device (var/daxguard.dev, created on first run), then
+# mount its filesystem and show real programs on it meeting poison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build-demo -DDAXGUARD_BENCH=OFF -DDAXGUARD_TESTS=OFF >/dev/null
-exec build-demo/src/tools/daxguard demo var/daxguard.dev
+build-demo/src/tools/daxguard demo var/daxguard.dev
+exec scripts/demo_mount.sh build-demo/src/tools/daxguard var/daxguard.dev

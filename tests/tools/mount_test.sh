@@ -5,6 +5,7 @@
 set -euo pipefail
 DG=$1
 CASE=$2
+SCRIPTS=$(cd "$(dirname "$0")/../../scripts" && pwd)
 WORK=$(mktemp -d /tmp/daxguard-mount-XXXXXX)
 DEV=$WORK/pmem0
 MNT=$WORK/mnt
@@ -160,11 +161,11 @@ case_poison() {
   head -c 1M /dev/urandom > "$WORK/data"
   "$DG" fs put "$WORK/data" "$DEV:/victim" >/dev/null
   local blk
-  blk=$("$DG" io "$DEV:/victim" -c fiemap | awk '/0: /{split($3, r, "\\.\\."); print r[1]}')
+  blk=$("$DG" io "$DEV:/victim" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=24)  # 12 KiB into the file
   "$DG" mount "$DEV" "$MNT"
   cmp "$WORK/data" "$MNT/victim" || fail "file differs before poison"
   exec 3< "$MNT/victim"  # open, and its pages cached, when the error comes
-  "$DG" inject-error "$DEV" -B $((blk + 24)) >/dev/null   # 12 KiB into the file
+  "$DG" inject-error "$DEV" -B "$blk" >/dev/null
   local out
   out=$(dd if=/proc/self/fd/3 of="$WORK/got" bs=4k 2>&1) && fail "read past poison succeeded: $out"
   echo "$out" | grep -q 'Input/output error' || fail "no EIO: $out"
