@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # daxfs through FUSE with real programs nobody here wrote: each case starts
 # from a fresh device and mount and unmounts, and fsck must find nothing.
-# Usage: mount_test.sh DAXGUARD CASE
+# Usage: mount_test.sh DAXGUARD CASE [MAP_AND_WAIT]
 set -euo pipefail
 DG=$1
 CASE=$2
+MAP_AND_WAIT=${3:-}
 SCRIPTS=$(cd "$(dirname "$0")/../../scripts" && pwd)
 WORK=$(mktemp -d /tmp/daxguard-mount-XXXXXX)
 DEV=$WORK/pmem0
@@ -13,7 +14,7 @@ mkdir -p "$MNT"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() {
-  exec 3<&- || true
+  exec 3<&- 4<&- || true
   mountpoint -q "$MNT" && { "$DG" umount "$MNT" || umount -l "$MNT"; }
   rm -rf "$WORK"
 }
@@ -164,10 +165,15 @@ case_poison() {
   blk=$("$DG" io "$DEV:/victim" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=24)  # 12 KiB into the file
   "$DG" mount "$DEV" "$MNT"
   cmp "$WORK/data" "$MNT/victim" || fail "file differs before poison"
-  exec 3< "$MNT/victim"  # open, and its pages cached, when the error comes
+  # Two opens, the file's pages cached through one, when the error comes:
+  # the other reads on, with no new open that would drop the cache.
+  exec 3< "$MNT/victim" 4< "$MNT/victim"
+  cat <&4 > /dev/null
+  exec 4<&-
   "$DG" inject-error "$DEV" -B "$blk" >/dev/null
+  sleep 0.5  # the cached pages are dropped on the invalidation thread
   local out
-  out=$(dd if=/proc/self/fd/3 of="$WORK/got" bs=4k 2>&1) && fail "read past poison succeeded: $out"
+  out=$(dd of="$WORK/got" bs=4k <&3 2>&1) && fail "read past poison succeeded: $out"
   echo "$out" | grep -q 'Input/output error' || fail "no EIO: $out"
   [ "$(stat -c %s "$WORK/got")" = 12288 ] || fail "read $(stat -c %s "$WORK/got") bytes before the poison, not 12288"
   cmp -n 12288 "$WORK/data" "$WORK/got" || fail "bytes before the poison differ"
@@ -185,6 +191,36 @@ case_poison() {
   getfattr -n user.daxguard.damage "$MNT/victim" 2>/dev/null && fail "damage attribute left after the rewrite"
   unmount_and_fsck
   "$DG" health "$DEV" | grep -q '"damaged_files": \[\]' || fail "damage left after the rewrite"
+}
+
+# A program with the file mapped when poison strikes loses the page: its
+# next access to it is a SIGBUS; other pages still read.
+case_poison_mapped() {
+  "$DG" create-device "$DEV" --size 256M >/dev/null
+  "$DG" mkfs "$DEV" >/dev/null
+  head -c 1M /dev/urandom > "$WORK/data"
+  "$DG" fs put "$WORK/data" "$DEV:/victim" >/dev/null
+  local blk
+  blk=$("$DG" io "$DEV:/victim" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=24)  # page 3
+  "$DG" mount "$DEV" "$MNT"
+  for page in 3 5; do
+    coproc MAPPED { "$MAP_AND_WAIT" "$MNT/victim" "$page" 2>&1; }
+    local line
+    read -r line <&"${MAPPED[0]}"
+    [[ $line == mapped* ]] || fail "map_and_wait: $line"
+    [ "$page" = 3 ] && "$DG" inject-error "$DEV" -B "$blk" >/dev/null
+    sleep 0.5  # the page is dropped on the invalidation thread
+    echo go >&"${MAPPED[1]}"
+    local rc=0
+    read -r line <&"${MAPPED[0]}" || true
+    wait "$MAPPED_PID" || rc=$?
+    if [ "$page" = 3 ]; then
+      [ "$rc" = 135 ] || fail "access to the poisoned page: exit $rc ($line), not SIGBUS (135)"
+    else
+      [ "$rc" = 0 ] && [[ $line == read* ]] || fail "access to a good page: exit $rc ($line)"
+    fi
+  done
+  "$DG" umount "$MNT"
 }
 
 # The mount holds the device; mistakes get one line and change nothing.
