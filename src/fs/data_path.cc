@@ -55,6 +55,7 @@ void DataPath::FoldTimes(Inode* in) {
 void DataPath::NoticeDamage(uint64_t ino, uint64_t off, uint64_t len, std::vector<std::function<void()>>* out) {
   for (File* f : open_files_)
     if (f->ino_ == ino && f->on_damage_) out->push_back([cb = f->on_damage_, off, len] { cb(off, len); });
+  if (any_damage_) out->push_back([cb = any_damage_, ino, off, len] { cb(ino, off, len); });
 }
 
 void DataPath::DetachAll() {

@@ -84,8 +84,11 @@ class DataPath {
   // Sets the timestamps that fast writes through `in`'s handles marked
   // for update (POSIX lets them wait until looked at, fsync or close).
   void FoldTimes(Inode* in);
-  // Queues the OnDamage notices of `ino`'s handles for file bytes [off, +len).
+  // Queues the OnDamage notices of `ino`'s handles, and the filesystem's
+  // (OnAnyDamage), for file bytes [off, +len).
   void NoticeDamage(uint64_t ino, uint64_t off, uint64_t len, std::vector<std::function<void()>>* out);
+  using DamageFn = std::function<void(uint64_t ino, uint64_t off, uint64_t len)>;
+  void SetAnyDamage(DamageFn cb) { any_damage_ = std::move(cb); }
   // Mappings (file_map.cc): each is placed from the current state, and
   // kept in step with every committed op.
   void AddMapping(FileMapping* m);
@@ -107,6 +110,7 @@ class DataPath {
   // The data generation fast maps are filled from and checked against, and
   // whether any was filled since it began (else a new one is not needed).
   std::atomic<uint64_t> data_gen_{1};
+  DamageFn any_damage_;
   bool fast_maps_filled_ = false;
   dax::CleanPath clean_;  // the fast path's copies
   std::set<File*> open_files_;

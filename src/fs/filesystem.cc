@@ -689,6 +689,11 @@ Result<std::vector<IntervalSet::Interval>> Filesystem::DamageOf(uint64_t ino) {
   return std::vector<IntervalSet::Interval>(m.begin(), m.end());
 }
 
+void Filesystem::OnAnyDamage(DamageFn cb) {
+  OpGuard g(this);
+  SetAnyDamage(std::move(cb));
+}
+
 FsStats Filesystem::StatFs() {
   OpGuard g(this);
   const Geometry& geo = state_.geometry();

@@ -181,6 +181,11 @@ class Filesystem : public dax::Holder, private DataPath {
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
 
+  // Called (inode, file offset, length) when part of any file is damaged,
+  // open or not, as File::OnDamage is (same thread rules; a notice queued
+  // before a change of listener may still reach the old one).
+  void OnAnyDamage(DamageFn cb);
+
   // dax::Holder
   void NotifyFailure(uint64_t offset, uint64_t len, int flags) override;
 

@@ -39,9 +39,12 @@ class Invalidator {
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
   }
+  // After Stop, a late notice (a callback queued before the filesystem let
+  // go of it) is dropped: the session is gone.
   void Queue(uint64_t ino, uint64_t off, uint64_t len) {
     {
       std::lock_guard<std::mutex> g(mu_);
+      if (stop_) return;
       todo_.push_back({ino, off, len});
     }
     cv_.notify_one();
@@ -83,7 +86,8 @@ class FuseFs {
  public:
   FuseFs(fs::Filesystem& fs, const FuseOptions& o) : fs_(fs), opt_(o) {}
   static const fuse_lowlevel_ops& Ops();
-  Invalidator& invalidator() { return inval_; }
+  Invalidator& invalidator() { return *inval_; }
+  std::shared_ptr<Invalidator> shared_invalidator() { return inval_; }
 
  private:
   static FuseFs& Of(fuse_req_t req) { return *static_cast<FuseFs*>(fuse_req_userdata(req)); }
@@ -97,9 +101,7 @@ class FuseFs {
   struct stat ToStat(const FileStat& f) const;
   void ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negative_ok);
   void ReplyAttr(fuse_req_t req, const Result<FileStat>& st);
-  Result<std::unique_ptr<fs::File>> OpenIno(uint64_t ino, int flags);
-  // A new handle: it hears of the file's damage (and drops the kernel's pages of it).
-  void Adopt(fs::File& f);
+  static void Init(void* userdata, fuse_conn_info* conn);
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   static void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
@@ -138,7 +140,7 @@ class FuseFs {
 
   fs::Filesystem& fs_;
   FuseOptions opt_;
-  Invalidator inval_;
+  std::shared_ptr<Invalidator> inval_ = std::make_shared<Invalidator>();
 };
 
 timespec Ts(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
@@ -183,15 +185,10 @@ void FuseFs::ReplyAttr(fuse_req_t req, const Result<FileStat>& st) {
   fuse_reply_attr(req, &s, opt_.attr_timeout);
 }
 
-void FuseFs::Adopt(fs::File& f) {
-  uint64_t ino = f.ino();
-  f.OnDamage([this, ino](uint64_t off, uint64_t len) { inval_.Queue(ino, off, len); });
-}
-
-Result<std::unique_ptr<fs::File>> FuseFs::OpenIno(uint64_t ino, int flags) {
-  auto f = fs_.Open(PathRef(ino, ""), flags);
-  if (f.ok()) Adopt(**f);
-  return f;
+// Requests up to 1 MiB each way: a large read or write costs one round trip.
+void FuseFs::Init(void*, fuse_conn_info* conn) {
+  conn->max_write = 1 << 20;
+  conn->max_readahead = std::min<unsigned>(conn->max_readahead, 1 << 20);
 }
 
 void FuseFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -210,7 +207,7 @@ void FuseFs::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_s
   if (to_set & FUSE_SET_ATTR_SIZE) {
     std::unique_ptr<fs::File> own;
     if (!fi) {
-      auto f = self.OpenIno(ino, 0);
+      auto f = self.fs_.Open(PathRef(ino, ""));
       if (!f.ok()) return ReplyErr(req, f.status());
       own = std::move(f).value();
     }
@@ -284,9 +281,10 @@ void FuseFs::Readlink(fuse_req_t req, fuse_ino_t ino) {
 void FuseFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   FuseFs& self = Of(req);
   if (self.opt_.read_only && (fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
-  auto f = self.OpenIno(ino, fi->flags & O_TRUNC ? fs::kTruncate : 0);
+  auto f = self.fs_.Open(PathRef(ino, ""), fi->flags & O_TRUNC ? fs::kTruncate : 0);
   if (!f.ok()) return ReplyErr(req, f.status());
   fi->fh = reinterpret_cast<uint64_t>(f->release());
+  fi->keep_cache = 1;  // every change goes through this mount, and poison drops its pages
   if (fuse_reply_open(req, fi) != 0) delete &FileOf(fi);  // the open was interrupted
 }
 
@@ -295,7 +293,6 @@ void FuseFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   int flags = fs::kCreate | (fi->flags & O_EXCL ? fs::kExclusive : 0) | (fi->flags & O_TRUNC ? fs::kTruncate : 0);
   auto f = self.fs_.Open(PathRef(parent, name), flags, mode, CallerOf(req));
   if (!f.ok()) return ReplyErr(req, f.status());
-  self.Adopt(**f);
   auto st = (*f)->Stat();
   if (!st.ok()) return ReplyErr(req, st.status());
   fuse_entry_param e{};
@@ -304,6 +301,7 @@ void FuseFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   e.attr = self.ToStat(st.value());
   e.attr_timeout = e.entry_timeout = self.opt_.attr_timeout;
   fi->fh = reinterpret_cast<uint64_t>(f->release());
+  fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) delete &FileOf(fi);
 }
 
@@ -517,6 +515,7 @@ void FuseFs::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 const fuse_lowlevel_ops& FuseFs::Ops() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};
+    o.init = Init;
     o.lookup = Lookup;
     o.getattr = Getattr;
     o.setattr = Setattr;
@@ -577,11 +576,16 @@ Status ServeFuse(fs::Filesystem& fs, const std::string& mountpoint, const FuseOp
   }
   fuse_set_signal_handlers(se);
   server.invalidator().Start(se);
+  // Any file's damage, open or not: its cached pages outlive its opens.
+  fs.OnAnyDamage([inval = server.shared_invalidator()](uint64_t ino, uint64_t off, uint64_t len) {
+    inval->Queue(ino, off, len);
+  });
   ready();
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, 16);
   int rc = fuse_session_loop_mt(se, cfg);
   fuse_loop_cfg_destroy(cfg);
+  fs.OnAnyDamage(nullptr);
   server.invalidator().Stop();
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);

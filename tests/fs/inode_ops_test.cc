@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <array>
+#include <mutex>
+
+#include "common/test_util.h"
 #include "fs/fs_fixture.h"
 #include "fs/fsck.h"
 
@@ -220,6 +224,31 @@ TEST_F(InodeOpsTest, MknodMakesFilesFifosAndSocketsButNoDevices) {
   EXPECT_EQ(StatOf("/s").attr.mode, static_cast<uint32_t>(S_IFSOCK | 0755));
   EXPECT_EQ(fs_->Stat("/c").status().err(), ENOENT);
   ExpectFsckClean();
+}
+
+TEST_F(InodeOpsTest, TheFilesystemHearsOfDamageToAFileNobodyHasOpen) {
+  auto f = Create("/f");
+  ASSERT_TRUE(f);
+  Fill(*f, 0, 3 * 4096, 0x5a);
+  uint64_t ino = f->ino(), at = DeviceOffset(*f, 4096);
+  f.reset();
+  std::mutex mu;
+  std::vector<std::array<uint64_t, 3>> heard;
+  fs_->OnAnyDamage([&](uint64_t i, uint64_t off, uint64_t len) {
+    std::lock_guard<std::mutex> g(mu);
+    heard.push_back({i, off, len});
+  });
+  ASSERT_TRUE(dev_->media().Inject(at / 512, 1, {}).ok());
+  EXPECT_TRUE(daxguard::testing::Eventually([&] {
+    std::lock_guard<std::mutex> g(mu);
+    return !heard.empty();
+  }));
+  fs_->OnAnyDamage(nullptr);
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_FALSE(heard.empty());
+  EXPECT_EQ(heard[0][0], ino);
+  EXPECT_LE(heard[0][1], 4096u);
+  EXPECT_GT(heard[0][1] + heard[0][2], 4096u);
 }
 
 }  // namespace

@@ -161,8 +161,10 @@ case_poison() {
   "$DG" mkfs "$DEV" >/dev/null
   head -c 1M /dev/urandom > "$WORK/data"
   "$DG" fs put "$WORK/data" "$DEV:/victim" >/dev/null
-  local blk
+  "$DG" fs put "$WORK/data" "$DEV:/second" >/dev/null
+  local blk blk2
   blk=$("$DG" io "$DEV:/victim" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=24)  # 12 KiB into the file
+  blk2=$("$DG" io "$DEV:/second" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=0)
   "$DG" mount "$DEV" "$MNT"
   cmp "$WORK/data" "$MNT/victim" || fail "file differs before poison"
   # Two opens, the file's pages cached through one, when the error comes:
@@ -179,6 +181,11 @@ case_poison() {
   cmp -n 12288 "$WORK/data" "$WORK/got" || fail "bytes before the poison differ"
   exec 3<&-
   cat "$MNT/victim" > /dev/null 2>&1 && fail "a fresh open read the poisoned page"
+  # A file nobody holds open keeps its cached pages across opens: poison drops them too.
+  cat "$MNT/second" > /dev/null
+  "$DG" inject-error "$DEV" -B "$blk2" >/dev/null
+  sleep 0.5
+  cat "$MNT/second" > /dev/null 2>&1 && fail "the cached pages of a closed file outlived its poison"
   getfattr -n user.daxguard.damage --only-values "$MNT/victim" > "$WORK/damage"
   grep -q '"offset":12288' "$WORK/damage" || fail "the damage attribute says $(cat "$WORK/damage")"
   getfattr -d "$MNT/victim" | grep -q 'user.daxguard.damage=' || fail "getfattr -d does not show the damage"
@@ -188,6 +195,8 @@ case_poison() {
   "$DG" mount "$DEV" "$MNT"
   dd if="$WORK/data" of="$MNT/victim" bs=4k skip=3 seek=3 count=1 conv=notrunc status=none
   cmp "$WORK/data" "$MNT/victim" || fail "file differs after the rewrite"
+  dd if="$WORK/data" of="$MNT/second" bs=4k count=1 conv=notrunc status=none
+  cmp "$WORK/data" "$MNT/second" || fail "second file differs after the rewrite"
   getfattr -n user.daxguard.damage "$MNT/victim" 2>/dev/null && fail "damage attribute left after the rewrite"
   unmount_and_fsck
   "$DG" health "$DEV" | grep -q '"damaged_files": \[\]' || fail "damage left after the rewrite"
