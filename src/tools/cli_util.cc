@@ -74,7 +74,7 @@ void HexDump(std::ostream& out, uint64_t offset, const uint8_t* p, size_t n) {
       hex += fmt::format("{:02x} ", p[j]);
       text += (p[j] >= 0x20 && p[j] < 0x7f) ? static_cast<char>(p[j]) : '.';
     }
-    out << fmt::format("{:08x}:  {:<48} {}\n", offset + i, hex, text);
+    out << fmt::format("{:08x}:  {} {}\n", offset + i, hex, text);  // a short last line unpadded, as xfs_io
   }
 }
 

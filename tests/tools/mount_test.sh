@@ -232,6 +232,51 @@ case_poison_mapped() {
   "$DG" umount "$MNT"
 }
 
+# stress-ng's filesystem stressors, bounded in time; fsck clean after.
+case_stress_ng() {
+  fresh 1G
+  timeout 300 stress-ng --temp-path "$MNT" --timeout 5s --hdd 1 --hdd-bytes 16M --dir 1 --link 1 --symlink 1 \
+    --rename 1 --dentry 1 --fallocate 1 --fallocate-bytes 16M --seek 1 --xattr 1 --chmod 1 --utime 1 \
+    --metrics-brief > "$WORK/stress" 2>&1 || { cat "$WORK/stress"; fail "stress-ng failed"; }
+  grep -q 'successful run completed' "$WORK/stress" || { cat "$WORK/stress"; fail "stress-ng did not complete"; }
+  unmount_and_fsck
+}
+
+# The real xfs_io on the mount and daxguard's io on the device say the same
+# and leave the same file, and both meet poison as EIO.
+case_xfs_io() {
+  fresh 256M
+  local cmds=(-c "pwrite -S 0xab 0 64k" -c "fzero 4k 4k" -c "fpunch 8k 4k" -c "falloc 64k 64k"
+              -c "pread -v 4090 16" -c "truncate 100000" -c "pwrite -S 0xcd 90000 20000" -c "fsync"
+              -c "pread -v 109990 16")
+  xfs_io -f "${cmds[@]}" "$MNT/real" | grep -v ' ops; ' > "$WORK/real.out"
+  "$DG" umount "$MNT"
+  "$DG" io "$DEV:/ours" -f "${cmds[@]}" | grep -v ' ops; ' > "$WORK/ours.out"
+  diff "$WORK/real.out" "$WORK/ours.out" || fail "xfs_io and daxguard io say different things"
+  "$DG" fs get "$DEV:/real" "$WORK/real"
+  "$DG" fs get "$DEV:/ours" "$WORK/ours"
+  cmp "$WORK/real" "$WORK/ours" || fail "xfs_io and daxguard io left different files"
+  # the same holes and data (how the data splits into extents aside)
+  for f in real ours; do
+    "$DG" io "$DEV:/$f" -c fiemap | tail -n +2 | awk '{
+      gsub(/[\[\]:]/, "", $2); split($2, r, /\.\./); t = ($3 == "hole" ? "hole" : "data")
+      if (t == last) { end = r[2]; next }
+      if (last != "") print start, end, last
+      start = r[1]; end = r[2]; last = t
+    } END { print start, end, last }' > "$WORK/$f.map"
+  done
+  diff "$WORK/real.map" "$WORK/ours.map" || fail "different layouts"
+  local blk
+  blk=$("$DG" io "$DEV:/real" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=0)
+  "$DG" inject-error "$DEV" -B "$blk" >/dev/null
+  "$DG" io "$DEV:/real" -c "pread 0 4096" > "$WORK/ours.eio" 2>&1 && fail "io read poison"
+  "$DG" mount "$DEV" "$MNT"
+  xfs_io -c "pread 0 4096" "$MNT/real" > "$WORK/real.eio" 2>&1 || true
+  grep -q 'pread: Input/output error' "$WORK/real.eio" || fail "xfs_io on the mount: $(cat "$WORK/real.eio")"
+  grep -q 'pread: Input/output error' "$WORK/ours.eio" || fail "daxguard io: $(cat "$WORK/ours.eio")"
+  "$DG" umount "$MNT"
+}
+
 # The mount holds the device; mistakes get one line and change nothing.
 case_holder_and_errors() {
   fresh 64M
