@@ -14,6 +14,7 @@
 #include "tools/cli_util.h"
 #include "tools/fs_copy.h"
 #include "tools/fs_io.h"
+#include "tools/fs_report.h"
 
 namespace daxguard::tools {
 namespace {
@@ -149,15 +150,6 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   return s.ok() ? 0 : Fail(cmd, s);
 }
 
-const char* KindText(fs::OwnerInfo::Kind k) {
-  switch (k) {
-    case fs::OwnerInfo::Kind::kFile: return "file";
-    case fs::OwnerInfo::Kind::kMetadata: return "metadata";
-    case fs::OwnerInfo::Kind::kFree: return "free";
-    case fs::OwnerInfo::Kind::kQuarantined: return "quarantined";
-  }
-  return "?";
-}
 
 int RunWho(const std::string& dev, const std::string& off_text, const std::string& len_text) {
   auto off = ParseSizeArg("offset", off_text);
@@ -166,42 +158,34 @@ int RunWho(const std::string& dev, const std::string& off_text, const std::strin
   if (!len.ok()) return Fail("who", len.status());
   if (*len == 0) return Fail("who", "--length must be positive");
   auto m = MountDev(dev, kReadOnly);
+  if (!m.ok() && m.status().err() == EBUSY) {  // mounted: its mount answers
+    auto j = AskMount(dev, "who:" + std::to_string(*off) + ":" + std::to_string(*len));
+    if (!j.ok()) return Fail("who", j.status().err() == ENOENT ? m.status() : j.status());
+    PrintJson(*j);
+    return 0;
+  }
   if (!m.ok()) return Fail("who", m.status());
   auto owners = m->fs->Who(*off, *len);
   if (!owners.ok()) return Fail("who", owners.status());
-  Json list = Json::array();
-  for (const fs::OwnerInfo& o : *owners) {
-    Json j{{"offset", o.offset}, {"length", o.length}, {"owner", KindText(o.kind)}};
-    if (o.kind == fs::OwnerInfo::Kind::kFile) {
-      j["path"] = o.path;
-      j["inode"] = o.ino;
-      j["file_offset"] = o.file_offset;
-    }
-    if (o.kind == fs::OwnerInfo::Kind::kMetadata) j["structure"] = o.what;
-    list.push_back(j);
-  }
-  PrintJson(list);
+  PrintJson(WhoJson(*owners));
   return 0;
 }
 
 int RunHealth(const std::string& dev) {
   auto m = MountDev(dev, kReadOnly);
-  if (!m.ok()) return Fail("health", m.status());
-  fs::HealthReport h = m->fs->Health();
-  Json files = Json::array(), quarantine = Json::array();
-  for (const fs::DamagedFile& d : h.files) {
-    Json ranges = Json::array();
-    for (auto [o, l] : d.ranges) ranges.push_back({{"offset", o}, {"length", l}});
-    files.push_back({{"path", d.path}, {"inode", d.ino}, {"damaged", ranges}});
+  Json report;
+  if (!m.ok() && m.status().err() == EBUSY) {  // mounted: its mount answers
+    auto j = AskMount(dev, "health");
+    if (!j.ok()) return Fail("health", j.status().err() == ENOENT ? m.status() : j.status());
+    report = std::move(j).value();
+  } else if (!m.ok()) {
+    return Fail("health", m.status());
+  } else {
+    report = HealthJson(m->fs->Health());
   }
-  for (auto [o, l] : h.quarantined) quarantine.push_back({{"offset", o}, {"length", l}});
-  PrintJson(Json{{"dev", dev},
-                 {"read_only", h.read_only},
-                 {"damaged_files", files},
-                 {"quarantined", quarantine},
-                 {"lost_metadata", h.lost_metadata},
-                 {"damaged_entries", h.damaged_entries},
-                 {"metadata_repairs", h.metadata_repairs}});
+  Json out{{"dev", dev}};
+  out.update(report);
+  PrintJson(out);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -14,6 +15,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "tools/fs_report.h"
 
 namespace daxguard::tools {
 namespace {
@@ -135,6 +138,7 @@ class FuseFs {
   static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
   // getxattr/listxattr's answer: the size alone when asked for 0 bytes.
   static void ReplyXattr(fuse_req_t req, const std::string& bytes, size_t size);
+  Result<std::string> Answer(const std::string& name);
   static void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
                             fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len, int flags);
 
@@ -188,6 +192,9 @@ void FuseFs::ReplyAttr(fuse_req_t req, const Result<FileStat>& st) {
 // Requests up to 1 MiB each way: a large read or write costs one round trip.
 void FuseFs::Init(void*, fuse_conn_info* conn) {
   conn->max_write = 1 << 20;
+  // Every change goes through this mount: the kernel need not drop its
+  // cache when it sees a new mtime (poison drops the pages it takes).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->max_readahead = std::min<unsigned>(conn->max_readahead, 1 << 20);
 }
 
@@ -479,8 +486,26 @@ void FuseFs::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const ch
   fuse_reply_err(req, Of(req).fs_.SetXattr(ino, name, std::string(value, size), flags).err());
 }
 
+// The root answers `daxguard health` and `who` for a mounted device
+// (tools/fs_report.h): attributes no listing shows.
+Result<std::string> FuseFs::Answer(const std::string& name) {
+  if (name == QuestionAttr("health")) return HealthJson(fs_.Health()).dump();
+  unsigned long long off = 0, len = 0;
+  char end = 0;
+  if (std::sscanf(name.c_str(), (QuestionAttr("who") + ":%llu:%llu%c").c_str(), &off, &len, &end) != 2 || !len)
+    return Status::Error(ENODATA, name + ": no such attribute");
+  auto owners = fs_.Who(off, len);
+  if (!owners.ok()) return owners.status();
+  return WhoJson(owners.value()).dump();
+}
+
 void FuseFs::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   FuseFs& self = Of(req);
+  if (ino == FUSE_ROOT_ID && std::string_view(name).starts_with(QuestionAttr(""))) {
+    auto a = self.Answer(name);
+    if (!a.ok()) return ReplyErr(req, a.status());
+    return ReplyXattr(req, a.value(), size);
+  }
   if (std::string_view(name) == kDamageXattr) {
     auto d = self.fs_.DamageOf(ino);
     if (!d.ok()) return ReplyErr(req, d.status());

@@ -190,9 +190,13 @@ case_poison() {
   grep -q '"offset":12288' "$WORK/damage" || fail "the damage attribute says $(cat "$WORK/damage")"
   getfattr -d "$MNT/victim" | grep -q 'user.daxguard.damage=' || fail "getfattr -d does not show the damage"
   setfattr -n user.daxguard.damage -v '[]' "$MNT/victim" 2>/dev/null && fail "the damage attribute was writable"
-  "$DG" umount "$MNT"
-  "$DG" health "$DEV" | grep -q '"path": "/victim"' || fail "health does not name /victim"
-  "$DG" mount "$DEV" "$MNT"
+  # health and who answer through the running mount
+  "$DG" health "$DEV" > "$WORK/health" || fail "health on the mounted device failed"
+  grep -q '"path": "/victim"' "$WORK/health" || fail "health does not name /victim: $(cat "$WORK/health")"
+  "$DG" who "$DEV" --offset $((blk * 512)) > "$WORK/who" || fail "who on the mounted device failed"
+  grep -q '"file_offset": 12288' "$WORK/who" || fail "who does not name /victim at 12288: $(cat "$WORK/who")"
+  "$DG" who "$DEV" --offset 0 --length 200m 2>"$WORK/err" && fail "a who answer over 64 KiB came back"
+  grep -q 'over 64 KiB' "$WORK/err" || fail "unexpected error: $(cat "$WORK/err")"
   dd if="$WORK/data" of="$MNT/victim" bs=4k skip=3 seek=3 count=1 conv=notrunc status=none
   cmp "$WORK/data" "$MNT/victim" || fail "file differs after the rewrite"
   dd if="$WORK/data" of="$MNT/second" bs=4k count=1 conv=notrunc status=none
