@@ -237,6 +237,28 @@ case_poison_mapped() {
   "$DG" umount "$MNT"
 }
 
+# cp --reflink=auto reaches copy_file_range through FUSE, and a block-aligned
+# one shares the blocks; --reflink=always (FICLONE) stops in the kernel.
+case_reflink() {
+  fresh 256M
+  head -c 1000000 /dev/urandom > "$MNT/a"
+  cp --reflink=auto "$MNT/a" "$MNT/b"
+  cmp "$MNT/a" "$MNT/b" || fail "the reflinked copy differs"
+  cp --reflink=always "$MNT/a" "$MNT/c" 2>"$WORK/err" && fail "FICLONE worked through FUSE"
+  grep -q 'Operation not supported' "$WORK/err" || fail "unexpected error: $(cat "$WORK/err")"
+  echo changed | dd of="$MNT/b" conv=notrunc status=none  # unshares the first block only
+  unmount_and_fsck
+  "$DG" io "$DEV:/a" -c "fiemap -v" | awk 'NR > 2 { print $3 }' > "$WORK/a.map"
+  "$DG" io "$DEV:/b" -c "fiemap -v" | awk 'NR > 2 { print $3, $5 }' > "$WORK/b.map"
+  tail -n 1 "$WORK/a.map" | grep -qf - "$WORK/b.map" || fail "b shares no blocks with a: $(cat "$WORK/a.map" "$WORK/b.map")"
+  grep -q ' 0x2' "$WORK/b.map" || fail "b's shared extent is not flagged shared: $(cat "$WORK/b.map")"
+  "$DG" mount "$DEV" "$MNT"
+  [ "$(head -c 7 "$MNT/b")" = changed ] || fail "the write to the copy was lost"
+  cmp -s -i 4096 "$MNT/a" "$MNT/b" || fail "the copy's other blocks differ"
+  [ "$(head -c 7 "$MNT/a")" != changed ] || fail "the write to the copy reached the original"
+  unmount_and_fsck
+}
+
 # stress-ng's filesystem stressors, bounded in time; fsck clean after.
 case_stress_ng() {
   fresh 1G
