@@ -127,6 +127,8 @@ class FuseFs {
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
   static void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  static void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  void ListDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus);
   static void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
   static void Statfs(fuse_req_t req, fuse_ino_t ino);
@@ -355,10 +357,18 @@ void FuseFs::Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void FuseFs::Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  FuseFs& self = Of(req);
+  Of(req).ListDir(req, ino, size, off, fi, false);
+}
+
+// ls -l and find get each entry's attributes with the listing: no lookup each.
+void FuseFs::Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Of(req).ListDir(req, ino, size, off, fi, true);
+}
+
+void FuseFs::ListDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   auto* d = reinterpret_cast<DirHandle*>(fi->fh);
   if (off == 0) {  // opendir's list, or rewinddir: read afresh
-    auto ls = self.fs_.ReadDir(PathRef(ino, ""));
+    auto ls = fs_.ReadDir(PathRef(ino, ""));
     if (!ls.ok()) return ReplyErr(req, ls.status());
     d->entries = std::move(ls).value();
   }
@@ -366,23 +376,33 @@ void FuseFs::Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
   std::vector<char> buf(size);
   size_t used = 0;
   for (uint64_t i = static_cast<uint64_t>(off);; ++i) {
-    struct stat st {};
+    fuse_entry_param e{};  // ino 0: "." and "..", which the kernel looks up itself
     std::string name;
     if (i == 0 || i == 1) {
       name = i == 0 ? "." : "..";
-      st.st_mode = S_IFDIR;
-      st.st_ino = ino;  // a zero would hide the entry from readdir(3)
-      if (i == 1) st.st_ino = self.fs_.Stat(PathRef(ino, "..")).value_or(FileStat{ino, {}, 0}).ino;
+      e.attr.st_mode = S_IFDIR;
+      e.attr.st_ino = ino;  // a zero would hide the entry from readdir(3)
+      if (i == 1) e.attr.st_ino = fs_.Stat(PathRef(ino, "..")).value_or(FileStat{ino, {}, 0}).ino;
     } else if (i - 2 < d->entries.size()) {
-      const fs::DirEntry& e = d->entries[i - 2];
-      if (e.damaged) continue;  // fsck --repair removes it; listing it would name nothing
-      name = e.name;
-      st.st_ino = e.ino;
-      st.st_mode = e.mode;
+      const fs::DirEntry& de = d->entries[i - 2];
+      if (de.damaged) continue;  // fsck --repair removes it; listing it would name nothing
+      name = de.name;
+      e.attr.st_ino = de.ino;
+      e.attr.st_mode = de.mode;
+      if (plus) {
+        auto st = fs_.Stat(PathRef(de.ino, ""));
+        if (!st.ok()) continue;  // gone since the listing was taken
+        e.ino = de.ino;
+        e.generation = 1;
+        e.attr = ToStat(st.value());
+        e.attr_timeout = e.entry_timeout = opt_.attr_timeout;
+      }
     } else {
       break;
     }
-    size_t n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(i + 1));
+    off_t next = static_cast<off_t>(i + 1);
+    size_t n = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next)
+                    : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, next);
     if (n > size - used) break;
     used += n;
   }
@@ -561,6 +581,7 @@ const fuse_lowlevel_ops& FuseFs::Ops() {
     o.fsync = Fsync;
     o.opendir = Opendir;
     o.readdir = Readdir;
+    o.readdirplus = Readdirplus;
     o.releasedir = Releasedir;
     o.fsyncdir = Fsyncdir;
     o.statfs = Statfs;
