@@ -102,6 +102,8 @@ class FuseFs {
   static void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.err() ? s.err() : EIO); }
 
   struct stat ToStat(const FileStat& f) const;
+  // What lookup, create and readdirplus tell the kernel of an inode.
+  fuse_entry_param EntryOf(const FileStat& f) const;
   void ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negative_ok);
   void ReplyAttr(fuse_req_t req, const Result<FileStat>& st);
   static void Init(void* userdata, fuse_conn_info* conn);
@@ -167,10 +169,19 @@ struct stat FuseFs::ToStat(const FileStat& f) const {
   return st;
 }
 
-void FuseFs::ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negative_ok) {
+fuse_entry_param FuseFs::EntryOf(const FileStat& f) const {
   fuse_entry_param e{};
+  e.ino = f.ino;
+  e.generation = 1;
+  e.attr = ToStat(f);
   e.attr_timeout = e.entry_timeout = opt_.attr_timeout;
+  return e;
+}
+
+void FuseFs::ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negative_ok) {
   if (!st.ok()) {
+    fuse_entry_param e{};
+    e.attr_timeout = e.entry_timeout = opt_.attr_timeout;
     // A name that is not there may be cached as such (ino 0) like any other.
     if (negative_ok && st.status().err() == ENOENT) {
       fuse_reply_entry(req, &e);
@@ -179,9 +190,7 @@ void FuseFs::ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negativ
     ReplyErr(req, st.status());
     return;
   }
-  e.ino = st->ino;
-  e.generation = 1;
-  e.attr = ToStat(st.value());
+  fuse_entry_param e = EntryOf(st.value());
   fuse_reply_entry(req, &e);
 }
 
@@ -304,11 +313,7 @@ void FuseFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t 
   if (!f.ok()) return ReplyErr(req, f.status());
   auto st = (*f)->Stat();
   if (!st.ok()) return ReplyErr(req, st.status());
-  fuse_entry_param e{};
-  e.ino = st->ino;
-  e.generation = 1;
-  e.attr = self.ToStat(st.value());
-  e.attr_timeout = e.entry_timeout = self.opt_.attr_timeout;
+  fuse_entry_param e = self.EntryOf(st.value());
   fi->fh = reinterpret_cast<uint64_t>(f->release());
   fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) delete &FileOf(fi);
@@ -392,10 +397,7 @@ void FuseFs::ListDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       if (plus) {
         auto st = fs_.Stat(PathRef(de.ino, ""));
         if (!st.ok()) continue;  // gone since the listing was taken
-        e.ino = de.ino;
-        e.generation = 1;
-        e.attr = ToStat(st.value());
-        e.attr_timeout = e.entry_timeout = opt_.attr_timeout;
+        e = EntryOf(st.value());
       }
     } else {
       break;
