@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,10 +51,15 @@ void Walk(Filesystem& fs, const std::string& dir, Tree* tree) {
     } else if (S_ISDIR(st->attr.mode)) {
       (*tree)[path] = "dir nlink " + std::to_string(st->attr.nlink);
       Walk(fs, path, tree);
+    } else if (S_ISLNK(st->attr.mode)) {
+      auto t = fs.ReadLink(path);
+      (*tree)[path] = "link to " + (t.ok() ? *t : "readlink: " + t.status().message());
     } else {
       auto f = fs.Open(path);
       (*tree)[path] = f.ok() ? Describe(**f, *st) : "open: " + f.status().message();
     }
+    for (const std::string& name : fs.ListXattr(e.ino).value_or({}))
+      (*tree)[path + " xattr " + name] = std::to_string(std::hash<std::string>{}(fs.GetXattr(e.ino, name).value_or("?")));
   }
 }
 
@@ -252,6 +258,39 @@ TEST_F(AllOrNothingTest, RenameFileOverFile) {
 
 TEST_F(AllOrNothingTest, RenameDirectoryOverEmptyDirectory) {
   Check({Populate, [](Filesystem& fs) { return fs.Rename("/d", "/empty"); }});
+}
+
+TEST_F(AllOrNothingTest, Symlink) {
+  Check({Populate, [](Filesystem& fs) { return fs.Symlink("../somewhere/else", "/d/link"); }});
+}
+
+TEST_F(AllOrNothingTest, RenameExchangeOfAFileAndADirectory) {
+  Check({Populate, [](Filesystem& fs) { return fs.Rename("/c", "/d/sub", kRenameExchange); }});
+}
+
+void PopulateWithXattr(Filesystem& fs) {
+  Populate(fs);
+  auto st = fs.Stat("/c");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(fs.SetXattr(st->ino, "user.a", "old value", 0).ok());
+}
+
+TEST_F(AllOrNothingTest, ReplaceAnExtendedAttribute) {
+  Check({PopulateWithXattr, [](Filesystem& fs) {
+           auto st = fs.Stat("/c");
+           return st.ok() ? fs.SetXattr(st->ino, "user.a", std::string(5000, 'x'), XATTR_REPLACE) : st.status();
+         }});
+}
+
+TEST_F(AllOrNothingTest, RemoveAnExtendedAttribute) {
+  Check({PopulateWithXattr, [](Filesystem& fs) {
+           auto st = fs.Stat("/c");
+           return st.ok() ? fs.RemoveXattr(st->ino, "user.a") : st.status();
+         }});
+}
+
+TEST_F(AllOrNothingTest, Mknod) {
+  Check({Populate, [](Filesystem& fs) { return fs.Mknod("/d/fifo", S_IFIFO | 0600); }});
 }
 
 TEST_F(AllOrNothingTest, Mkdir) {
