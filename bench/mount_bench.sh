@@ -61,8 +61,8 @@ for jobs in 1 2; do
       mark="  MISSED (target ${target[$job]}x)"
       missed=1
     fi
-    printf '%-20s %4s %12.0f %12.0f %12.0f %8s %8s%s\n' "$job" "$jobs" "$(echo "${got[tmpfs]} / 1024" | bc -l)" \
-      "$(echo "${got[daxfs]} / 1024" | bc -l)" "$(echo "${got[null]} / 1024" | bc -l)" "$ratio" "$nratio" "$mark"
+    printf '%-20s %4s %12.0f %12.0f %12.0f %8s %8s%s\n' "$job" "$jobs" "$((got[tmpfs] / 1024))" \
+      "$((got[daxfs] / 1024))" "$((got[null] / 1024))" "$ratio" "$nratio" "$mark"
   done
 done
 exit "$missed"
