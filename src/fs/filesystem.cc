@@ -24,6 +24,13 @@ Attr NewAttr(uint32_t mode, uint32_t nlink, Caller who = Caller::Self()) {
   return a;
 }
 
+// An inode whose own record changed (a name, an attribute): ctime now.
+Op CtimeNow(const Inode& in) {
+  Attr a = in.attr;
+  a.ctime_ns = NowNs();
+  return Op::SetInode(in.ino, a);
+}
+
 // A directory whose entries changed: its times, and its link count moved
 // by `links` (a subdirectory's "..").
 Op DirChanged(const Inode& dir, int links = 0) {
@@ -550,11 +557,9 @@ Status Filesystem::Rename(const PathRef& from_ref, const PathRef& to_ref, int fl
     ops.push_back(Op::SetInode(victim->ino, va));
     if (victim->is_dir()) to_links--;  // its ".." goes with it
   }
-  Attr ia = in->attr;
-  ia.ctime_ns = NowNs();
   ops.push_back(Op::Unlink(fp->ino, src->name()));
   ops.push_back(Op::Link(tp->ino, dst->name(), in->ino));
-  ops.push_back(Op::SetInode(in->ino, ia));
+  ops.push_back(CtimeNow(*in));
   if (in->is_dir()) from_links--, to_links++;  // its ".." moves
   if (fp == tp) to_links += from_links;
   if (fp != tp) ops.push_back(DirChanged(*fp, from_links));
@@ -571,14 +576,9 @@ Status Filesystem::Exchange(const Located& a, const Located& b, const std::strin
   if (OnTheWay(a.inode, b) || OnTheWay(b.inode, a))
     return Status::Invalid(to + ": cannot move a directory inside itself");
   Inode *ap = a.parent(), *bp = b.parent();
-  int64_t now = NowNs();
   std::vector<Op> ops = {Op::Unlink(ap->ino, a.name()), Op::Unlink(bp->ino, b.name()),
-                         Op::Link(ap->ino, a.name(), b.inode->ino), Op::Link(bp->ino, b.name(), a.inode->ino)};
-  for (Inode* in : {a.inode, b.inode}) {
-    Attr at = in->attr;
-    at.ctime_ns = now;
-    ops.push_back(Op::SetInode(in->ino, at));
-  }
+                         Op::Link(ap->ino, a.name(), b.inode->ino), Op::Link(bp->ino, b.name(), a.inode->ino),
+                         CtimeNow(*a.inode), CtimeNow(*b.inode)};
   // A directory moving to the other parent takes its ".." along.
   int moved = int{b.inode->is_dir()} - int{a.inode->is_dir()};  // into a's parent
   if (ap == bp) {
@@ -650,9 +650,7 @@ Status Filesystem::SetXattr(uint64_t ino, const std::string& name, const std::st
     if (n != name) total += n.size() + v.size();
   if (total > kMaxXattrBytes) return Status::Error(ENOSPC, "inode " + std::to_string(ino) + ": attributes over 64 KiB");
   FoldTimes(in);
-  Attr a = in->attr;
-  a.ctime_ns = NowNs();
-  return Commit({Op::SetXattr(ino, name, value), Op::SetInode(ino, a)});
+  return Commit({Op::SetXattr(ino, name, value), CtimeNow(*in)});
 }
 
 Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) {
@@ -677,9 +675,7 @@ Status Filesystem::RemoveXattr(uint64_t ino, const std::string& name) {
   DG_RETURN_IF_ERROR(Writable());
   if (!in->xattrs.count(name)) return Status::Error(ENODATA, name + ": no such attribute");
   FoldTimes(in);
-  Attr a = in->attr;
-  a.ctime_ns = NowNs();
-  return Commit({Op::RemoveXattr(ino, name), Op::SetInode(ino, a)});
+  return Commit({Op::RemoveXattr(ino, name), CtimeNow(*in)});
 }
 
 Result<std::vector<IntervalSet::Interval>> Filesystem::DamageOf(uint64_t ino) {

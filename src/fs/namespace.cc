@@ -75,6 +75,12 @@ Result<Located> Namespace::LocateEntry(const PathRef& ref) const {
 }
 
 Result<Inode*> Namespace::Resolve(const PathRef& ref) const {
+  // An inode itself (every FUSE getattr): no walk, no ancestors to find.
+  if (ref.path.empty()) {
+    Inode* in = state_.Find(ref.dir);
+    if (!in) return Status::Error(ESTALE, "inode " + std::to_string(ref.dir) + " no longer exists");
+    return in;
+  }
   auto at = Locate(ref);
   if (!at.ok()) return at.status();
   if (!at->inode) return NoEntry(ref.path);

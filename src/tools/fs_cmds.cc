@@ -150,7 +150,6 @@ int RunFs(const std::string& verb, const std::vector<std::string>& args, bool fl
   return s.ok() ? 0 : Fail(cmd, s);
 }
 
-
 int RunWho(const std::string& dev, const std::string& off_text, const std::string& len_text) {
   auto off = ParseSizeArg("offset", off_text);
   auto len = ParseSizeArg("length", len_text);

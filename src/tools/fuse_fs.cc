@@ -100,12 +100,19 @@ class FuseFs {
     return {c->uid, c->gid};
   }
   static void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.err() ? s.err() : EIO); }
+  // Success or the error: a failure never reads as success.
+  static void ReplyStatus(fuse_req_t req, const Status& s) { s.ok() ? (void)fuse_reply_err(req, 0) : ReplyErr(req, s); }
 
   struct stat ToStat(const FileStat& f) const;
   // What lookup, create and readdirplus tell the kernel of an inode.
   fuse_entry_param EntryOf(const FileStat& f) const;
   void ReplyEntry(fuse_req_t req, const Result<FileStat>& st, bool negative_ok);
   void ReplyAttr(fuse_req_t req, const Result<FileStat>& st);
+  // After mkdir, mknod, symlink: the error, or the new entry `at`.
+  void ReplyMade(fuse_req_t req, const Status& s, const PathRef& at);
+  // An inode's attributes, through its handle when there is one: an open
+  // file may have lost its last name.
+  Result<FileStat> StatOf(fuse_ino_t ino, fuse_file_info* fi);
   static void Init(void* userdata, fuse_conn_info* conn);
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
@@ -200,6 +207,15 @@ void FuseFs::ReplyAttr(fuse_req_t req, const Result<FileStat>& st) {
   fuse_reply_attr(req, &s, opt_.attr_timeout);
 }
 
+void FuseFs::ReplyMade(fuse_req_t req, const Status& s, const PathRef& at) {
+  if (!s.ok()) return ReplyErr(req, s);
+  ReplyEntry(req, fs_.Stat(at), false);
+}
+
+Result<FileStat> FuseFs::StatOf(fuse_ino_t ino, fuse_file_info* fi) {
+  return fi ? FileOf(fi).Stat() : fs_.Stat(PathRef(ino, ""));
+}
+
 // Requests up to 1 MiB each way: a large read or write costs one round trip.
 void FuseFs::Init(void*, fuse_conn_info* conn) {
   conn->max_write = 1 << 20;
@@ -216,8 +232,7 @@ void FuseFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void FuseFs::Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   FuseFs& self = Of(req);
-  // Through the handle when there is one: an open file may have lost its last name.
-  self.ReplyAttr(req, fi ? FileOf(fi).Stat() : self.fs_.Stat(PathRef(ino, "")));
+  self.ReplyAttr(req, self.StatOf(ino, fi));
 }
 
 void FuseFs::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
@@ -244,50 +259,42 @@ void FuseFs::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_s
   if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
     mask |= fs::kAttrMtime, a.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : ns(attr->st_mtim);
   if (mask) return self.ReplyAttr(req, self.fs_.SetAttr(ino, a, mask));
-  self.ReplyAttr(req, fi ? FileOf(fi).Stat() : self.fs_.Stat(PathRef(ino, "")));
+  self.ReplyAttr(req, self.StatOf(ino, fi));
 }
 
 void FuseFs::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   FuseFs& self = Of(req);
-  Status s = self.fs_.Mkdir(PathRef(parent, name), mode, CallerOf(req));
-  if (!s.ok()) return ReplyErr(req, s);
-  self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
+  self.ReplyMade(req, self.fs_.Mkdir(PathRef(parent, name), mode, CallerOf(req)), PathRef(parent, name));
 }
 
 void FuseFs::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
   FuseFs& self = Of(req);
-  Status s = self.fs_.Mknod(PathRef(parent, name), mode, CallerOf(req));
-  if (!s.ok()) return ReplyErr(req, s);
-  self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
+  self.ReplyMade(req, self.fs_.Mknod(PathRef(parent, name), mode, CallerOf(req)), PathRef(parent, name));
 }
 
 void FuseFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fuse_reply_err(req, Of(req).fs_.Unlink(PathRef(parent, name)).err());
+  ReplyStatus(req, Of(req).fs_.Unlink(PathRef(parent, name)));
 }
 
 void FuseFs::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fuse_reply_err(req, Of(req).fs_.Rmdir(PathRef(parent, name)).err());
+  ReplyStatus(req, Of(req).fs_.Rmdir(PathRef(parent, name)));
 }
 
 void FuseFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                     unsigned int flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT
   int f = (flags & RENAME_NOREPLACE ? fs::kRenameNoReplace : 0) | (flags & RENAME_EXCHANGE ? fs::kRenameExchange : 0);
-  fuse_reply_err(req, Of(req).fs_.Rename(PathRef(parent, name), PathRef(newparent, newname), f).err());
+  ReplyStatus(req, Of(req).fs_.Rename(PathRef(parent, name), PathRef(newparent, newname), f));
 }
 
 void FuseFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   FuseFs& self = Of(req);
-  Status s = self.fs_.Link(PathRef(ino, ""), PathRef(newparent, newname));
-  if (!s.ok()) return ReplyErr(req, s);
-  self.ReplyEntry(req, self.fs_.Stat(PathRef(ino, "")), false);
+  self.ReplyMade(req, self.fs_.Link(PathRef(ino, ""), PathRef(newparent, newname)), PathRef(ino, ""));
 }
 
 void FuseFs::Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   FuseFs& self = Of(req);
-  Status s = self.fs_.Symlink(target, PathRef(parent, name), CallerOf(req));
-  if (!s.ok()) return ReplyErr(req, s);
-  self.ReplyEntry(req, self.fs_.Stat(PathRef(parent, name)), false);
+  self.ReplyMade(req, self.fs_.Symlink(target, PathRef(parent, name), CallerOf(req)), PathRef(parent, name));
 }
 
 void FuseFs::Readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -350,7 +357,7 @@ void FuseFs::Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void FuseFs::Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
-  fuse_reply_err(req, FileOf(fi).Fsync().err());
+  ReplyStatus(req, FileOf(fi).Fsync());
 }
 
 void FuseFs::Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -437,7 +444,7 @@ void FuseFs::Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t le
   int m = (mode & FALLOC_FL_KEEP_SIZE ? fs::kFallocKeepSize : 0) |
           (mode & FALLOC_FL_PUNCH_HOLE ? fs::kFallocPunchHole : 0) |
           (mode & FALLOC_FL_ZERO_RANGE ? fs::kFallocZeroRange : 0);
-  fuse_reply_err(req, FileOf(fi).Fallocate(m, static_cast<uint64_t>(off), static_cast<uint64_t>(len)).err());
+  ReplyStatus(req, FileOf(fi).Fallocate(m, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
 }
 
 // SEEK_DATA and SEEK_HOLE from the file's extents: written extents are
@@ -505,7 +512,7 @@ void FuseFs::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const ch
   // No ACLs (system.posix_acl_*): stored as plain bytes they would stand in
   // for the mode bits (cp -a would set one and skip its chmod).
   if (std::string_view(name).starts_with("system.")) return (void)fuse_reply_err(req, EOPNOTSUPP);
-  fuse_reply_err(req, Of(req).fs_.SetXattr(ino, name, std::string(value, size), flags).err());
+  ReplyStatus(req, Of(req).fs_.SetXattr(ino, name, std::string(value, size), flags));
 }
 
 // The root answers `daxguard health` and `who` for a mounted device
@@ -556,7 +563,7 @@ void FuseFs::Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void FuseFs::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::string_view(name) == kDamageXattr) return (void)fuse_reply_err(req, EPERM);
-  fuse_reply_err(req, Of(req).fs_.RemoveXattr(ino, name).err());
+  ReplyStatus(req, Of(req).fs_.RemoveXattr(ino, name));
 }
 
 const fuse_lowlevel_ops& FuseFs::Ops() {
