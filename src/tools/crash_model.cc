@@ -4,13 +4,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <functional>
 
 namespace daxguard::tools {
 
 uint64_t ModelTree::Add(const std::string& path, bool dir) {
+  return AddNode(path, dir ? S_IFDIR | 0755 : S_IFREG | 0644);
+}
+
+uint64_t ModelTree::AddNode(const std::string& path, uint32_t mode, std::vector<uint8_t> bytes) {
   uint64_t ino = next_ino++;
-  files[ino].dir = dir;
+  files[ino].mode = mode;
+  files[ino].versions = {std::move(bytes)};
   names[path] = ino;
   return ino;
 }
@@ -38,6 +44,20 @@ void ModelTree::Rename(const std::string& from, const std::string& to) {
     }
   }
   names.insert(moved.begin(), moved.end());
+}
+
+void ModelTree::Exchange(const std::string& a, const std::string& b) {
+  auto under = [](const std::string& p, const std::string& top) { return p == top || p.starts_with(top + "/"); };
+  std::map<std::string, uint64_t> out;
+  for (const auto& [p, ino] : names) {
+    if (under(p, a))
+      out[b + p.substr(a.size())] = ino;
+    else if (under(p, b))
+      out[a + p.substr(b.size())] = ino;
+    else
+      out[p] = ino;
+  }
+  names = std::move(out);
 }
 
 namespace {
@@ -112,6 +132,17 @@ Status ReadFile(fs::File& f, const std::string& path, SeenEntry* s) {
   return Status::Ok();
 }
 
+Status ReadXattrs(fs::Filesystem& fs, const std::string& path, uint64_t ino, std::map<std::string, std::string>* out) {
+  auto names = fs.ListXattr(ino);
+  if (!names.ok()) return Status::Io(path + ": list attributes: " + names.status().message());
+  for (const std::string& name : *names) {
+    auto value = fs.GetXattr(ino, name);
+    if (!value.ok()) return Status::Io(path + ": attribute " + name + ": " + value.status().message());
+    (*out)[name] = *value;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs) {
@@ -124,16 +155,24 @@ Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs) {
       std::string path = (dir == "/" ? "" : dir) + "/" + e.name;
       SeenEntry& s = out[path];
       s.ino = e.ino;
-      s.dir = S_ISDIR(e.mode);
       if (e.damaged) return Status::Corrupt(path + ": damaged entry");
-      if (s.dir) {
+      auto st = fs.Stat(path);
+      if (!st.ok()) return Status::Io(path + ": " + st.status().message());
+      s.mode = st->attr.mode;
+      DG_RETURN_IF_ERROR(ReadXattrs(fs, path, st->ino, &s.xattrs));
+      if (S_ISDIR(s.mode)) {
         DG_RETURN_IF_ERROR(walk(path));
         continue;
       }
+      if (S_ISLNK(s.mode)) {
+        auto target = fs.ReadLink(path);
+        if (!target.ok()) return Status::Io(path + ": " + target.status().message());
+        s.bytes.assign(target->begin(), target->end());
+        continue;
+      }
+      if (!S_ISREG(s.mode)) continue;  // FIFOs and sockets hold no data
       auto f = fs.Open(path);
       if (!f.ok()) return Status::Io(path + ": " + f.status().message());
-      auto st = (*f)->Stat();
-      if (!st.ok()) return st.status();
       s.bytes.resize(st->attr.size);
       DG_RETURN_IF_ERROR(ReadFile(**f, path, &s));
     }
@@ -184,6 +223,12 @@ bool IsUntorn(uint64_t ino, const ModelTree* t) {
   return it != t->files.end() && it->second.untorn;
 }
 
+std::string Octal(uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%o", mode);
+  return buf;
+}
+
 std::string Against(const std::map<std::string, SeenEntry>& seen, const ModelTree& want, const ModelTree& t1,
                     const ModelTree* t2) {
   if (seen.size() != want.names.size()) {
@@ -197,10 +242,11 @@ std::string Against(const std::map<std::string, SeenEntry>& seen, const ModelTre
     auto s = seen.find(path);
     if (s == seen.end()) return path + " missing";
     const ModelFile& m = want.files.at(ino);
-    if (s->second.dir != m.dir) return path + (m.dir ? " should be a directory" : " should be a file");
+    if (s->second.mode != m.mode) return path + " has mode " + Octal(s->second.mode) + ", not " + Octal(m.mode);
+    if (s->second.xattrs != m.xattrs) return path + " has other extended attributes than it should";
     auto [it, fresh] = fs_ino_of.emplace(ino, s->second.ino);
     if (!fresh && it->second != s->second.ino) return path + " should be a hard link of another name";
-    if (m.dir) continue;
+    if (m.dir()) continue;
     const auto& bytes = s->second.bytes;
     if (bytes.size() != m.now().size())
       return path + " has size " + std::to_string(bytes.size()) + ", not " + std::to_string(m.now().size());

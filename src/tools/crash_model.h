@@ -1,6 +1,8 @@
 // What a daxfs crash image may hold: the workload's model of the tree after
 // each of its operations, and the check of a mounted image against it.
 //
+// Names, types, modes, link targets and extended attributes are metadata:
+// each image holds them exactly as one of the two trees has them.
 // daxfs commits metadata (names, links, sizes, extents) durably before an
 // operation returns, so the tree after a crash is the tree after the last
 // operation that returned, or after the one in flight. File bytes written
@@ -8,6 +10,8 @@
 // hold any value the file held there since its last fsync (never another
 // file's or a freed block's bytes), except across an untorn write.
 #pragma once
+
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <map>
@@ -20,9 +24,11 @@
 namespace daxguard::tools {
 
 struct ModelFile {
-  bool dir = false;
+  uint32_t mode = S_IFREG | 0644;  // type and permissions
   // Contents since the last fsync, oldest first; back() is the current one.
+  // A symbolic link's target is its one version.
   std::vector<std::vector<uint8_t>> versions{{}};
+  std::map<std::string, std::string> xattrs;
   // Bytes whose data poison destroyed. They may read as EIO; where they
   // read, the bytes must come from versions[since] on (rewritten since the
   // loss; kNever: not yet, so they may only fail).
@@ -36,6 +42,7 @@ struct ModelFile {
   // must show the file as one tree or the other has it, not a mix.
   bool untorn = false;
 
+  bool dir() const { return S_ISDIR(mode); }
   const std::vector<uint8_t>& now() const { return versions.back(); }
   std::vector<uint8_t>& Change() {  // a new version to edit
     versions.push_back(versions.back());
@@ -58,19 +65,24 @@ struct ModelTree {
   uint64_t next_ino = 1;
 
   uint64_t Add(const std::string& path, bool dir);
+  // A node of another type (symlink, FIFO), with `bytes` its data.
+  uint64_t AddNode(const std::string& path, uint32_t mode, std::vector<uint8_t> bytes = {});
   // Drops the name; the file goes with its last name.
   void Unname(const std::string& path);
   // Renames `from` (and, for a directory, everything under it) to `to`.
   void Rename(const std::string& from, const std::string& to);
+  // Swaps the names `a` and `b` (and what lies under them).
+  void Exchange(const std::string& a, const std::string& b);
   ModelFile* Find(const std::string& path);
 };
 
 // The tree of a mounted filesystem, read whole.
 struct SeenEntry {
   uint64_t ino = 0;
-  bool dir = false;
-  std::vector<uint8_t> bytes;
+  uint32_t mode = 0;
+  std::vector<uint8_t> bytes;     // a file's data, a symbolic link's target
   std::vector<ByteRange> failed;  // 64-byte lines that read as EIO (their bytes 0 in `bytes`)
+  std::map<std::string, std::string> xattrs;
 };
 Result<std::map<std::string, SeenEntry>> ReadTree(fs::Filesystem& fs);
 

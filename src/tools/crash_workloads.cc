@@ -1,5 +1,8 @@
 #include "tools/crash_workloads.h"
 
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
 #include <algorithm>
 
 #include "common/units.h"
@@ -183,7 +186,9 @@ CrashStep Clone(std::string src, std::string dst) {
             m.Add(dst, false);
             returned();
             DG_RETURN_IF_ERROR((*d)->CloneFrom(**s, 0, 0, 0));
-            *m.Find(dst) = *m.Find(src);  // shared blocks: whatever src may hold
+            ModelFile& copy = *m.Find(dst);  // shared blocks: whatever src may hold
+            copy.versions = m.Find(src)->versions;
+            copy.lost = m.Find(src)->lost;
             return Status::Ok();
           }};
 }
@@ -199,6 +204,71 @@ CrashStep Publish(std::string path, uint64_t len, uint64_t seed) {
             m.Unname(path);
             m.Add(path, false);
             m.Find(path)->versions = {bytes};
+            return Status::Ok();
+          }};
+}
+
+CrashStep Exchange(std::string a, std::string b) {
+  return {"exchange " + a + " " + b, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            DG_RETURN_IF_ERROR(fs.Rename(a, b, fs::kRenameExchange));
+            m.Exchange(a, b);
+            return Status::Ok();
+          }};
+}
+
+// A link to `target` (its bytes `len` long, so a long one fills most of a block).
+CrashStep Symlink(std::string target, std::string path, size_t len = 0) {
+  if (len > target.size()) target.resize(len, 'x');
+  return {"symlink " + path + " (" + std::to_string(target.size()) + " bytes)",
+          [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            DG_RETURN_IF_ERROR(fs.Symlink(target, path));
+            m.AddNode(path, S_IFLNK | 0777, std::vector<uint8_t>(target.begin(), target.end()));
+            return Status::Ok();
+          }};
+}
+
+CrashStep Mknod(std::string path, uint32_t mode) {
+  return {"mknod " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            DG_RETURN_IF_ERROR(fs.Mknod(path, mode));
+            m.AddNode(path, mode);
+            return Status::Ok();
+          }};
+}
+
+CrashStep Chmod(std::string path, uint32_t perm) {
+  return {"chmod " + path, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            auto st = fs.Stat(path);
+            if (!st.ok()) return st.status();
+            fs::Attr a;
+            a.mode = perm;
+            auto set = fs.SetAttr(st->ino, a, fs::kAttrMode);
+            if (!set.ok()) return set.status();
+            ModelFile* mf = m.Find(path);
+            mf->mode = (mf->mode & S_IFMT) | perm;
+            return Status::Ok();
+          }};
+}
+
+// Sets attribute `name` of `path` to `len` bytes (XATTR_CREATE/REPLACE in `flags`).
+CrashStep SetXattr(std::string path, std::string name, size_t len, uint64_t seed, int flags = 0) {
+  auto bytes = Pattern(seed, len);
+  std::string value(bytes.begin(), bytes.end());
+  return {"setxattr " + path + " " + name + " " + std::to_string(len),
+          [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            auto st = fs.Stat(path);
+            if (!st.ok()) return st.status();
+            DG_RETURN_IF_ERROR(fs.SetXattr(st->ino, name, value, flags));
+            m.Find(path)->xattrs[name] = value;
+            return Status::Ok();
+          }};
+}
+
+CrashStep RemoveXattr(std::string path, std::string name) {
+  return {"removexattr " + path + " " + name, [=](Filesystem& fs, ModelTree& m, const Returned&) -> Status {
+            auto st = fs.Stat(path);
+            if (!st.ok()) return st.status();
+            DG_RETURN_IF_ERROR(fs.RemoveXattr(st->ino, name));
+            m.Find(path)->xattrs.erase(name);
             return Status::Ok();
           }};
 }
@@ -332,7 +402,7 @@ std::vector<CrashWorkload> SpecialCrashWorkloads() {
 
 Status MakeCrashBaseTree(Filesystem& fs, ModelTree* model) {
   for (const CrashStep& s : {Write("/a", 0, 5000, 101, 1, true), Mkdir("/d"), Write("/d/b", 0, 12288, 102, 1, true),
-                             Write("/big", 0, 65536, 103, 1, true)})
+                             Write("/big", 0, 65536, 103, 1, true), SetXattr("/d/b", "user.base", 40, 104)})
     if (Status st = s.run(fs, *model, [] {}); !st.ok()) return Status::Io("base tree: " + s.name + ": " + st.message());
   return Status::Ok();
 }
@@ -367,6 +437,15 @@ const std::vector<CrashStep>& CrashSteps() {
       Publish("/a", 7000, 9),
       RemoveTree("/d"),
       Repair(),
+      Exchange("/a", "/d/b"),
+      Exchange("/a", "/d"),
+      Symlink("a", "/s"),
+      Symlink("/d/", "/d/long", 3000),
+      Mknod("/fifo", S_IFIFO | 0600),
+      Chmod("/d/b", 0600),
+      SetXattr("/a", "user.new", 100, 14, XATTR_CREATE),
+      SetXattr("/d/b", "user.base", 3000, 15, XATTR_REPLACE),
+      RemoveXattr("/d/b", "user.base"),
   };
   return steps;
 }

@@ -6,6 +6,7 @@
 #include "tools/crash_check.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -47,7 +48,7 @@ TEST(CrashModel, AllowsBeforeOrAfterAndOnlyBytesTheFileHeld) {
   after.Find("/f")->Change() = {1, 2, 2, 1};
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, false, std::move(bytes), {}};
+    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -79,7 +80,7 @@ TEST(CrashModel, AnUntornWriteIsSeenWholeOrNotAtAll) {
   f->untorn = true;
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, false, std::move(bytes), {}};
+    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -100,7 +101,7 @@ TEST(CrashModel, LostBytesFailOrHoldOnlyWhatWasWrittenSince) {
     std::map<std::string, SeenEntry> t;
     std::vector<uint8_t> bytes(128, 1);
     std::fill(bytes.begin() + 64, bytes.end(), fails ? 0 : second_line);
-    t["/f"] = {5, false, bytes, fails ? std::vector<ByteRange>{{64, 64}} : std::vector<ByteRange>{}};
+    t["/f"] = {5, S_IFREG | 0644, bytes, fails ? std::vector<ByteRange>{{64, 64}} : std::vector<ByteRange>{}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen(0, true), lost, nullptr), "");
@@ -120,6 +121,65 @@ TEST(CrashModel, LostBytesFailOrHoldOnlyWhatWasWrittenSince) {
   synced.Find("/f")->Synced();
   EXPECT_EQ(CheckTree(seen(2, false), synced, nullptr), "");
   EXPECT_NE(CheckTree(seen(0, true), synced, nullptr), "") << "fsynced: the new data must read";
+}
+
+// Modes, link targets and extended attributes are metadata: exact, as one
+// tree or the other has them; an exchange swaps both names or neither.
+TEST(CrashModel, MetadataIsOneTreeOrTheOther) {
+  ModelTree before;
+  before.Add("/f", false);
+  before.AddNode("/s", S_IFLNK | 0777, {'f'});
+  before.Add("/d", true);
+  before.Find("/f")->xattrs["user.k"] = "v";
+  auto seen = [](uint32_t file_mode, std::string value, std::vector<uint8_t> target) {
+    std::map<std::string, SeenEntry> t;
+    t["/f"] = {5, file_mode, {}, {}, {{"user.k", value}}};
+    t["/s"] = {6, S_IFLNK | 0777, std::move(target), {}};
+    t["/d"] = {7, S_IFDIR | 0755, {}, {}};
+    return t;
+  };
+  EXPECT_EQ(CheckTree(seen(S_IFREG | 0644, "v", {'f'}), before, nullptr), "");
+  EXPECT_NE(CheckTree(seen(S_IFREG | 0600, "v", {'f'}), before, nullptr), "");
+  EXPECT_NE(CheckTree(seen(S_IFREG | 0644, "w", {'f'}), before, nullptr), "");
+  EXPECT_NE(CheckTree(seen(S_IFREG | 0644, "v", {'g'}), before, nullptr), "");
+  ModelTree after = before;
+  after.Find("/f")->mode = S_IFREG | 0600;
+  after.Find("/f")->xattrs["user.k"] = "w";
+  EXPECT_EQ(CheckTree(seen(S_IFREG | 0600, "w", {'f'}), before, &after), "");
+  EXPECT_NE(CheckTree(seen(S_IFREG | 0600, "v", {'f'}), before, &after), "") << "half of the trees";
+  ModelTree swapped = before;
+  swapped.Exchange("/f", "/d");
+  std::map<std::string, SeenEntry> both = seen(S_IFREG | 0644, "v", {'f'});
+  std::swap(both["/f"], both["/d"]);
+  EXPECT_EQ(CheckTree(both, before, &swapped), "");
+  both["/f"] = both["/d"];
+  EXPECT_NE(CheckTree(both, before, &swapped), "") << "one name swapped, not the other";
+}
+
+// crashcheck ignores a step that fails (a failed call must change nothing),
+// so each must be seen to work: alone on the base tree, every step runs,
+// and the tree it leaves is the model's.
+TEST(CrashWorkloads, EveryStepRunsAloneAsTheModelSays) {
+  std::string path = ::testing::TempDir() + "/every-step";
+  for (const CrashStep& step : CrashSteps()) {
+    std::filesystem::remove(path);
+    media::CreateOptions co;
+    co.size = 16ull << 20;
+    auto made = media::PmemDevice::Create(path, co);
+    ASSERT_TRUE(made.ok()) << made.status().message();
+    dax::PmemDax dev(std::move(made).value());
+    ASSERT_TRUE(fs::Filesystem::Mkfs(dev).ok());
+    auto fs = fs::Filesystem::Mount(dev);
+    ASSERT_TRUE(fs.ok()) << fs.status().message();
+    ModelTree model;
+    ASSERT_TRUE(MakeCrashBaseTree(**fs, &model).ok());
+    Status st = step.run(**fs, model, [] {});
+    EXPECT_TRUE(st.ok()) << step.name << ": " << st.message();
+    auto tree = ReadTree(**fs);
+    ASSERT_TRUE(tree.ok()) << step.name << ": " << tree.status().message();
+    EXPECT_EQ(CheckTree(*tree, model, nullptr), "") << step.name;
+  }
+  std::filesystem::remove(path);
 }
 
 // The poison workloads do what their names say (crashcheck ignores a step
