@@ -329,5 +329,50 @@ case_holder_and_errors() {
   "$DG" umount "$MNT"
 }
 
+# A mount of a stack of two devices; the hardware commands keep working on
+# it: a scrub finds latent poison under a file, FALLOC_FL_ZERO_RANGE over
+# the file's own damaged page clears it, clear-errors on a damaged range
+# leaves the loss reported, and fusermount3 -u lets the device go.
+case_stack_and_hardware() {
+  local stack=$WORK/stack
+  "$DG" create-device "$WORK/d0" --size 64M >/dev/null
+  "$DG" create-device "$WORK/d1" --size 64M >/dev/null
+  "$DG" dm create "$stack" --table "0 131072 linear d0 0" --table "131072 131072 linear d1 0" >/dev/null
+  "$DG" mkfs "$stack" >/dev/null
+  head -c 1M /dev/urandom > "$WORK/data"
+  "$DG" fs put "$WORK/data" "$stack:/f" >/dev/null
+  local blk blk2
+  blk=$("$DG" io "$stack:/f" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=16)    # 8 KiB in
+  blk2=$("$DG" io "$stack:/f" -c fiemap | "$SCRIPTS/sector_at.awk" -v at=128)  # 64 KiB in
+  "$DG" mount "$stack" "$MNT"
+  cmp "$WORK/data" "$MNT/f" || fail "file differs on the stack mount"
+  "$DG" inject-error "$stack" -B "$blk" -N >/dev/null  # latent: a scrub finds it
+  "$DG" start-scrub "$stack" --wait > /dev/null || fail "start-scrub on the mounted stack failed"
+  # known before any read touched it (the mount hears of it moments later)
+  for _ in $(seq 100); do
+    getfattr --absolute-names -n user.daxguard.damage --only-values "$MNT/f" 2>/dev/null | grep -q '"offset":8192' &&
+      break
+    sleep 0.1
+  done
+  getfattr --absolute-names -n user.daxguard.damage --only-values "$MNT/f" | grep -q '"offset":8192' ||
+    fail "the scrub's find is not the file's damage at 8192"
+  cat "$MNT/f" > /dev/null 2>&1 && fail "the scrubbed poison read"
+  xfs_io -c "fzero 8k 4k" "$MNT/f" || fail "fzero over the damaged page failed"
+  dd if=/dev/zero of="$WORK/data" bs=4k seek=2 count=1 conv=notrunc status=none
+  cmp "$WORK/data" "$MNT/f" || fail "after fzero the file is not the data with that page zeroed"
+  getfattr --absolute-names -n user.daxguard.damage "$MNT/f" 2>/dev/null && fail "damage left after fzero"
+  "$DG" inject-error "$stack" -B "$blk2" >/dev/null
+  "$DG" clear-errors "$stack" >/dev/null || fail "clear-errors on the mounted stack failed"
+  # the media is clear, but the file's bytes there are gone: still a loss
+  cat "$MNT/f" > /dev/null 2>&1 && fail "cleared poison read as the file's data"
+  getfattr --absolute-names -n user.daxguard.damage --only-values "$MNT/f" | grep -q '"offset":65536' ||
+    fail "the loss was forgotten"
+  dd if="$WORK/data" of="$MNT/f" bs=4k skip=16 seek=16 count=1 conv=notrunc status=none
+  cmp "$WORK/data" "$MNT/f" || fail "file differs after the rewrite"
+  fusermount3 -u "$MNT"
+  for _ in $(seq 100); do "$DG" fsck "$stack" > "$WORK/fsck" 2>&1 && break; sleep 0.1; done
+  grep -q ' 0 problem(s)' "$WORK/fsck" || fail "after fusermount3 -u: $(cat "$WORK/fsck")"
+}
+
 "case_$CASE"
 echo "PASS: $CASE"
