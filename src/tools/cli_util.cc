@@ -50,6 +50,12 @@ void PrintJson(const Json& j) {
   std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << std::endl;
 }
 
+Json BadBlocksJson(const std::vector<media::BadBlock>& bbs, uint64_t shift) {
+  Json list = Json::array();
+  for (const media::BadBlock& b : bbs) list.push_back({{"offset", b.sector + shift}, {"length", b.count}});
+  return list;
+}
+
 bool IsDevdax(dax::Device& dev) { return dev.caps().devdax; }
 
 Status CheckNotDevdax(dax::Device& dev, const std::string& name, const std::string& instead) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "dax/dax_device.h"
@@ -40,6 +41,9 @@ Result<uint64_t> ParseSizeArg(const std::string& what, const std::string& text);
 std::string EscapeName(std::string_view name);
 
 void PrintJson(const Json& j);
+// Bad-block runs as ndctl lists them: [{"offset": SECTOR, "length": N}],
+// sectors moved by `shift`.
+Json BadBlocksJson(const std::vector<media::BadBlock>& bbs, uint64_t shift = 0);
 
 // xfs_io's output: the closing line of a transfer ("4 KiB, 1 ops; ..."), and
 // pread -v's hex dump.
@@ -58,6 +62,7 @@ const char* ModeName(media::Mode m);
 // *rc when it runs.
 void AddDeviceCommands(CLI::App& app, int* rc);  // create-device, list, inject-error, clear-errors
 void AddScrubCommands(CLI::App& app, int* rc);   // start-scrub, wait-scrub
+void AddMonitorCommand(CLI::App& app, int* rc);  // monitor
 void AddIoCommand(CLI::App& app, int* rc);       // io
 void AddDemoCommand(CLI::App& app, int* rc);     // demo
 void AddDmCommands(CLI::App& app, int* rc);      // dm create, dm table, dm status

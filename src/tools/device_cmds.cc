@@ -43,12 +43,6 @@ int RunCreate(const CreateArgs& a) {
   return 0;
 }
 
-Json BadBlocksJson(const std::vector<media::BadBlock>& bbs, uint64_t shift = 0) {
-  Json list = Json::array();
-  for (const media::BadBlock& b : bbs) list.push_back({{"offset", b.sector + shift}, {"length", b.count}});
-  return list;
-}
-
 // Like ndctl, the count is of bad 512-byte blocks, not of list entries.
 uint64_t SectorCount(const std::vector<media::BadBlock>& bbs) {
   uint64_t sectors = 0;

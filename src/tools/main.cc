@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   daxguard::tools::AddDeviceCommands(app, &rc);
   daxguard::tools::AddScrubCommands(app, &rc);
+  daxguard::tools::AddMonitorCommand(app, &rc);
   daxguard::tools::AddIoCommand(app, &rc);
   daxguard::tools::AddDemoCommand(app, &rc);
   daxguard::tools::AddDmCommands(app, &rc);

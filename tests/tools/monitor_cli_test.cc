@@ -1,0 +1,111 @@
+// daxguard monitor, run in the background as a log collector would run it,
+// while other daxguard commands change the device.
+#include "tools/cli_harness.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+namespace {
+
+using daxguard::testing::CliHarness;
+using Json = nlohmann::json;
+
+class MonitorCli : public CliHarness {
+ protected:
+  // Starts `monitor DEV` in the background; returns once it watches.
+  void Start(const std::string& dev) {
+    std::string cmd = std::string(DAXGUARD_BIN) + " monitor '" + dev + "' --timeout 60 >" + Path("events") + " 2>" +
+                      Path("monitor.err") + " & echo $! >" + Path("monitor.pid");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    ASSERT_TRUE(WaitFor([&] { return Slurp(Path("monitor.err")).find("watching") != std::string::npos; }))
+        << Slurp(Path("monitor.err"));
+  }
+  void TearDown() override {
+    std::string pid = Slurp(Path("monitor.pid"));
+    if (!pid.empty()) kill(std::stoi(pid), SIGTERM);
+    CliHarness::TearDown();
+  }
+  // The events printed, once there are `n` of them (or after 30 s).
+  std::vector<Json> Events(size_t n) {
+    std::vector<Json> out;
+    WaitFor([&] {
+      out.clear();
+      std::istringstream in(Slurp(Path("events")));
+      for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+      return out.size() >= n;
+    });
+    return out;
+  }
+  static bool WaitFor(const std::function<bool()>& ok) {
+    for (int i = 0; i < 3000; ++i) {
+      if (ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  static std::string Name(const Json& e) { return e["event"].begin().key(); }
+};
+
+TEST_F(MonitorCli, PrintsEachErrorFoundClearedAndEachScrub) {
+  std::string dev = Path("pmem0");
+  ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
+  Start(dev);
+  ASSERT_EQ(Dg({"inject-error", dev, "-B", "100", "-n", "3"}).rc, 0);
+  std::vector<Json> ev = Events(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(Name(ev[0]), "media-error-found");
+  EXPECT_EQ(ev[0]["badblocks"], Json::parse(R"([{"offset":100,"length":3}])"));
+  EXPECT_EQ(ev[0]["dev"], dev);
+  EXPECT_GT(ev[0]["pid"].get<int>(), 0);
+  EXPECT_NE(ev[0]["timestamp"].get<std::string>().find('.'), std::string::npos);
+  ASSERT_EQ(Dg({"inject-error", dev, "-B", "200", "-N"}).rc, 0);  // latent: only the scrub finds it
+  ASSERT_EQ(Dg({"start-scrub", dev, "--wait"}).rc, 0);
+  // the scrub's find and its end (it may have started and ended between looks)
+  ev = Events(3);
+  ASSERT_GE(ev.size(), 3u);
+  size_t next = Name(ev[1]) == "scrub-started" ? 2 : 1;
+  ev = Events(next + 2);
+  ASSERT_EQ(ev.size(), next + 2) << Slurp(Path("events"));
+  EXPECT_EQ(Name(ev[next]), "media-error-found");
+  EXPECT_EQ(ev[next]["badblocks"], Json::parse(R"([{"offset":200,"length":1}])"));
+  EXPECT_EQ(Name(ev[next + 1]), "scrub-finished");
+  EXPECT_EQ(ev[next + 1]["scrub_count"], 1);
+  ASSERT_EQ(Dg({"clear-errors", dev, "-B", "96", "-n", "8"}).rc, 0);
+  ev = Events(next + 3);
+  ASSERT_EQ(ev.size(), next + 3) << Slurp(Path("events"));
+  EXPECT_EQ(Name(ev[next + 2]), "media-error-cleared");
+  EXPECT_EQ(ev[next + 2]["badblocks"], Json::parse(R"([{"offset":100,"length":3}])"));
+}
+
+// A stack's events are in its own sectors, from whichever device below.
+TEST_F(MonitorCli, AStackSpeaksInItsOwnSectors) {
+  for (const char* d : {"d0", "d1"}) ASSERT_EQ(Dg({"create-device", Path(d), "--size", "64M"}).rc, 0);
+  std::string stack = Path("stack");
+  ASSERT_EQ(Dg({"dm", "create", stack, "--table", "0 131072 linear d0 0", "--table", "131072 131072 linear d1 0"}).rc,
+            0);
+  Start(stack);
+  ASSERT_EQ(Dg({"inject-error", Path("d1"), "-B", "8"}).rc, 0);
+  std::vector<Json> ev = Events(1);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(Name(ev[0]), "media-error-found");
+  EXPECT_EQ(ev[0]["badblocks"], Json::parse(R"([{"offset":131080,"length":1}])"));
+}
+
+TEST_F(MonitorCli, MistakesGetOneLine) {
+  auto r = Dg({"monitor", Path("missing")});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  ASSERT_EQ(Dg({"create-device", Path("pmem0"), "--size", "64M"}).rc, 0);
+  r = Dg({"monitor", Path("pmem0"), "--timeout", "-1"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("--timeout"), std::string::npos) << r.err;
+  r = Dg({"monitor", Path("pmem0"), "--timeout", "0.2"});  // nothing happens: no event, exit 0
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+}  // namespace
