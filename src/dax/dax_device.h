@@ -37,7 +37,7 @@ class Device;
 // Linux copies from the address dax_direct_access returned without passing
 // through device-mapper again.
 struct Mapping {
-  uint8_t* addr = nullptr;
+  uint8_t* addr = nullptr;  // null for a mirror's pages: no one memory holds them
   uint64_t pages = 0;
   Device* source = nullptr;
   uint64_t source_off = 0;  // bytes, of addr on `source`

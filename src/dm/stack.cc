@@ -65,7 +65,9 @@ Status Stack::AddSegment(const TableLine& line, BaseOpener& opener, std::map<std
   auto target = MakeTarget(line, resolve);
   if (!target.ok()) return target.status();
   bool error = target.value()->Bases().empty();
-  segments_.push_back({line.start * kSectorSize, line.len * kSectorSize, error, std::move(target).value()});
+  std::vector<Layout::Leg> mirror = target.value()->MirrorLegs();
+  segments_.push_back(
+      {line.start * kSectorSize, line.len * kSectorSize, error, std::move(target).value(), std::move(mirror)});
   return Status::Ok();
 }
 
@@ -93,8 +95,9 @@ Status Stack::CheckNoAliasing() const {
   std::vector<Reach> reach;
   for (size_t i = 0; i < segments_.size(); ++i) {
     std::optional<Layout> layout = segments_[i].target->Striping();
+    if (!segments_[i].mirror.empty()) layout = Layout{segments_[i].len, segments_[i].mirror};
     if (!layout) continue;  // the error target reaches nothing
-    uint64_t len = segments_[i].len / layout->legs.size();
+    uint64_t len = segments_[i].mirror.empty() ? segments_[i].len / layout->legs.size() : segments_[i].len;
     for (size_t j = 0; j < layout->legs.size(); ++j)
       reach.push_back({layout->legs[j].base, layout->legs[j].offset, len, i, j, layout->legs.size() > 1});
   }
@@ -130,6 +133,7 @@ void Stack::Finish() {
     caps_.synchronous = caps_.synchronous && b.dev->caps().synchronous;
   }
   flat_ = Flatten();
+  for (const Segment& seg : segments_) mirrored_ = mirrored_ || !seg.mirror.empty();
 }
 
 std::unique_ptr<FlatMap> Stack::Flatten() const {
@@ -196,6 +200,23 @@ Status Stack::CheckNoErrorTarget(uint64_t off, uint64_t len) const {
   return Status::Ok();
 }
 
+template <typename Fn>
+bool Stack::ForEachCopy(const Extent& e, uint64_t pos, Fn&& fn) const {
+  const Segment& seg = segments_[SegmentAt(pos)];
+  if (seg.mirror.empty()) return fn(e);
+  for (size_t leg = 0; leg < seg.mirror.size(); ++leg)
+    if (!fn(OnLeg(seg, leg, pos - seg.start, e.len))) return false;
+  return true;
+}
+
+Status Stack::CheckNoMirror(uint64_t off, uint64_t len) const {
+  for (size_t i = len ? SegmentAt(off) : segments_.size(); i < segments_.size() && segments_[i].start < off + len; ++i)
+    if (!segments_[i].mirror.empty())
+      return Status::Error(EOPNOTSUPP, name_ + ": sector " + std::to_string(std::max(off, segments_[i].start) / kSectorSize) +
+                                           " is on a raid1 segment, which cannot be mapped (a store would reach one leg)");
+  return Status::Ok();
+}
+
 Status Stack::ErrorTargetError(uint64_t off) const {
   return Status::Io(name_ + ": sector " + std::to_string(off / kSectorSize) + " is mapped to the error target");
 }
@@ -230,6 +251,7 @@ Result<dax::Mapping> Stack::DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax:
   const Segment& seg = segments_[SegmentAt(off)];
   if (seg.error) return ErrorTargetError(off);
   uint64_t in = off - seg.start;
+  if (!seg.mirror.empty()) return MirrorAccess(seg, in, std::min(nr_pages * kPageSize, seg.len - in), mode);
   Extent e = seg.target->Map(in, std::min(nr_pages * kPageSize, seg.len - in));
   return bases_[e.base].dev->DirectAccess(e.offset / kPageSize, e.len / kPageSize, mode);
 }
@@ -238,16 +260,23 @@ Result<size_t> Stack::RecoveryWrite(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
   auto* in = static_cast<const uint8_t*>(src);
+  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   size_t done = 0;
   Status why;
-  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
-    auto r = bases_[e.base].dev->RecoveryWrite(e.offset, in + done, e.len);
-    if (!r.ok()) {
-      why = r.status();
-      return false;
-    }
-    done += *r;
-    return *r == e.len;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    size_t least = e.len;  // written on every leg
+    bool whole = ForEachCopy(e, pos, [&](const Extent& c) {
+      auto r = bases_[c.base].dev->RecoveryWrite(c.offset, in + done, c.len);
+      if (!r.ok()) {
+        why = r.status();
+        return false;
+      }
+      least = std::min<size_t>(least, *r);
+      return *r == c.len;
+    });
+    if (why.ok()) done += least;
+    return whole;
   });
   if (done == 0 && !why.ok()) return why;
   return done;
@@ -256,10 +285,14 @@ Result<size_t> Stack::RecoveryWrite(uint64_t off, const void* src, size_t len) {
 Status Stack::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(pgoff * kPageSize, nr_pages * kPageSize));
+  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   Status s;
-  ForEachRun(pgoff * kPageSize, nr_pages * kPageSize, [&](const Extent& e, uint64_t) {
-    s = bases_[e.base].dev->ZeroPageRange(e.offset / kPageSize, e.len / kPageSize);
-    return s.ok();
+  ForEachRun(pgoff * kPageSize, nr_pages * kPageSize, [&](const Extent& e, uint64_t pos) {
+    return ForEachCopy(e, pos, [&](const Extent& c) {
+      s = bases_[c.base].dev->ZeroPageRange(c.offset / kPageSize, c.len / kPageSize);
+      return s.ok();
+    });
   });
   return s;
 }
@@ -269,9 +302,11 @@ Result<size_t> Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;
   Status failed;
-  ForEachRun(off, len, [&](const Extent& e, uint64_t) {
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
     if (e.base == Extent::kNoBase) return false;
-    Result<size_t> n = bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len);
+    const Segment& seg = segments_[SegmentAt(pos)];
+    Result<size_t> n = seg.mirror.empty() ? bases_[e.base].dev->ReadMcSafe(e.offset, out + done, e.len)
+                                          : ReadMirrored(seg, pos - seg.start, out + done, e.len);
     if (!n.ok()) {
       failed = n.status();
       return false;
@@ -287,10 +322,14 @@ template <typename Fn>
 Status Stack::StoreEachRun(uint64_t off, uint64_t len, Fn&& fn) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   Status s;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
-    s = fn(*bases_[e.base].dev, e.offset, pos, e.len);
-    return s.ok();
+    return ForEachCopy(e, pos, [&](const Extent& c) {
+      s = fn(*bases_[c.base].dev, c.offset, pos, c.len);
+      return s.ok();
+    });
   });
   return s;
 }
@@ -320,6 +359,7 @@ Status Stack::WritePersist(uint64_t off, const void* src, size_t len) {
 Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
+  DG_RETURN_IF_ERROR(CheckNoMirror(off, len));
   Status s;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
     s = bases_[e.base].dev->MapInto(region, at + (pos - off), e.offset, e.len, label_off + (pos - off));
@@ -339,9 +379,13 @@ bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
 bool Stack::WriteClean(uint64_t off, const void* src, size_t len) {
   if (flat_) return BytesOk(off, len) && flat_->Write(off, src, len);  // no error segments there
   auto* in = static_cast<const uint8_t*>(src);
+  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   // Refused writes change nothing, as with Write.
   return BytesOk(off, len) && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
-           return e.base != Extent::kNoBase && bases_[e.base].dev->WriteClean(e.offset, in + (pos - off), e.len);
+           return e.base != Extent::kNoBase && ForEachCopy(e, pos, [&](const Extent& c) {
+                    return bases_[c.base].dev->WriteClean(c.offset, in + (pos - off), c.len);
+                  });
          });
 }
 
@@ -350,7 +394,18 @@ std::vector<media::BadBlock> Stack::BadBlocks() const {
   for (size_t i = 0; i < bases_.size(); ++i)
     for (const media::BadBlock& b : bases_[i].dev->BadBlocks())
       for (const ByteRange& r : MapUp(i, b.sector * kSectorSize, b.count * kSectorSize))
-        all.push_back({r.off / kSectorSize, r.len / kSectorSize, b.acknowledged});
+        for (uint64_t s = r.off / kSectorSize, end = (r.off + r.len) / kSectorSize; s < end;) {
+          const Segment& seg = segments_[SegmentAt(s * kSectorSize)];
+          uint64_t stop = std::min(end, (seg.start + seg.len) / kSectorSize);
+          if (seg.mirror.empty()) {
+            all.push_back({s, stop - s, b.acknowledged});
+            s = stop;
+            continue;
+          }
+          // a mirror's sector is bad only where no leg holds it
+          for (; s < stop; ++s)
+            if (MirrorUnreadable(seg, s * kSectorSize - seg.start, kSectorSize)) all.push_back({s, 1, b.acknowledged});
+        }
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.sector < b.sector; });
   std::vector<media::BadBlock> out;
   for (const media::BadBlock& b : all) {
@@ -367,8 +422,11 @@ std::vector<media::BadBlock> Stack::BadBlocks() const {
 
 bool Stack::KnownUnreadable(uint64_t off, uint64_t len) const {
   if (!BytesOk(off, len)) return true;
-  return !ForEachRun(off, len, [&](const Extent& e, uint64_t) {
-    return e.base != Extent::kNoBase && !bases_[e.base].dev->KnownUnreadable(e.offset, e.len);
+  return !ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    if (e.base == Extent::kNoBase) return false;
+    const Segment& seg = segments_[SegmentAt(pos)];
+    if (!seg.mirror.empty()) return !MirrorUnreadable(seg, pos - seg.start, e.len);
+    return !bases_[e.base].dev->KnownUnreadable(e.offset, e.len);
   });
 }
 
@@ -398,6 +456,14 @@ std::vector<SegmentStatus> Stack::SegmentStatuses() const {
     for (const media::BadBlock& b : bad) {
       uint64_t s = std::max(b.sector, lo), e = std::min(b.sector + b.count, hi);
       if (s < e) st.bad.push_back({s, e - s, b.acknowledged});
+    }
+    for (const Layout::Leg& leg : seg.mirror) {
+      uint64_t lo = leg.offset / kSectorSize, hi = lo + seg.len / kSectorSize, n = 0;
+      for (const media::BadBlock& b : bases_[leg.base].dev->BadBlocks()) {
+        uint64_t s = std::max(b.sector, lo), e = std::min(b.sector + b.count, hi);
+        if (s < e) n += e - s;
+      }
+      st.leg_bad.push_back(n);
     }
     out.push_back(std::move(st));
   }
@@ -436,7 +502,22 @@ void Stack::OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags) {
     ReportFailure({0, size_, dax::kFailurePreRemove});
     return;
   }
-  for (const ByteRange& r : MapUp(base, off, len)) ReportFailure({r.off, r.len, dax::kFailureMedia});
+  std::vector<ByteRange> part;
+  bool rebuild = false;
+  for (const Segment& seg : segments_) {
+    part.clear();
+    seg.target->Unmap(base, off, len, &part);
+    for (const ByteRange& r : part) {
+      if (seg.mirror.empty()) {
+        ReportFailure({seg.start + r.off, r.len, dax::kFailureMedia});
+        continue;
+      }
+      std::lock_guard<std::mutex> g(rebuild_mu_);
+      to_rebuild_.push_back({seg.start + r.off, r.len});
+      rebuild = true;
+    }
+  }
+  if (rebuild) DeliverFailures(false);  // the delivery thread rebuilds
 }
 
 }  // namespace daxguard::dm

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ struct SegmentStatus {
   std::vector<std::string> devices;  // as the table names them
   bool can_recover = false;
   std::vector<media::BadBlock> bad;  // known errors within, in stack sectors
+  // raid1: each leg's known bad sectors (those another leg still holds
+  // are rebuilt while the stack is held)
+  std::vector<uint64_t> leg_bad;
 };
 
 class Stack final : public dax::Device {
@@ -102,6 +106,9 @@ class Stack final : public dax::Device {
   Status ClaimForHolder(uint64_t token) override;
   void UnclaimForHolder(uint64_t token) override;
   void OnHolderReleasing() override;
+  // raid1: rebuilds what its legs reported lost from another leg; tells
+  // the holder only of what no leg holds (dm/stack_mirror.cc).
+  std::vector<dax::Failure> CollectFailures() override;
   // An error-target run fails, naming its first sector.
   Result<std::vector<dax::MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override;
 
@@ -111,6 +118,7 @@ class Stack final : public dax::Device {
     uint64_t len;    // bytes
     bool error;      // the error target: no base, every access fails
     std::unique_ptr<Target> target;
+    std::vector<Layout::Leg> mirror;  // raid1: every leg (Map answers with the first)
   };
   struct Base {
     std::string label;  // the DEV argument that first named it
@@ -144,6 +152,28 @@ class Stack final : public dax::Device {
   template <typename Fn>
   Status StoreEachRun(uint64_t off, uint64_t len, Fn&& fn);
   Status ErrorTargetError(uint64_t off) const;
+  // Calls fn(extent) for the run `e` at stack offset `pos`, and for a
+  // mirror once per leg, until fn returns false.
+  template <typename Fn>
+  bool ForEachCopy(const Extent& e, uint64_t pos, Fn&& fn) const;
+  // EOPNOTSUPP if [off, off+len) touches a mirror: a store through a
+  // mapping would reach one leg only.
+  Status CheckNoMirror(uint64_t off, uint64_t len) const;
+
+  // --- raid1 (dm/stack_mirror.cc)
+  static Extent OnLeg(const Segment& seg, size_t leg, uint64_t in, uint64_t len);
+  // Direct access to [in, in+len) of mirror `seg`: no leg's memory (a store
+  // there would reach one leg) but the stack itself as the source, so that
+  // copies take the mirrored path; up to the first page no leg holds.
+  Result<dax::Mapping> MirrorAccess(const Segment& seg, uint64_t in, uint64_t len, dax::AccessMode mode);
+  // [in, in+len) of mirror `seg`, each byte from the first leg that holds
+  // it; the count read before a byte no leg holds.
+  Result<size_t> ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out, uint64_t len);
+  // Whether some page of [in, in+len) is known unreadable on every leg.
+  bool MirrorUnreadable(const Segment& seg, uint64_t in, uint64_t len) const;
+  // Rewrites page `in` on every leg that cannot read it from one that can
+  // (a recovery write: the poison goes); false if none can.
+  bool RebuildPage(const Segment& seg, uint64_t in);
   // Queued, not told: a base calls this with its own holder lock held,
   // and the stack takes its lock and then the bases' when a holder
   // registers; telling from the delivery thread keeps those two orders from
@@ -160,6 +190,12 @@ class Stack final : public dax::Device {
   uint64_t size_ = 0;
   dax::Capabilities caps_;
   std::unique_ptr<FlatMap> flat_;  // null if the stack does not reduce
+  bool mirrored_ = false;          // a segment is raid1
+  // A mirror's stores and rebuilds one at a time, so that a rebuild never
+  // puts back bytes a store has just replaced on the other legs.
+  std::mutex mirror_mu_;
+  std::mutex rebuild_mu_;
+  std::vector<ByteRange> to_rebuild_;  // stack ranges a leg lost
 
 };
 

@@ -74,18 +74,10 @@ Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const B
   if (*chunk > line.len / *n || line.len % (*n * *chunk))
     return SegmentError(line, "LEN must be a multiple of N * CHUNK (" + a[0] + " * " + a[1] + " sectors)");
   uint64_t stripe_len = line.len / *n * kSectorSize;
+  auto legs = ParseLegs(line, 2, *n, stripe_len, "stripe", resolve);
+  if (!legs.ok()) return legs.status();
   std::vector<Stripe> stripes;
-  for (uint64_t i = 0; i < *n; ++i) {
-    const std::string& dev = a[2 + 2 * i];
-    auto offset = ParseOffsetArg(line, "offset", a[3 + 2 * i]);
-    if (!offset.ok()) return offset.status();
-    auto base = resolve(dev);
-    if (!base.ok()) return SegmentError(line, base.status());
-    if (*offset > base->size || stripe_len > base->size - *offset)
-      return SegmentError(line, "stripe " + std::to_string(i) + " reaches beyond the end of " + dev + " (" +
-                                    std::to_string(base->size / kSectorSize) + " sectors)");
-    stripes.push_back({base->index, *offset});
-  }
+  for (const Layout::Leg& leg : *legs) stripes.push_back({leg.base, leg.offset});
   return std::unique_ptr<Target>(new StripedTarget(std::move(stripes), *chunk * kSectorSize, line.len * kSectorSize));
 }
 

@@ -56,6 +56,9 @@ class Target {
   virtual std::vector<size_t> Bases() const = 0;
   // The mapping as a Layout, when it is one (not for the error target).
   virtual std::optional<Layout> Striping() const { return std::nullopt; }
+  // A mirror's legs, each holding the whole segment (Map answers with the
+  // first); empty for every other target.
+  virtual std::vector<Layout::Leg> MirrorLegs() const { return {}; }
 };
 
 // What a target needs to know of a base device the table names.
@@ -74,11 +77,17 @@ Result<std::unique_ptr<Target>> MakeTarget(const TableLine& line, const BaseReso
 Result<std::unique_ptr<Target>> MakeLinearTarget(const TableLine& line, const BaseResolver& resolve);
 Result<std::unique_ptr<Target>> MakeStripedTarget(const TableLine& line, const BaseResolver& resolve);
 Result<std::unique_ptr<Target>> MakeErrorTarget(const TableLine& line);
+Result<std::unique_ptr<Target>> MakeRaid1Target(const TableLine& line, const BaseResolver& resolve);
 
 // Shared by the target files: "segment 'LINE': WHY", keeping the errno of
 // a failure below (a missing device stays ENOENT).
 Status SegmentError(const TableLine& line, const std::string& why);
 Status SegmentError(const TableLine& line, const Status& why);
+// Parses `n` pairs of DEV OFFSET from args[first] on, each leg taking
+// `leg_len` bytes of its device from OFFSET; `what` names a leg in errors
+// ("stripe", "leg").
+Result<std::vector<Layout::Leg>> ParseLegs(const TableLine& line, size_t first, uint64_t n, uint64_t leg_len,
+                                           const std::string& what, const BaseResolver& resolve);
 // Parses a page-aligned sector offset argument into bytes.
 Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, const std::string& text);
 

@@ -43,7 +43,8 @@ std::string Joined(const std::vector<std::string>& words) {
 }
 
 // One line per segment: "START LEN TARGET devices=A,B recovery=yes|no
-// badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none.
+// badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none; a
+// raid1 segment adds "leg_badblocks=N,M": each leg's bad sectors.
 int RunStatus(const std::string& path) {
   const char* cmd = "dm status";
   auto stack = dm::OpenStack(path, kReadOnly);
@@ -51,9 +52,15 @@ int RunStatus(const std::string& path) {
   for (const dm::SegmentStatus& st : (*stack)->SegmentStatuses()) {
     std::vector<std::string> bad;
     for (const media::BadBlock& b : st.bad) bad.push_back(std::to_string(b.sector) + "+" + std::to_string(b.count));
-    std::printf("%llu %llu %s devices=%s recovery=%s badblocks=%s\n", static_cast<unsigned long long>(st.line.start),
+    std::string legs;
+    if (!st.leg_bad.empty()) {
+      std::vector<std::string> counts;
+      for (uint64_t n : st.leg_bad) counts.push_back(std::to_string(n));
+      legs = " leg_badblocks=" + Joined(counts);
+    }
+    std::printf("%llu %llu %s devices=%s recovery=%s badblocks=%s%s\n", static_cast<unsigned long long>(st.line.start),
                 static_cast<unsigned long long>(st.line.len), st.line.target.c_str(), Joined(st.devices).c_str(),
-                st.can_recover ? "yes" : "no", Joined(bad).c_str());
+                st.can_recover ? "yes" : "no", Joined(bad).c_str(), legs.c_str());
   }
   return 0;
 }
@@ -69,7 +76,7 @@ void AddDmCommands(CLI::App& app, int* rc) {
   c->add_option("STACK", ca->stack, "stack file to create")->required();
   c->add_option("--table", ca->lines,
                 "segment \"START LEN TARGET ARGS\" in 512-byte sectors (repeatable, in order): "
-                "linear DEV OFFSET | striped N CHUNK DEV OFFSET... | error; "
+                "linear DEV OFFSET | striped N CHUNK DEV OFFSET... | raid1 N DEV OFFSET... | error; "
                 "relative DEV paths are relative to the stack file's directory")
       ->required();
   c->callback([ca, rc] { *rc = RunCreate(*ca); });
