@@ -90,32 +90,33 @@ class Monitor {
     }
   }
 
+  // In the order they happened: a scrub's start (and progress) before the
+  // errors it found, its end after them.
   void Look() {
-    Runs now = Normal(dev_.BadBlocks());
-    Runs found = Minus(now, bad_), cleared = Minus(bad_, now);
-    bad_ = now;
+    std::vector<media::ScrubStatus> now;
+    for (media::PmemDevice* m : media_) now.push_back(m->GetScrubStatus());
+    for (size_t i = 0; i < media_.size(); ++i) ScrubRunning(i, scrub_[i], now[i]);
+    Runs bad = Normal(dev_.BadBlocks());
+    Runs found = Minus(bad, bad_), cleared = Minus(bad_, bad);
+    bad_ = bad;
     if (!found.empty()) Event("media-error-found", {{"badblocks", BadBlocksJson(found)}});
     if (!cleared.empty()) Event("media-error-cleared", {{"badblocks", BadBlocksJson(cleared)}});
-    for (size_t i = 0; i < media_.size(); ++i) LookAtScrub(i);
+    for (size_t i = 0; i < media_.size(); ++i) ScrubEnded(i, scrub_[i], now[i]);
+    scrub_ = std::move(now);
   }
 
-  void LookAtScrub(size_t i) {
-    media::ScrubStatus was = scrub_[i], now = media_[i]->GetScrubStatus();
-    scrub_[i] = now;
-    Json where{{"media", media_[i]->path()}};
+  void ScrubRunning(size_t i, const media::ScrubStatus& was, const media::ScrubStatus& now) {
+    if (!now.active || now.count != was.count) return;  // a new one after an end: see ScrubEnded
     uint64_t size = media_[i]->size();
-    if (now.count > was.count) {
-      where["scrub_count"] = now.count;
-      Event("scrub-finished", where);
-      if (!now.active) return;
-      was = {};
-    }
-    if (now.active && !was.active) Event("scrub-started", where);
-    if (now.active && size && now.progress * 10 / size > was.progress * 10 / size) {
-      where["progress"] = now.progress;
-      where["size"] = size;
-      Event("scrub-progress", where);
-    }
+    if (!was.active) Event("scrub-started", {{"media", media_[i]->path()}});
+    if (size && now.progress * 10 / size > (was.active ? was.progress : 0) * 10 / size)
+      Event("scrub-progress", {{"media", media_[i]->path()}, {"progress", now.progress}, {"size", size}});
+  }
+
+  void ScrubEnded(size_t i, const media::ScrubStatus& was, const media::ScrubStatus& now) {
+    if (now.count <= was.count) return;
+    Event("scrub-finished", {{"media", media_[i]->path()}, {"scrub_count", now.count}});
+    if (now.active) Event("scrub-started", {{"media", media_[i]->path()}});
   }
 
   void Event(const char* name, const Json& detail) {
