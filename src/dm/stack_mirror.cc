@@ -70,20 +70,16 @@ bool Stack::MirrorUnreadable(const Segment& seg, uint64_t in, uint64_t len) cons
 
 bool Stack::RebuildPage(const Segment& seg, uint64_t in) {
   std::vector<size_t> bad;
-  std::optional<size_t> good;
   for (size_t leg = 0; leg < seg.mirror.size(); ++leg) {
     Extent c = OnLeg(seg, leg, in, kPageSize);
-    if (bases_[c.base].dev->KnownUnreadable(c.offset, c.len))
-      bad.push_back(leg);
-    else if (!good)
-      good = leg;
+    if (bases_[c.base].dev->KnownUnreadable(c.offset, c.len)) bad.push_back(leg);
   }
   if (bad.empty()) return true;  // rebuilt already, or cleared
-  if (!good) return false;
+  // The page as the legs hold it between them (two legs may each have lost
+  // a different line of it); a byte none holds stops the rebuild.
   std::array<uint8_t, kPageSize> page;
-  Extent from = OnLeg(seg, *good, in, kPageSize);
-  // A clean copy only: latent poison on the good leg fails it too.
-  if (!bases_[from.base].dev->ReadClean(from.offset, page.data(), kPageSize)) return false;
+  Result<size_t> n = ReadMirrored(seg, in, page.data(), kPageSize);
+  if (!n.ok() || *n != kPageSize) return false;
   for (size_t leg : bad) {
     Extent to = OnLeg(seg, leg, in, kPageSize);
     auto w = bases_[to.base].dev->RecoveryWrite(to.offset, page.data(), kPageSize);
@@ -105,11 +101,14 @@ std::vector<dax::Failure> Stack::CollectFailures() {
     for (uint64_t page = AlignDown(r.off, kPageSize); page < r.off + r.len; page += kPageSize) {
       const Segment& seg = segments_[SegmentAt(page)];
       if (RebuildPage(seg, page - seg.start)) continue;
-      uint64_t lo = std::max(page, r.off), hi = std::min(page + kPageSize, r.off + r.len);
-      if (!lost.empty() && lost.back().offset + lost.back().len == lo)
-        lost.back().len += hi - lo;
-      else
-        lost.push_back({lo, hi - lo, dax::kFailureMedia});
+      // What no leg holds is lost: the holder hears of those sectors.
+      for (uint64_t at = std::max(page, r.off); at < std::min(page + kPageSize, r.off + r.len); at += kSectorSize) {
+        if (!MirrorUnreadable(seg, at - seg.start, kSectorSize)) continue;
+        if (!lost.empty() && lost.back().offset + lost.back().len == at)
+          lost.back().len += kSectorSize;
+        else
+          lost.push_back({at, kSectorSize, dax::kFailureMedia});
+      }
     }
   }
   return lost;

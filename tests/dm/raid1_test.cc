@@ -100,6 +100,16 @@ TEST_F(Raid1Test, AHeldMirrorRebuildsALegAndTellsItsHolderOnlyOfLosses) {
   ASSERT_TRUE(h.WaitForCount(1));
   EXPECT_EQ(h.Calls().front(), (Call{100 * S, S, dax::kFailureMedia}));
   EXPECT_EQ(m_->BadBlocks().size(), 1u);
+  // Two legs that each lost a different sector of one page hold it
+  // between them: both are rebuilt, and the holder hears nothing.
+  ASSERT_TRUE(Leg(1).Inject(2048 + 200, 1, {.notify = false}).ok());
+  ASSERT_TRUE(Leg(0).Inject(202, 1, {}).ok());
+  ASSERT_TRUE(Leg(1).Inject(2048 + 200, 1, {}).ok());
+  EXPECT_TRUE(h.WaitFor([&](const std::vector<Call>&) {
+    return !Leg(0).HasPoison(202 * S, S) && !Leg(1).HasPoison((2048 + 200) * S, S);
+  })) << "the page was not rebuilt from its two halves";
+  for (const Call& c : h.Calls()) EXPECT_EQ(c, (Call{100 * S, S, dax::kFailureMedia})) << "told of a sector a leg held";
+  EXPECT_TRUE(ReadsBack(25 * P, P));
   // A whole-page recovery write through the stack clears both legs.
   ASSERT_TRUE(dax::WriteAt(*m_, 12 * P, data_.data() + 12 * P, P).ok());
   EXPECT_TRUE(m_->BadBlocks().empty());
