@@ -505,17 +505,13 @@ void Stack::OnBaseFailure(size_t base, uint64_t off, uint64_t len, int flags) {
   std::vector<ByteRange> part;
   bool rebuild = false;
   for (const Segment& seg : segments_) {
+    if (!seg.mirror.empty()) {
+      rebuild = QueueRebuild(seg, base, off, len) || rebuild;
+      continue;
+    }
     part.clear();
     seg.target->Unmap(base, off, len, &part);
-    for (const ByteRange& r : part) {
-      if (seg.mirror.empty()) {
-        ReportFailure({seg.start + r.off, r.len, dax::kFailureMedia});
-        continue;
-      }
-      std::lock_guard<std::mutex> g(rebuild_mu_);
-      to_rebuild_.push_back({seg.start + r.off, r.len});
-      rebuild = true;
-    }
+    for (const ByteRange& r : part) ReportFailure({seg.start + r.off, r.len, dax::kFailureMedia});
   }
   if (rebuild) DeliverFailures(false);  // the delivery thread rebuilds
 }

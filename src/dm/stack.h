@@ -168,12 +168,26 @@ class Stack final : public dax::Device {
   Result<dax::Mapping> MirrorAccess(const Segment& seg, uint64_t in, uint64_t len, dax::AccessMode mode);
   // [in, in+len) of mirror `seg`, each byte from the first leg that holds
   // it; the count read before a byte no leg holds.
-  Result<size_t> ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out, uint64_t len);
+  // Leg `skip` (if any) is not read: a leg that reported a loss may hold
+  // zeroes there without poison once the error is cleared.
+  Result<size_t> ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out, uint64_t len,
+                              std::optional<size_t> skip = std::nullopt);
   // Whether some page of [in, in+len) is known unreadable on every leg.
   bool MirrorUnreadable(const Segment& seg, uint64_t in, uint64_t len) const;
-  // Rewrites page `in` on every leg that cannot read it from one that can
-  // (a recovery write: the poison goes); false if none can.
-  bool RebuildPage(const Segment& seg, uint64_t in);
+  // What leg `leg` of `seg` lost: [off, off+len) of the segment.
+  struct LegLoss {
+    const Segment* seg;
+    size_t leg;
+    uint64_t off, len;
+  };
+  // Queues what [off, off+len) of base `base` backs on the legs of `seg`;
+  // whether anything was.
+  bool QueueRebuild(const Segment& seg, size_t base, uint64_t off, uint64_t len);
+  // Page `in` of `loss.seg`, read from the legs between them (the lost
+  // bytes not from the leg that lost them), rewritten on that leg and on
+  // every leg known unable to read it (a recovery write: the poison goes);
+  // false if some byte of it no leg holds.
+  bool RebuildPage(const LegLoss& loss, uint64_t in);
   // Queued, not told: a base calls this with its own holder lock held,
   // and the stack takes its lock and then the bases' when a holder
   // registers; telling from the delivery thread keeps those two orders from
@@ -195,7 +209,7 @@ class Stack final : public dax::Device {
   // puts back bytes a store has just replaced on the other legs.
   std::mutex mirror_mu_;
   std::mutex rebuild_mu_;
-  std::vector<ByteRange> to_rebuild_;  // stack ranges a leg lost
+  std::vector<LegLoss> to_rebuild_;
 
 };
 

@@ -34,11 +34,13 @@ Result<dax::Mapping> Stack::MirrorAccess(const Segment& seg, uint64_t in, uint64
   return m;
 }
 
-Result<size_t> Stack::ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out, uint64_t len) {
+Result<size_t> Stack::ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out, uint64_t len,
+                                   std::optional<size_t> skip) {
   uint64_t done = 0;
   while (done < len) {
     size_t got = 0;
     for (size_t leg = 0; leg < seg.mirror.size() && got == 0; ++leg) {
+      if (leg == skip) continue;
       Extent c = OnLeg(seg, leg, in + done, len - done);
       Result<size_t> n = bases_[c.base].dev->ReadMcSafe(c.offset, out + done, c.len);
       if (!n.ok()) return n.status();
@@ -68,19 +70,36 @@ bool Stack::MirrorUnreadable(const Segment& seg, uint64_t in, uint64_t len) cons
   return false;
 }
 
-bool Stack::RebuildPage(const Segment& seg, uint64_t in) {
-  std::vector<size_t> bad;
+bool Stack::QueueRebuild(const Segment& seg, size_t base, uint64_t off, uint64_t len) {
+  bool queued = false;
+  for (size_t leg = 0; leg < seg.mirror.size(); ++leg) {
+    const Layout::Leg& l = seg.mirror[leg];
+    uint64_t lo = std::max(off, l.offset), hi = std::min(off + len, l.offset + seg.len);
+    if (l.base != base || lo >= hi) continue;
+    std::lock_guard<std::mutex> g(rebuild_mu_);
+    to_rebuild_.push_back({&seg, leg, lo - l.offset, hi - lo});
+    queued = true;
+  }
+  return queued;
+}
+
+bool Stack::RebuildPage(const LegLoss& loss, uint64_t in) {
+  const Segment& seg = *loss.seg;
+  std::vector<size_t> rewrite = {loss.leg};
   for (size_t leg = 0; leg < seg.mirror.size(); ++leg) {
     Extent c = OnLeg(seg, leg, in, kPageSize);
-    if (bases_[c.base].dev->KnownUnreadable(c.offset, c.len)) bad.push_back(leg);
+    if (leg != loss.leg && bases_[c.base].dev->KnownUnreadable(c.offset, c.len)) rewrite.push_back(leg);
   }
-  if (bad.empty()) return true;  // rebuilt already, or cleared
   // The page as the legs hold it between them (two legs may each have lost
-  // a different line of it); a byte none holds stops the rebuild.
+  // a different line of it), the lost bytes from the other legs.
   std::array<uint8_t, kPageSize> page;
-  Result<size_t> n = ReadMirrored(seg, in, page.data(), kPageSize);
-  if (!n.ok() || *n != kPageSize) return false;
-  for (size_t leg : bad) {
+  uint64_t lo = std::clamp(loss.off, in, in + kPageSize), hi = std::clamp(loss.off + loss.len, in, in + kPageSize);
+  auto read = [&](uint64_t from, uint64_t to, std::optional<size_t> skip) {
+    Result<size_t> n = ReadMirrored(seg, from, page.data() + (from - in), to - from, skip);
+    return n.ok() && *n == to - from;
+  };
+  if (!read(in, lo, std::nullopt) || !read(lo, hi, loss.leg) || !read(hi, in + kPageSize, std::nullopt)) return false;
+  for (size_t leg : rewrite) {
     Extent to = OnLeg(seg, leg, in, kPageSize);
     auto w = bases_[to.base].dev->RecoveryWrite(to.offset, page.data(), kPageSize);
     if (!w.ok() || *w != kPageSize) return false;
@@ -90,25 +109,23 @@ bool Stack::RebuildPage(const Segment& seg, uint64_t in) {
 }
 
 std::vector<dax::Failure> Stack::CollectFailures() {
-  std::vector<ByteRange> ranges;
+  std::vector<LegLoss> losses;
   {
     std::lock_guard<std::mutex> g(rebuild_mu_);
-    ranges.swap(to_rebuild_);
+    losses.swap(to_rebuild_);
   }
   std::vector<dax::Failure> lost;
   std::lock_guard<std::mutex> g(mirror_mu_);
-  for (const ByteRange& r : MergeRanges(std::move(ranges))) {
-    for (uint64_t page = AlignDown(r.off, kPageSize); page < r.off + r.len; page += kPageSize) {
-      const Segment& seg = segments_[SegmentAt(page)];
-      if (RebuildPage(seg, page - seg.start)) continue;
-      // What no leg holds is lost: the holder hears of those sectors.
-      for (uint64_t at = std::max(page, r.off); at < std::min(page + kPageSize, r.off + r.len); at += kSectorSize) {
-        if (!MirrorUnreadable(seg, at - seg.start, kSectorSize)) continue;
-        if (!lost.empty() && lost.back().offset + lost.back().len == at)
-          lost.back().len += kSectorSize;
-        else
-          lost.push_back({at, kSectorSize, dax::kFailureMedia});
-      }
+  for (const LegLoss& loss : losses) {
+    for (uint64_t page = AlignDown(loss.off, kPageSize); page < loss.off + loss.len; page += kPageSize) {
+      if (RebuildPage(loss, page)) continue;
+      // The leg's lost bytes in this page, which no other leg could give.
+      uint64_t lo = loss.seg->start + std::max(page, loss.off);
+      uint64_t hi = loss.seg->start + std::min(page + kPageSize, loss.off + loss.len);
+      if (!lost.empty() && lost.back().offset + lost.back().len == lo)
+        lost.back().len += hi - lo;
+      else
+        lost.push_back({lo, hi - lo, dax::kFailureMedia});
     }
   }
   return lost;

@@ -116,6 +116,22 @@ TEST_F(Raid1Test, AHeldMirrorRebuildsALegAndTellsItsHolderOnlyOfLosses) {
   EXPECT_TRUE(ReadsBack(0, m_->size()));
 }
 
+// clear-errors on a leg of a mirror nobody holds leaves zeroes there; the
+// next holder's stack hears of the loss and rebuilds the leg from the other.
+TEST_F(Raid1Test, ALegClearedWhileUnheldIsRebuiltWhenNextHeld) {
+  ASSERT_TRUE(Leg(0).Inject(48, 1, {}).ok());
+  uint64_t untold = 0;
+  ASSERT_TRUE(Leg(0).ClearErrors(48 * S, S, &untold).ok());
+  ASSERT_EQ(untold, 1u);
+  ASSERT_EQ(Leg(0).data()[48 * S], 0) << "cleared to zeroes";
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*m_).ok());
+  EXPECT_EQ(std::memcmp(Leg(0).data() + 6 * P, data_.data() + 6 * P, P), 0) << "leg 0 not rebuilt";
+  EXPECT_TRUE(Leg(0).BadBlocks().empty());
+  EXPECT_TRUE(h.Calls().empty());
+  EXPECT_TRUE(ReadsBack(0, m_->size()));
+}
+
 // Stores and rebuilds take turns: a rebuild copies a page whole from a leg
 // no store is half-way through, so once the errors are gone both legs hold
 // each page's last write, never an older one.
