@@ -48,7 +48,7 @@ TEST(CrashModel, AllowsBeforeOrAfterAndOnlyBytesTheFileHeld) {
   after.Find("/f")->Change() = {1, 2, 2, 1};
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}};
+    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}, {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -80,7 +80,7 @@ TEST(CrashModel, AnUntornWriteIsSeenWholeOrNotAtAll) {
   f->untorn = true;
   auto seen = [](std::vector<uint8_t> bytes) {
     std::map<std::string, SeenEntry> t;
-    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}};
+    t["/f"] = {5, S_IFREG | 0644, std::move(bytes), {}, {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen({1, 1, 1, 1}), before, &after), "");
@@ -101,7 +101,7 @@ TEST(CrashModel, LostBytesFailOrHoldOnlyWhatWasWrittenSince) {
     std::map<std::string, SeenEntry> t;
     std::vector<uint8_t> bytes(128, 1);
     std::fill(bytes.begin() + 64, bytes.end(), fails ? 0 : second_line);
-    t["/f"] = {5, S_IFREG | 0644, bytes, fails ? std::vector<ByteRange>{{64, 64}} : std::vector<ByteRange>{}};
+    t["/f"] = {5, S_IFREG | 0644, bytes, fails ? std::vector<ByteRange>{{64, 64}} : std::vector<ByteRange>{}, {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen(0, true), lost, nullptr), "");
@@ -134,8 +134,8 @@ TEST(CrashModel, MetadataIsOneTreeOrTheOther) {
   auto seen = [](uint32_t file_mode, std::string value, std::vector<uint8_t> target) {
     std::map<std::string, SeenEntry> t;
     t["/f"] = {5, file_mode, {}, {}, {{"user.k", value}}};
-    t["/s"] = {6, S_IFLNK | 0777, std::move(target), {}};
-    t["/d"] = {7, S_IFDIR | 0755, {}, {}};
+    t["/s"] = {6, S_IFLNK | 0777, std::move(target), {}, {}};
+    t["/d"] = {7, S_IFDIR | 0755, {}, {}, {}};
     return t;
   };
   EXPECT_EQ(CheckTree(seen(S_IFREG | 0644, "v", {'f'}), before, nullptr), "");
@@ -156,65 +156,58 @@ TEST(CrashModel, MetadataIsOneTreeOrTheOther) {
   EXPECT_NE(CheckTree(both, before, &swapped), "") << "one name swapped, not the other";
 }
 
+// Runs `steps` (each must succeed) on a fresh filesystem holding the base
+// tree, then reads it back into *tree; *model is what the model says of it.
+void RunOnFreshFs(const std::string& what, const std::vector<CrashStep>& steps,
+                  std::map<std::string, SeenEntry>* tree, ModelTree* model) {
+  std::string path = ::testing::TempDir() + "/fresh-fs";
+  std::filesystem::remove(path);
+  media::CreateOptions co;
+  co.size = 16ull << 20;
+  auto made = media::PmemDevice::Create(path, co);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  dax::PmemDax dev(std::move(made).value());
+  ASSERT_TRUE(fs::Filesystem::Mkfs(dev).ok());
+  auto fs = fs::Filesystem::Mount(dev);
+  ASSERT_TRUE(fs.ok()) << fs.status().message();
+  ASSERT_TRUE(MakeCrashBaseTree(**fs, model).ok());
+  for (const CrashStep& s : steps) {
+    Status st = s.run(**fs, *model, [] {});
+    EXPECT_TRUE(st.ok()) << what << ": " << s.name << ": " << st.message();
+  }
+  auto read = ReadTree(**fs);
+  ASSERT_TRUE(read.ok()) << what << ": " << read.status().message();
+  *tree = std::move(read).value();
+}
+
 // crashcheck ignores a step that fails (a failed call must change nothing),
 // so each must be seen to work: alone on the base tree, every step runs,
 // and the tree it leaves is the model's.
 TEST(CrashWorkloads, EveryStepRunsAloneAsTheModelSays) {
-  std::string path = ::testing::TempDir() + "/every-step";
   for (const CrashStep& step : CrashSteps()) {
-    std::filesystem::remove(path);
-    media::CreateOptions co;
-    co.size = 16ull << 20;
-    auto made = media::PmemDevice::Create(path, co);
-    ASSERT_TRUE(made.ok()) << made.status().message();
-    dax::PmemDax dev(std::move(made).value());
-    ASSERT_TRUE(fs::Filesystem::Mkfs(dev).ok());
-    auto fs = fs::Filesystem::Mount(dev);
-    ASSERT_TRUE(fs.ok()) << fs.status().message();
+    std::map<std::string, SeenEntry> tree;
     ModelTree model;
-    ASSERT_TRUE(MakeCrashBaseTree(**fs, &model).ok());
-    Status st = step.run(**fs, model, [] {});
-    EXPECT_TRUE(st.ok()) << step.name << ": " << st.message();
-    auto tree = ReadTree(**fs);
-    ASSERT_TRUE(tree.ok()) << step.name << ": " << tree.status().message();
-    EXPECT_EQ(CheckTree(*tree, model, nullptr), "") << step.name;
+    ASSERT_NO_FATAL_FAILURE(RunOnFreshFs(step.name, {step}, &tree, &model));
+    EXPECT_EQ(CheckTree(tree, model, nullptr), "") << step.name;
   }
-  std::filesystem::remove(path);
 }
 
-// The poison workloads do what their names say (crashcheck ignores a step
-// that fails, as a failed call must change nothing): each runs to its end,
-// and the data poisoned reads as EIO until something replaces it.
+// The poison workloads do what their names say: each runs to its end, and
+// the data poisoned reads as EIO until something replaces it.
 TEST(CrashWorkloads, PoisonWorkloadsRunToTheEnd) {
-  std::string path = ::testing::TempDir() + "/poison-workloads";
   int ran = 0;
   for (const CrashWorkload& w : SpecialCrashWorkloads()) {
     if (!w.name.starts_with("poison")) continue;
-    std::filesystem::remove(path);
-    media::CreateOptions co;
-    co.size = 16ull << 20;
-    auto made = media::PmemDevice::Create(path, co);
-    ASSERT_TRUE(made.ok()) << made.status().message();
-    dax::PmemDax dev(std::move(made).value());
-    ASSERT_TRUE(fs::Filesystem::Mkfs(dev).ok());
-    auto fs = fs::Filesystem::Mount(dev);
-    ASSERT_TRUE(fs.ok()) << fs.status().message();
+    std::map<std::string, SeenEntry> tree;
     ModelTree model;
-    ASSERT_TRUE(MakeCrashBaseTree(**fs, &model).ok());
-    for (const CrashStep& s : w.steps) {
-      Status st = s.run(**fs, model, [] {});
-      EXPECT_TRUE(st.ok()) << w.name << ": " << s.name << ": " << st.message();
-    }
-    auto tree = ReadTree(**fs);
-    ASSERT_TRUE(tree.ok()) << tree.status().message();
-    EXPECT_EQ(CheckTree(*tree, model, nullptr), "") << w.name;
+    ASSERT_NO_FATAL_FAILURE(RunOnFreshFs(w.name, w.steps, &tree, &model));
+    EXPECT_EQ(CheckTree(tree, model, nullptr), "") << w.name;
     if (w.name == "poison /big 8192" || w.name == "poison /big 8192; fsync /big") {
-      EXPECT_EQ(tree->at("/big").failed, (std::vector<ByteRange>{{8192, 512}})) << w.name;
+      EXPECT_EQ(tree.at("/big").failed, (std::vector<ByteRange>{{8192, 512}})) << w.name;
     }
     ++ran;
   }
   EXPECT_GE(ran, 8);
-  std::filesystem::remove(path);
 }
 
 }  // namespace
