@@ -260,7 +260,7 @@ Result<size_t> Stack::RecoveryWrite(uint64_t off, const void* src, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
   auto* in = static_cast<const uint8_t*>(src);
-  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  std::unique_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
   if (mirrored_) mirror.lock();
   size_t done = 0;
   Status why;
@@ -285,7 +285,7 @@ Result<size_t> Stack::RecoveryWrite(uint64_t off, const void* src, size_t len) {
 Status Stack::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
   DG_RETURN_IF_ERROR(CheckPages(pgoff, nr_pages));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(pgoff * kPageSize, nr_pages * kPageSize));
-  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  std::unique_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
   if (mirrored_) mirror.lock();
   Status s;
   ForEachRun(pgoff * kPageSize, nr_pages * kPageSize, [&](const Extent& e, uint64_t pos) {
@@ -300,6 +300,8 @@ Status Stack::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
 Result<size_t> Stack::ReadMcSafe(uint64_t off, void* dst, size_t len) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   auto* out = static_cast<uint8_t*>(dst);
+  std::shared_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   size_t done = 0;
   Status failed;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
@@ -322,7 +324,7 @@ template <typename Fn>
 Status Stack::StoreEachRun(uint64_t off, uint64_t len, Fn&& fn) {
   DG_RETURN_IF_ERROR(CheckBytes(off, len));
   DG_RETURN_IF_ERROR(CheckNoErrorTarget(off, len));
-  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  std::unique_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
   if (mirrored_) mirror.lock();
   Status s;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
@@ -371,6 +373,8 @@ Status Stack::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint
 bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
   if (flat_) return BytesOk(off, len) && flat_->Read(off, dst, len);
   auto* out = static_cast<uint8_t*>(dst);
+  std::shared_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
+  if (mirrored_) mirror.lock();
   return BytesOk(off, len) && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
            return e.base != Extent::kNoBase && bases_[e.base].dev->ReadClean(e.offset, out + (pos - off), e.len);
          });
@@ -379,7 +383,7 @@ bool Stack::ReadClean(uint64_t off, void* dst, size_t len) {
 bool Stack::WriteClean(uint64_t off, const void* src, size_t len) {
   if (flat_) return BytesOk(off, len) && flat_->Write(off, src, len);  // no error segments there
   auto* in = static_cast<const uint8_t*>(src);
-  std::unique_lock<std::mutex> mirror(mirror_mu_, std::defer_lock);
+  std::unique_lock<std::shared_mutex> mirror(mirror_mu_, std::defer_lock);
   if (mirrored_) mirror.lock();
   // Refused writes change nothing, as with Write.
   return BytesOk(off, len) && CheckNoErrorTarget(off, len).ok() && ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -206,8 +207,10 @@ class Stack final : public dax::Device {
   std::unique_ptr<FlatMap> flat_;  // null if the stack does not reduce
   bool mirrored_ = false;          // a segment is raid1
   // A mirror's stores and rebuilds one at a time, so that a rebuild never
-  // puts back bytes a store has just replaced on the other legs.
-  std::mutex mirror_mu_;
+  // puts back bytes a store has just replaced on the other legs; reads
+  // share it, so none sees a leg half rebuilt (a recovery write clears the
+  // poisoned units to zeroes before it writes the page).
+  std::shared_mutex mirror_mu_;
   std::mutex rebuild_mu_;
   std::vector<LegLoss> to_rebuild_;
 

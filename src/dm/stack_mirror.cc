@@ -38,14 +38,20 @@ Result<size_t> Stack::ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out
                                    std::optional<size_t> skip) {
   uint64_t done = 0;
   while (done < len) {
-    size_t got = 0;
+    size_t got = 0, answered = 0;
+    Status failed;
     for (size_t leg = 0; leg < seg.mirror.size() && got == 0; ++leg) {
       if (leg == skip) continue;
       Extent c = OnLeg(seg, leg, in + done, len - done);
       Result<size_t> n = bases_[c.base].dev->ReadMcSafe(c.offset, out + done, c.len);
-      if (!n.ok()) return n.status();
+      if (!n.ok()) {  // a leg that fails (gone, shrunk) is passed over like poison
+        failed = n.status();
+        continue;
+      }
+      ++answered;
       got = *n;
     }
+    if (got == 0 && answered == 0 && done == 0) return failed;  // no leg could be read at all
     if (got == 0) break;  // no leg holds this byte
     done += got;
   }
@@ -115,7 +121,7 @@ std::vector<dax::Failure> Stack::CollectFailures() {
     losses.swap(to_rebuild_);
   }
   std::vector<dax::Failure> lost;
-  std::lock_guard<std::mutex> g(mirror_mu_);
+  std::lock_guard<std::shared_mutex> g(mirror_mu_);
   for (const LegLoss& loss : losses) {
     for (uint64_t page = AlignDown(loss.off, kPageSize); page < loss.off + loss.len; page += kPageSize) {
       if (RebuildPage(loss, page)) continue;

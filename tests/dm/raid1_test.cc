@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include <unistd.h>
+
 #include "common/units.h"
 #include "dax/dax_io.h"
 #include "dax/mapping.h"
@@ -116,6 +118,14 @@ TEST_F(Raid1Test, AHeldMirrorRebuildsALegAndTellsItsHolderOnlyOfLosses) {
   EXPECT_TRUE(ReadsBack(0, m_->size()));
 }
 
+// A leg whose device file was cut short under the stack fails its reads
+// (device file shrank): the other leg serves them.
+TEST_F(Raid1Test, AReadPassesOverALegThatFails) {
+  ASSERT_EQ(truncate(dir_.File("d0").c_str(), static_cast<off_t>(Leg(0).geometry().data_off + kMiB)), 0);
+  EXPECT_TRUE(ReadsBack(0, m_->size()));
+  EXPECT_TRUE(m_->BadBlocks().empty());
+}
+
 // clear-errors on a leg of a mirror nobody holds leaves zeroes there; the
 // next holder's stack hears of the loss and rebuilds the leg from the other.
 TEST_F(Raid1Test, ALegClearedWhileUnheldIsRebuiltWhenNextHeld) {
@@ -164,6 +174,31 @@ TEST_F(Raid1Test, RebuildsRacingStoresNeverPutBackOldBytes) {
       EXPECT_TRUE(std::all_of(at, at + P, [&](uint8_t b) { return b == last[p]; }))
           << "leg " << i << " page " << p << " holds " << int(at[0]) << ", not " << int(last[p]);
     }
+}
+
+// A rebuild clears the lost units to zeroes before it writes the page back:
+// reads wait for it, so none returns those zeroes for bytes a leg held.
+TEST_F(Raid1Test, ReadsRacingRebuildsReturnTheMirroredBytes) {
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*m_).ok());
+  constexpr uint64_t kPages = 16;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> wrong{0}, reads{0};
+  std::thread reader([&] {
+    while (!stop.load())
+      for (uint64_t p = 0; p < kPages; ++p, ++reads)
+        if (!ReadsBack(p * P, P)) ++wrong;
+  });
+  for (uint64_t i = 0; i < 400; ++i) {
+    ASSERT_TRUE(Leg(i % 2).Inject((i % 2) * 2048 + i % kPages * 8 + i % 8, 1, {}).ok());
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  EXPECT_TRUE(h.WaitFor([&](const std::vector<Call>&) { return Leg(0).BadBlocks().empty() && Leg(1).BadBlocks().empty(); }));
+  stop = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0u);
+  EXPECT_EQ(wrong.load(), 0u) << "of " << reads.load() << " page reads";
+  EXPECT_TRUE(h.Calls().empty());
 }
 
 TEST_F(Raid1Test, AMirrorIsNotMappedAndItsLegsMayNotOverlap) {
