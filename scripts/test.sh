@@ -17,9 +17,10 @@ run() {  # run NAME DIR [cmake args]
 }
 run "tests" build -DDAXGUARD_TESTS=ON -DDAXGUARD_BENCH=ON -DDAXGUARD_SANITIZE=
 run "tests under ASan+UBSan" build-asan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=address,undefined
-# TSan: the concurrency tests only (lock-free tables, holder watcher thread).
+# TSan: the concurrency tests only (lock-free tables, holder watcher thread),
+# and only they are built.
 echo "== concurrency tests under TSan"
-scripts/build.sh build-tsan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=thread
+DAXGUARD_BUILD_TARGET=concurrency_tests scripts/build.sh build-tsan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=thread
 ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -L concurrency
 echo "== fuzzers"
 scripts/fuzz.sh
