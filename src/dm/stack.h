@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -101,6 +102,25 @@ class Stack final : public dax::Device {
   Status MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;
   // Through the bases, each once (dm/stack_media.cc).
   std::vector<media::PmemDevice*> Media() override;
+
+  // raid1 (dm replace): StartResync marks legs (segment index, leg index)
+  // as holding nothing yet, so no read or rebuild takes a byte from them;
+  // call it before a holder registers, whose rebuilds would. RunResync then
+  // copies onto each its segment's bytes from the other legs, a chunk at a
+  // time under the mirror lock, so stores go on in between and a leg's
+  // bytes are read again as the copy passes them. A sector no other leg
+  // holds is poisoned on the new leg, so it reads as lost, never as what
+  // the new device held; it is left latent (lost_media) for the caller to
+  // make known once the holder that must hear of it holds the stack.
+  // `progress` sees bytes copied of the total.
+  struct ResyncReport {
+    uint64_t bytes = 0;
+    std::vector<uint64_t> lost_sectors;      // stack sectors no other leg held
+    std::vector<dax::MediaRun> lost_media;   // where they are on the new legs
+  };
+  using Progress = std::function<void(uint64_t done, uint64_t total)>;
+  Status StartResync(const std::vector<std::pair<size_t, size_t>>& legs);
+  Result<ResyncReport> RunResync(const Progress& progress = {});
   std::vector<ByteRange> MapFromMedia(const media::PmemDevice& m, uint64_t off, uint64_t len) override;
 
  protected:
@@ -189,6 +209,18 @@ class Stack final : public dax::Device {
   // every leg known unable to read it (a recovery write: the poison goes);
   // false if some byte of it no leg holds.
   bool RebuildPage(const LegLoss& loss, uint64_t in);
+  // A leg being resynced: bytes from `upto` on are not yet its segment's.
+  struct Resync {
+    const Segment* seg;
+    size_t leg;
+    uint64_t upto;
+  };
+  // How many bytes from `in` leg `leg` of `seg` may be read from (all of
+  // `len` unless it is being resynced).
+  uint64_t SyncedRun(const Segment& seg, size_t leg, uint64_t in, uint64_t len) const;
+  // Page `in` of `seg` onto leg `leg` from the others; the sectors no
+  // other leg holds are poisoned there and added to `report`.
+  Status ResyncPage(const Segment& seg, size_t leg, uint64_t in, ResyncReport* report);
   // Queued, not told: a base calls this with its own holder lock held,
   // and the stack takes its lock and then the bases' when a holder
   // registers; telling from the delivery thread keeps those two orders from
@@ -213,6 +245,7 @@ class Stack final : public dax::Device {
   std::shared_mutex mirror_mu_;
   std::mutex rebuild_mu_;
   std::vector<LegLoss> to_rebuild_;
+  std::vector<Resync> resyncing_;  // under mirror_mu_
 
 };
 

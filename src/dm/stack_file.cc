@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -123,6 +124,11 @@ Status WriteStackFile(const std::string& path, const std::vector<TableLine>& tab
   s = SyncDir(path);
   if (!s.ok()) unlink(path.c_str());  // the name might not last: none is better than one that vanishes later
   return s;
+}
+
+Status RenameStackFile(const std::string& from, const std::string& to) {
+  if (rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno(errno, "renaming " + from + " to " + to);
+  return SyncDir(to);
 }
 
 }  // namespace daxguard::dm

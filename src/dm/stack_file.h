@@ -25,5 +25,8 @@ Result<std::vector<TableLine>> ReadStackFile(const std::string& path);
 // leaves nothing, a crash at most a hidden ".NAME.tmp-PID-N" beside it,
 // which the next write of `path` removes once PID is gone.
 Status WriteStackFile(const std::string& path, const std::vector<TableLine>& table);
+// Gives the stack file `from` the name `to` in one step (rename(2), the
+// directory synced): `to`, if it exists, is replaced whole or not at all.
+Status RenameStackFile(const std::string& from, const std::string& to);
 
 }  // namespace daxguard::dm

@@ -1,7 +1,8 @@
 // raid1 segments of a stack: every store reaches every leg (dm/stack.cc),
 // a read takes each byte from the first leg that holds it, and what a leg
 // loses is rebuilt from another on the stack's delivery thread, so the
-// holder hears only of bytes no leg holds.
+// holder hears only of bytes no leg holds. A leg put in anew (dm replace)
+// is resynced from the others, and read only where the copy has passed.
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -41,8 +42,9 @@ Result<size_t> Stack::ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out
     size_t got = 0, answered = 0;
     Status failed;
     for (size_t leg = 0; leg < seg.mirror.size() && got == 0; ++leg) {
-      if (leg == skip) continue;
-      Extent c = OnLeg(seg, leg, in + done, len - done);
+      uint64_t run = SyncedRun(seg, leg, in + done, len - done);
+      if (leg == skip || run == 0) continue;
+      Extent c = OnLeg(seg, leg, in + done, run);
       Result<size_t> n = bases_[c.base].dev->ReadMcSafe(c.offset, out + done, c.len);
       if (!n.ok()) {  // a leg that fails (gone, shrunk) is passed over like poison
         failed = n.status();
@@ -51,11 +53,17 @@ Result<size_t> Stack::ReadMirrored(const Segment& seg, uint64_t in, uint8_t* out
       ++answered;
       got = *n;
     }
-    if (got == 0 && answered == 0 && done == 0) return failed;  // no leg could be read at all
+    if (got == 0 && answered == 0 && done == 0 && !failed.ok()) return failed;  // no leg could be read at all
     if (got == 0) break;  // no leg holds this byte
     done += got;
   }
   return done;
+}
+
+uint64_t Stack::SyncedRun(const Segment& seg, size_t leg, uint64_t in, uint64_t len) const {
+  for (const Resync& r : resyncing_)
+    if (r.seg == &seg && r.leg == leg) return in >= r.upto ? 0 : std::min(len, r.upto - in);
+  return len;
 }
 
 bool Stack::MirrorUnreadable(const Segment& seg, uint64_t in, uint64_t len) const {
@@ -135,6 +143,76 @@ std::vector<dax::Failure> Stack::CollectFailures() {
     }
   }
   return lost;
+}
+
+Status Stack::ResyncPage(const Segment& seg, size_t leg, uint64_t in, ResyncReport* report) {
+  std::array<uint8_t, kPageSize> page{};
+  std::vector<uint64_t> gone;  // segment offsets of sectors no other leg holds
+  for (uint64_t at = in; at < in + kPageSize;) {
+    Result<size_t> n = ReadMirrored(seg, at, page.data() + (at - in), in + kPageSize - at, leg);
+    if (!n.ok()) return n.status();
+    at += *n;
+    if (at == in + kPageSize) break;
+    gone.push_back(AlignDown(at, kSectorSize));
+    at = gone.back() + kSectorSize;
+  }
+  Extent to = OnLeg(seg, leg, in, kPageSize);
+  dax::Device& dev = *bases_[to.base].dev;
+  Result<size_t> w = dev.RecoveryWrite(to.offset, page.data(), kPageSize);
+  if (!w.ok()) return w.status();
+  if (*w != kPageSize) return Status::Io(name_ + ": resync could not write leg " + std::to_string(leg));
+  for (uint64_t sector : gone) {
+    auto runs = dev.MapToMedia(to.offset + (sector - in), kSectorSize);
+    if (!runs.ok()) return runs.status();
+    for (const dax::MediaRun& r : *runs) {
+      DG_RETURN_IF_ERROR(r.media->Inject(r.offset / kSectorSize, std::max<uint64_t>(1, r.len / kSectorSize),
+                                         {.notify = false, .saturate = true, .source = media::Source::kInternal}));
+      report->lost_media.push_back(r);
+    }
+    report->lost_sectors.push_back((seg.start + sector) / kSectorSize);
+  }
+  return Status::Ok();
+}
+
+Status Stack::StartResync(const std::vector<std::pair<size_t, size_t>>& legs) {
+  std::lock_guard<std::shared_mutex> g(mirror_mu_);
+  if (!resyncing_.empty()) return Status::Busy(name_ + ": a resync is already running");
+  for (auto [s, leg] : legs)
+    if (s >= segments_.size() || leg >= segments_[s].mirror.size())
+      return Status::Invalid(name_ + ": segment " + std::to_string(s) + " has no raid1 leg " + std::to_string(leg));
+  for (auto [s, leg] : legs) resyncing_.push_back({&segments_[s], leg, 0});
+  return Status::Ok();
+}
+
+Result<Stack::ResyncReport> Stack::RunResync(const Progress& progress) {
+  std::vector<Resync> todo;
+  {
+    std::lock_guard<std::shared_mutex> g(mirror_mu_);
+    todo = resyncing_;
+  }
+  uint64_t total = 0;
+  for (const Resync& r : todo) total += r.seg->len;
+  // Stores wait for at most one chunk's copy.
+  constexpr uint64_t kChunk = 64 * kPageSize;
+  ResyncReport report;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const Segment& seg = *todo[i].seg;
+    for (uint64_t in = 0; in < seg.len; in += kChunk) {
+      uint64_t end = std::min(seg.len, in + kChunk);
+      {
+        std::lock_guard<std::shared_mutex> g(mirror_mu_);
+        for (uint64_t p = in; p < end; p += kPageSize)
+          DG_RETURN_IF_ERROR(ResyncPage(seg, todo[i].leg, p, &report));
+        Fence();
+        resyncing_[i].upto = end;
+      }
+      report.bytes += end - in;
+      if (progress) progress(report.bytes, total);
+    }
+  }
+  std::lock_guard<std::shared_mutex> g(mirror_mu_);
+  resyncing_.clear();
+  return report;
 }
 
 }  // namespace daxguard::dm

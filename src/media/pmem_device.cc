@@ -523,6 +523,15 @@ Status PmemDevice::Acknowledge(const BadBlock& b) {
   return Status::Ok();
 }
 
+Status PmemDevice::Unacknowledge(uint64_t sector, uint64_t count) {
+  {
+    WriteLock lock(this);
+    bb_.SetFlags(sector, count, kUnacked);
+  }
+  AnnounceErrors();
+  return Status::Ok();
+}
+
 Status PmemDevice::AddKnown(const std::vector<BadBlock>& runs) {
   for (const BadBlock& b : runs)
     if (b.count == 0 || b.sector >= geo_.size / kSectorSize ||

@@ -209,6 +209,10 @@ class PmemDevice {
   std::vector<BadBlock> BadBlocks() const;
   std::vector<BadBlock> Unacknowledged() const;
   Status Acknowledge(const BadBlock& b);
+  // Known errors in [sector, +count) become unacknowledged again, so the
+  // next holder hears of them as of new ones (dm replace: what no raid1 leg
+  // held was told only to the resync's own holder).
+  Status Unacknowledge(uint64_t sector, uint64_t count);
   // Records known errors directly, as firmware reporting would (benchmarks
   // use this to load large lists). Sorted, disjoint sector runs.
   Status AddKnown(const std::vector<BadBlock>& runs);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -15,6 +16,12 @@ int Fail(const std::string& cmd, const Status& s) { return Fail(cmd, s.message()
 int Fail(const std::string& cmd, const std::string& message) {
   std::fprintf(stderr, "daxguard %s: %s\n", cmd.c_str(), message.c_str());
   return 1;
+}
+
+void ShowProgress(const char* what, uint64_t done, uint64_t total) {
+  int pct = total ? static_cast<int>(std::min(done, total) * 100 / total) : 100;
+  std::fprintf(stderr, "\r%s [%-40s] %3d%%", what, std::string(pct * 40 / 100, '#').c_str(), pct);
+  if (done >= total) std::fputc('\n', stderr);
 }
 
 Status Named(const std::string& name, const Status& s) {

@@ -22,6 +22,10 @@ using Json = nlohmann::ordered_json;
 int Fail(const std::string& cmd, const Status& s);
 int Fail(const std::string& cmd, const std::string& message);
 
+// "\rWHAT [####    ]  NN%" on stderr, a newline once done reaches total;
+// for callers that checked stderr is a terminal.
+void ShowProgress(const char* what, uint64_t done, uint64_t total);
+
 // "NAME: message", or the message as it is when a layer below already
 // begins it with NAME: every error names its subject once.
 Status Named(const std::string& name, const Status& s);

@@ -1,9 +1,13 @@
-// `daxguard dm create|table|status`: remapping devices in dmsetup's terms.
+// `daxguard dm create|table|status|replace`: remapping devices in dmsetup's
+// terms.
 // A stack lives in a small text file (dm/stack_file.h); every command that
 // takes a device takes a stack file too.
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "dm/open.h"
+#include "dm/replace.h"
 #include "dm/stack.h"
 #include "dm/stack_file.h"
 #include "tools/cli_util.h"
@@ -65,6 +69,31 @@ int RunStatus(const std::string& path) {
   return 0;
 }
 
+struct ReplaceArgs {
+  std::string stack, old_dev, new_dev, offset;
+};
+
+// Prints what moved and what no remaining leg held, as one line.
+int RunReplace(const ReplaceArgs& a) {
+  const char* cmd = "dm replace";
+  std::optional<uint64_t> offset;
+  if (!a.offset.empty()) {
+    offset = dm::ParseSectors(a.offset);
+    if (!offset || *offset % dm::kSectorsPerPage)
+      return Fail(cmd, "--offset '" + a.offset + "' is not a sector count that is a multiple of 8 (4 KiB)");
+  }
+  dm::Stack::Progress progress;
+  if (isatty(STDERR_FILENO)) progress = [](uint64_t done, uint64_t total) { ShowProgress("resync", done, total); };
+  auto r = dm::ReplaceLeg(a.stack, a.old_dev, a.new_dev, offset, progress);
+  if (!r.ok()) return Fail(cmd, r.status());
+  std::string lost;
+  for (uint64_t s : r->lost_sectors) lost += (lost.empty() ? "" : ",") + std::to_string(s);
+  std::printf("%s: %llu leg(s) moved from %s to %s, %llu sectors resynced, lost=%s\n", a.stack.c_str(),
+              static_cast<unsigned long long>(r->legs), a.old_dev.c_str(), a.new_dev.c_str(),
+              static_cast<unsigned long long>(r->bytes / kSectorSize), lost.empty() ? "-" : lost.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void AddDmCommands(CLI::App& app, int* rc) {
@@ -90,6 +119,16 @@ void AddDmCommands(CLI::App& app, int* rc) {
   auto* s = dm->add_subcommand("status", "per segment: devices, recovery, known bad blocks (stack sectors)");
   s->add_option("STACK", *status_path, "stack file")->required();
   s->callback([status_path, rc] { *rc = RunStatus(*status_path); });
+
+  auto ra = std::make_shared<ReplaceArgs>();
+  auto* r = dm->add_subcommand("replace",
+                               "move every raid1 leg on OLD to NEW and resync it from the other legs (OLD may be gone); "
+                               "refused while the stack is held");
+  r->add_option("STACK", ra->stack, "stack file")->required();
+  r->add_option("OLD", ra->old_dev, "the legs' device, as the table or this directory names it")->required();
+  r->add_option("NEW", ra->new_dev, "the device to move them to")->required();
+  r->add_option("--offset", ra->offset, "sector of NEW the legs start at (default: as on OLD)");
+  r->callback([ra, rc] { *rc = RunReplace(*ra); });
 }
 
 }  // namespace daxguard::tools

@@ -21,12 +21,6 @@ struct ScrubArgs {
   bool wait = false;
 };
 
-void ShowProgress(uint64_t done, uint64_t total) {
-  int pct = total ? static_cast<int>(done * 100 / total) : 100;
-  std::fprintf(stderr, "\rscrub [%-40s] %3d%%", std::string(pct * 40 / 100, '#').c_str(), pct);
-  if (done >= total) std::fputc('\n', stderr);
-}
-
 // A stack is active while any device below it scrubs, and has been
 // scrubbed as often as the least scrubbed of them.
 Json ScrubJson(const std::string& path, dax::Device& d) {
@@ -50,11 +44,11 @@ void WaitIdle(media::PmemDevice& d) {
   bool tty = isatty(STDERR_FILENO);
   if (!tty) return d.WaitScrubIdle();
   for (media::ScrubStatus s; (s = d.GetScrubStatus()).active;) {
-    ShowProgress(s.progress, d.size());
+    ShowProgress("scrub", s.progress, d.size());
     usleep(100 * 1000);
   }
   d.WaitScrubIdle();
-  ShowProgress(d.size(), d.size());
+  ShowProgress("scrub", d.size(), d.size());
 }
 
 void WaitIdle(dax::Device& d) {

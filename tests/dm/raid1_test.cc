@@ -14,6 +14,7 @@
 #include "common/units.h"
 #include "dax/dax_io.h"
 #include "dax/mapping.h"
+#include "dm/replace.h"
 #include "dm/stack.h"
 #include "dm_test_util.h"
 
@@ -199,6 +200,77 @@ TEST_F(Raid1Test, ReadsRacingRebuildsReturnTheMirroredBytes) {
   EXPECT_GT(reads.load(), 0u);
   EXPECT_EQ(wrong.load(), 0u) << "of " << reads.load() << " page reads";
   EXPECT_TRUE(h.Calls().empty());
+}
+
+// A leg whose device is gone moves to a new device, resynced from the
+// other: the new leg holds the mirror's bytes, and a sector the other leg
+// had lost too is poisoned there (it reads as lost, not as the new
+// device's zeroes) and known to the next holder.
+TEST_F(Raid1Test, ALostLegIsReplacedAndResynced) {
+  ASSERT_TRUE(Leg(1).Inject(2048 + 300, 1, {.notify = false}).ok());  // latent: nobody knows yet
+  m_.reset();
+  ASSERT_EQ(unlink(dir_.File("d0").c_str()), 0);
+  EXPECT_FALSE(OpenDaxDevice(dir_.File("m")).ok()) << "a stack with a leg gone";
+  MakeDevice(dir_.File("d2"), 8 * kMiB);
+  EXPECT_EQ(ReplaceLeg(dir_.File("m"), dir_.File("d9"), dir_.File("d2"), std::nullopt).status().err(), EINVAL);
+  auto r = ReplaceLeg(dir_.File("m"), "d0", dir_.File("d2"), 16);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->legs, 1u);
+  EXPECT_EQ(r->bytes, data_.size());
+  EXPECT_EQ(r->lost_sectors, std::vector<uint64_t>{300});
+  m_ = OpenOrDie(dir_.File("m"));
+  ASSERT_TRUE(m_);
+  EXPECT_EQ(FormatTableLine(static_cast<Stack&>(*m_).table()[0]), "0 8192 raid1 2 " + dir_.File("d2") + " 16 d1 2048");
+  const uint8_t* leg = Leg(0).data() + 16 * S;
+  EXPECT_EQ(std::memcmp(leg, data_.data(), 300 * S), 0);
+  EXPECT_EQ(std::memcmp(leg + 301 * S, data_.data() + 301 * S, data_.size() - 301 * S), 0);
+  EXPECT_TRUE(Leg(0).HasPoison((16 + 300) * S, S));
+  EXPECT_EQ(m_->BadBlocks(), (std::vector<media::BadBlock>{{300, 1, false}}));
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*m_).ok());
+  ASSERT_TRUE(h.WaitForCount(1));
+  EXPECT_EQ(h.Calls().front(), (Call{300 * S, S, dax::kFailureMedia})) << "the next holder hears of the loss";
+  EXPECT_TRUE(ReadsBack(0, 300 * S));
+  EXPECT_TRUE(ReadsBack(301 * S, data_.size() - 301 * S));
+}
+
+// Stores go on while a leg resyncs: once it is done, both legs hold every
+// page's last write, and no read met the new leg's unsynced bytes (leg 0,
+// which reads would try first).
+TEST_F(Raid1Test, AResyncRacingStoresAndReadsLeavesTheLegsEqual) {
+  auto& stack = static_cast<Stack&>(*m_);
+  ASSERT_TRUE(stack.StartResync({{0, 0}}).ok());
+  std::vector<uint8_t> blank(data_.size(), 0);
+  ASSERT_TRUE(Leg(0).Write(0, blank.data(), blank.size()).ok());
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*m_).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> wrong{0};
+  std::thread writer([&] {
+    for (uint8_t round = 1; !stop.load(); ++round)
+      for (uint64_t p = 0; p < m_->size() / P && !stop.load(); p += 97) {
+        std::vector<uint8_t> page(P, round | 1);
+        ASSERT_TRUE(dax::WriteAt(*m_, p * P, page.data(), P).ok());
+        std::memcpy(data_.data() + p * P, page.data(), P);  // only this thread changes data_
+      }
+  });
+  std::thread reader([&] {
+    std::vector<uint8_t> back(P);
+    while (!stop.load())
+      for (uint64_t p = 0; p < m_->size() / P; p += 31) {
+        auto n = m_->ReadMcSafe(p * P, back.data(), P);
+        if (!n.ok() || *n != P || std::all_of(back.begin(), back.end(), [](uint8_t b) { return b == 0; })) ++wrong;
+      }
+  });
+  auto r = stack.RunResync();
+  stop = true;
+  writer.join();
+  reader.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(wrong.load(), 0u) << "a read met the blank leg";
+  EXPECT_TRUE(r->lost_sectors.empty());
+  EXPECT_EQ(std::memcmp(Leg(1).data() + 2048 * S, Leg(0).data(), data_.size()), 0) << "the legs differ";
+  EXPECT_EQ(std::memcmp(Leg(0).data(), data_.data(), data_.size()), 0);
 }
 
 TEST_F(Raid1Test, AMirrorIsNotMappedAndItsLegsMayNotOverlap) {

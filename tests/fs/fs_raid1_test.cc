@@ -15,6 +15,7 @@
 #include "common/units.h"
 #include "dm/dm_test_util.h"
 #include "fs/filesystem.h"
+#include "dm/replace.h"
 #include "fs/fsck.h"
 
 namespace daxguard::fs {
@@ -119,6 +120,54 @@ class FsRaid1Test : public ::testing::Test {
     ASSERT_TRUE(Leg(leg).RunScrub().ok());
   }
 
+  // Rounds of `per_round` errors at random sectors of either leg (never
+  // one sector on both legs in a round), known or latent, with a write
+  // among them; after each, every file reads back whole, a scrub of both
+  // legs leaves none bad, and the filesystem heard of nothing.
+  void InjectRounds(int rounds, int per_round) {
+    for (int round = 0; round < rounds; ++round) {
+      std::set<uint64_t> hit;
+      for (int e = 0; e < per_round; ++e) {
+        uint64_t sector = rng_() % kSectors;
+        if (!hit.insert(sector).second) continue;
+        int leg = static_cast<int>(rng_() % 2);
+        bool known = rng_() % 2 == 0;
+        ASSERT_TRUE(Leg(leg).Inject(LegSector(leg, sector), 1, {.notify = known}).ok());
+      }
+      auto it = files_.begin();
+      std::advance(it, rng_() % files_.size());
+      std::string path = it->first;
+      Write(path, rng_() % (it->second.size() + 1), Random(1 + rng_() % 20000));
+      std::string when = "round " + std::to_string(round);
+      ExpectEveryFileIntact(when);  // reads meet the latent ones
+      Scrub(0);
+      Scrub(1);
+      ASSERT_TRUE(Eventually([&] { return LegsClean(); })) << when << ": a leg was not rebuilt";
+      HealthReport h = fs_->Health();
+      ASSERT_TRUE(h.files.empty()) << when << ": " << h.files[0].path << " reported damaged";
+      ASSERT_TRUE(h.lost_metadata.empty()) << when << ": " << h.lost_metadata[0];
+      ASSERT_EQ(h.metadata_repairs, 0u) << when << ": the filesystem saw a metadata error a leg held";
+    }
+  }
+  void WriteFiles() {
+    for (int i = 0; i < 24; ++i) Write("/f" + std::to_string(i), 0, Random(4096 + rng_() % (600 * 1024)));
+    for (int i = 0; i < 6; ++i) {
+      Clone("/f" + std::to_string(i), "/c" + std::to_string(i));
+      Write("/c" + std::to_string(i), 0, Random(8192));  // shared past the first two blocks
+    }
+  }
+  // The mirror's sector of file offset `off`.
+  uint64_t SectorOf(const std::string& path, uint64_t off) {
+    auto f = fs_->Open(path);
+    EXPECT_TRUE(f.ok());
+    auto m = (*f)->Fiemap();
+    EXPECT_TRUE(m.ok());
+    for (const FiemapExtent& e : *m)
+      if (off >= e.logical && off < e.logical + e.length) return (e.physical + off - e.logical) / S;
+    ADD_FAILURE() << path << " offset " << off << " is not mapped";
+    return 0;
+  }
+
   TempDir dir_;
   std::mt19937_64 rng_{20261207};
   std::unique_ptr<dax::Device> m_;
@@ -127,36 +176,8 @@ class FsRaid1Test : public ::testing::Test {
 };
 
 TEST_F(FsRaid1Test, TenThousandSingleLegErrorsAreRebuiltAndEveryFileKept) {
-  for (int i = 0; i < 24; ++i) Write("/f" + std::to_string(i), 0, Random(4096 + rng_() % (600 * 1024)));
-  for (int i = 0; i < 6; ++i) {
-    Clone("/f" + std::to_string(i), "/c" + std::to_string(i));
-    Write("/c" + std::to_string(i), 0, Random(8192));  // shared past the first two blocks
-  }
-  constexpr int kRounds = 100, kPerRound = 100;
-  for (int round = 0; round < kRounds; ++round) {
-    std::set<uint64_t> hit;  // one leg per sector and round: one unit lost, never both
-    for (int e = 0; e < kPerRound; ++e) {
-      uint64_t sector = rng_() % kSectors;
-      if (!hit.insert(sector).second) continue;
-      int leg = static_cast<int>(rng_() % 2);
-      bool known = rng_() % 2 == 0;
-      ASSERT_TRUE(Leg(leg).Inject(LegSector(leg, sector), 1, {.notify = known}).ok());
-    }
-    // Writes go on meanwhile, some over the poisoned legs.
-    auto it = files_.begin();
-    std::advance(it, rng_() % files_.size());
-    std::string path = it->first;
-    Write(path, rng_() % (it->second.size() + 1), Random(1 + rng_() % 20000));
-    std::string when = "round " + std::to_string(round);
-    ExpectEveryFileIntact(when);  // reads meet the latent ones
-    Scrub(0);
-    Scrub(1);
-    ASSERT_TRUE(Eventually([&] { return LegsClean(); })) << when << ": a leg was not rebuilt";
-    HealthReport h = fs_->Health();
-    ASSERT_TRUE(h.files.empty()) << when << ": " << h.files[0].path << " reported damaged";
-    ASSERT_TRUE(h.lost_metadata.empty()) << when << ": " << h.lost_metadata[0];
-    ASSERT_EQ(h.metadata_repairs, 0u) << when << ": the filesystem saw a metadata error a leg held";
-  }
+  WriteFiles();
+  InjectRounds(100, 100);
   fs_.reset();
   auto report = Fsck(*m_, false);
   ASSERT_TRUE(report.ok());
@@ -198,6 +219,40 @@ TEST_F(FsRaid1Test, ErrorsOnBothLegsAreReportedAndNeverReadAsWrongBytes) {
     return damaged == short_read;
   })) << damaged.size() << " files reported damaged, " << short_read.size() << " read short";
   EXPECT_FALSE(damaged.empty()) << "200 lost sectors over 2 MiB of files hit none";
+}
+
+// d0 is lost whole; d2 takes its place, resynced from d1, where one sector
+// under a file was latent poison: that sector is the file's loss (named by
+// health, EIO, never other bytes); everything else is intact, and the new
+// pair of legs goes on rebuilding each other through 1,000 more errors.
+TEST_F(FsRaid1Test, AWholeLegLostIsReplacedAndEveryFileKept) {
+  WriteFiles();
+  uint64_t lost = SectorOf("/f3", 5000);
+  ASSERT_TRUE(Leg(1).Inject(LegSector(1, lost), 1, {.notify = false}).ok());
+  fs_.reset();
+  m_.reset();
+  ASSERT_EQ(unlink(dir_.File("d0").c_str()), 0);
+  MakeDevice(dir_.File("d2"), 40 * kMiB);
+  auto r = dm::ReplaceLeg(dir_.File("m"), dir_.File("d0"), dir_.File("d2"), std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->lost_sectors, std::vector<uint64_t>{lost});
+  Open();
+  Mount();
+  const std::vector<IntervalSet::Interval> damage = {{AlignDown(5000, S), S}};
+  EXPECT_TRUE(Eventually([&] {
+    HealthReport h = fs_->Health();
+    return h.files.size() == 1 && h.files[0].path == "/f3" && h.files[0].ranges == damage;
+  })) << "the loss was not told to the filesystem";
+  Status st;
+  std::vector<uint8_t> got = ReadAll("/f3", &st);
+  EXPECT_EQ(st.err(), EIO);
+  EXPECT_EQ(got.size(), AlignDown(5000, S));
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), files_["/f3"].begin()));
+  // The lost page rewritten from a backup (the model), the rest as it was.
+  std::vector<uint8_t> page(files_["/f3"].begin() + 4096, files_["/f3"].begin() + 8192);
+  Write("/f3", 4096, page);
+  ExpectEveryFileIntact("after the replace");
+  InjectRounds(10, 100);
 }
 
 }  // namespace

@@ -4,6 +4,11 @@
 // once is the file's loss, named by health as on any device.
 #include "tools/cli_harness.h"
 
+#include <unistd.h>
+
+#include "common/recording_holder.h"
+#include "dm/open.h"
+
 namespace daxguard::testing {
 namespace {
 
@@ -56,6 +61,48 @@ TEST_F(Raid1Cli, PoisonOnEveryLegIsTheFilesLoss) {
   ASSERT_EQ(health["damaged_files"].size(), 1u) << health.dump();
   EXPECT_EQ(health["damaged_files"][0]["path"], "/f");
   EXPECT_NE(Status().find("badblocks=" + std::to_string(sector) + "+1"), std::string::npos) << Status();
+}
+
+// dm replace: a leg whose device is gone moves to a new device and is
+// resynced; bad input changes nothing.
+TEST_F(Raid1Cli, ALostLegIsReplacedAndTheFileKept) {
+  std::string table = Slurp(Path("m"));
+  ASSERT_EQ(Dg({"create-device", Path("d2"), "--size", "40m"}).rc, 0);
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"dm", "replace", Path("m"), Path("nothere"), Path("d2")},
+           {"dm", "replace", Path("m"), Path("d0"), Path("missing")},
+           {"dm", "replace", Path("m"), Path("d0"), Path("d2"), "--offset", "3"},
+           {"dm", "replace", Path("m"), Path("d0"), Path("d2"), "--offset", "81920"},
+           {"dm", "replace", Path("data"), Path("d0"), Path("d2")}}) {
+    CliRun r = Dg(bad);
+    EXPECT_NE(r.rc, 0) << bad[3] << " " << bad[4];
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(Slurp(Path("m")), table) << r.err;
+  }
+  {  // held (as a mount holds it): refused
+    auto held = dm::OpenDaxDevice(Path("m"));
+    ASSERT_TRUE(held.ok());
+    RecordingHolder h;
+    ASSERT_TRUE(h.RegisterWith(**held).ok());
+    CliRun r = Dg({"dm", "replace", Path("m"), Path("d0"), Path("d2")});
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("held by process " + std::to_string(getpid())), std::string::npos) << r.err;
+    EXPECT_EQ(Slurp(Path("m")), table);
+  }
+  ASSERT_EQ(unlink(Path("d0").c_str()), 0);
+  EXPECT_NE(Dg({"fs", "get", F("/f"), Path("back")}).rc, 0) << "a mirror missing a leg does not open";
+  CliRun r = Dg({"dm", "replace", Path("m"), Path("d0"), Path("d2")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, Path("m") + ": 1 leg(s) moved from " + Path("d0") + " to " + Path("d2") +
+                       ", 65536 sectors resynced, lost=-\n");
+  EXPECT_EQ(Dg({"dm", "table", Path("m")}).out, "0 65536 raid1 2 " + Path("d2") + " 0 d1 8192\n");
+  EXPECT_TRUE(ReadsBackIntact());
+  EXPECT_FALSE(std::filesystem::exists(Path(".m.replace")));
+  // The new leg serves reads alone: d1 poisoned under the file is rebuilt.
+  uint64_t sector = SectorOf(F("/f"), 100000);
+  ASSERT_EQ(Dg({"inject-error", Path("d1"), "-B", std::to_string(8192 + sector)}).rc, 0);
+  EXPECT_TRUE(ReadsBackIntact());
+  EXPECT_NE(Status().find("leg_badblocks=0,0"), std::string::npos) << Status();
 }
 
 }  // namespace

@@ -1,0 +1,104 @@
+#include "dm/replace.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "dm/open.h"
+#include "dm/stack_file.h"
+
+namespace daxguard::dm {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// Holds the new stack while it is resynced, so that nobody mounts it
+// meanwhile. What no leg holds is made known after it lets go, for the next
+// holder to hear.
+class ResyncHolder final : public dax::Holder {
+ public:
+  void NotifyFailure(uint64_t, uint64_t, int) override {}
+};
+
+stdfs::path Canonical(const stdfs::path& dir, const std::string& dev) {
+  stdfs::path p(dev);
+  return stdfs::weakly_canonical(p.is_absolute() ? p : dir / p);
+}
+
+// The new DEV as the table will name it: relative to the stack's directory
+// when given relative, so the directory can still move as a whole.
+std::string TableName(const stdfs::path& dir, const std::string& dev) {
+  stdfs::path p(dev);
+  if (p.is_absolute()) return dev;
+  return stdfs::absolute(p).lexically_normal().lexically_relative(dir).string();
+}
+
+// The table with the legs on `old_dev` moved; which (segment, leg) they are.
+std::vector<std::pair<size_t, size_t>> MoveLegs(std::vector<TableLine>* table, const stdfs::path& dir,
+                                                const std::string& old_dev, const std::string& new_dev,
+                                                std::optional<uint64_t> offset) {
+  stdfs::path old_here = stdfs::weakly_canonical(stdfs::absolute(old_dev));
+  std::vector<std::pair<size_t, size_t>> moved;
+  for (size_t i = 0; i < table->size(); ++i) {
+    TableLine& line = (*table)[i];
+    if (line.target != "raid1") continue;
+    for (size_t leg = 0; 2 + 2 * leg < line.args.size(); ++leg) {
+      std::string& dev = line.args[1 + 2 * leg];
+      if (dev != old_dev && Canonical(dir, dev) != old_here) continue;
+      dev = TableName(dir, new_dev);
+      if (offset) line.args[2 + 2 * leg] = std::to_string(*offset);
+      moved.push_back({i, leg});
+    }
+  }
+  return moved;
+}
+
+// `next`, the new table's file, is named as "STACK (new table)" in errors.
+Result<ReplaceReport> Resync(const std::string& name, const std::string& next,
+                             const std::vector<std::pair<size_t, size_t>>& legs, const Stack::Progress& progress) {
+  auto stack = OpenStack(next);
+  if (!stack.ok()) {
+    std::string why = stack.status().message();
+    if (why.starts_with(next)) why = name + " (new table)" + why.substr(next.size());
+    return Status::Error(stack.status().err(), why);
+  }
+  if (uint32_t pid = (*stack)->HolderPid())
+    return Status::Busy("a device of the stack is held by process " + std::to_string(pid) +
+                        " (a mount?): release it first");
+  DG_RETURN_IF_ERROR((*stack)->StartResync(legs));
+  ResyncHolder holder;
+  DG_RETURN_IF_ERROR((*stack)->RegisterHolder(&holder));
+  auto done = (*stack)->RunResync(progress);
+  (*stack)->ReleaseHolder(&holder);
+  if (!done.ok()) return done.status();
+  // Known only now, unacknowledged: the next holder (a mount) hears of them.
+  for (const dax::MediaRun& r : done->lost_media) {
+    uint64_t sector = r.offset / kSectorSize, count = std::max<uint64_t>(1, r.len / kSectorSize);
+    DG_RETURN_IF_ERROR(r.media->AddKnown({{sector, count, false}}));
+    DG_RETURN_IF_ERROR(r.media->Unacknowledge(sector, count));
+  }
+  return ReplaceReport{legs.size(), done->bytes, std::move(done->lost_sectors)};
+}
+
+}  // namespace
+
+Result<ReplaceReport> ReplaceLeg(const std::string& stack, const std::string& old_dev, const std::string& new_dev,
+                                 std::optional<uint64_t> offset, const Stack::Progress& progress) {
+  auto table = ReadStackFile(stack);
+  if (!table.ok()) return table.status();
+  stdfs::path dir = stdfs::absolute(stack).parent_path();
+  auto legs = MoveLegs(&*table, dir, old_dev, new_dev, offset);
+  if (legs.empty()) return Status::Invalid(stack + ": no raid1 leg is on " + old_dev);
+  std::string next = (dir / ("." + stdfs::path(stack).filename().string() + ".replace")).string();
+  unlink(next.c_str());  // left by a replace that crashed
+  DG_RETURN_IF_ERROR(WriteStackFile(next, *table));
+  auto report = Resync(stack, next, legs, progress);
+  Status named = report.ok() ? RenameStackFile(next, stack) : report.status();
+  if (!named.ok()) {
+    unlink(next.c_str());
+    return named;
+  }
+  return report;
+}
+
+}  // namespace daxguard::dm
