@@ -401,6 +401,24 @@ case_raid1() {
   "$DG" fsck "$stack" | grep -q ' 0 problem(s)' || fail "fsck found problems"
   "$DG" fs get "$stack:/g" "$WORK/g.d1" >/dev/null
   cmp "$WORK/data" "$WORK/g.d1" || fail "the copy reads back differently"
+  # d0 lost whole: replaced by d2 and resynced; the files read back whole.
+  rm "$WORK/d0"
+  "$DG" create-device "$WORK/d2" --size 64M >/dev/null
+  "$DG" dm replace "$stack" "$WORK/d0" "$WORK/d2" | grep -q 'lost=-$' || fail "dm replace"
+  "$DG" mount "$stack" "$MNT"
+  cmp "$WORK/data" "$MNT/f" && cmp "$WORK/data" "$MNT/g" || fail "a file differs after the leg was replaced"
+  "$DG" umount "$MNT"
+  "$DG" fsck "$stack" | grep -q ' 0 problem(s)' || fail "fsck found problems after the replace"
+}
+
+# The README main job's raid1 part, as a new user runs it.
+case_demo_raid1() {
+  local out
+  out=$(cd "$SCRIPTS/.." && bash scripts/demo_raid1.sh "$DG" "$WORK")
+  echo "$out"
+  [ "$(grep -c 'reads back whole' <<<"$out")" = 2 ] || fail "the demo's file did not read back whole twice"
+  grep -q '"damaged_files": \[\]' <<<"$out" || fail "the demo's health reported damage"
+  grep -q ' 0 problem(s)' <<<"$out" || fail "the demo's fsck found problems"
 }
 
 "case_$CASE"
