@@ -2,8 +2,11 @@
 // segment (dm-mirror's device list, without its dirty-region log: every
 // write reaches every leg before it returns). The stack writes to every leg
 // and reads from the first leg that holds the bytes; a leg's poison is
-// rebuilt from another (dm/stack.cc).
+// rebuilt from another (dm/stack.cc). A DEV of "-" (dm-raid's word for a
+// missing device) is a failed leg: the mirror runs degraded on the others
+// until `dm replace` puts a device there.
 #include <algorithm>
+#include <cerrno>
 
 #include "common/units.h"
 #include "dm/target.h"
@@ -45,8 +48,11 @@ Result<std::unique_ptr<Target>> MakeRaid1Target(const TableLine& line, const Bas
   if (!n || *n < 2 || *n > a.size()) return SegmentError(line, "raid1 takes N (2 or more) followed by N pairs of DEV OFFSET");
   if (a.size() != 1 + 2 * *n) return SegmentError(line, "raid1 " + a[0] + " needs " + a[0] + " pairs of DEV OFFSET");
   uint64_t len = line.len * kSectorSize;
-  auto legs = ParseLegs(line, 1, *n, len, "leg", resolve);
+  auto legs = ParseLegs(line, 1, *n, len, "leg", resolve, /*missing=*/true);
+  if (!legs.ok() && legs.status().err() == ENOENT)
+    return Status::Error(ENOENT, legs.status().message() + " (a raid1 leg: `daxguard dm fail STACK DEV` runs the mirror without it)");
   if (!legs.ok()) return legs.status();
+  if (legs->empty()) return SegmentError(line, "raid1 needs at least one leg with a device (\"-\" is a missing leg)");
   return std::unique_ptr<Target>(new Raid1Target(std::move(legs).value(), len));
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "dm/open.h"
 #include "dm/stack_file.h"
@@ -13,11 +14,22 @@ namespace {
 namespace stdfs = std::filesystem;
 
 // Holds the new stack while it is resynced, so that nobody mounts it
-// meanwhile. What no leg holds is made known after it lets go, for the next
-// holder to hear.
+// meanwhile. What it is told (what no leg holds) is told again to the next
+// holder (Stack::Retell), which must hear of it.
 class ResyncHolder final : public dax::Holder {
  public:
-  void NotifyFailure(uint64_t, uint64_t, int) override {}
+  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
+    std::lock_guard<std::mutex> g(mu_);
+    if (flags == dax::kFailureMedia) told_.push_back({offset, len});
+  }
+  std::vector<ByteRange> told() {
+    std::lock_guard<std::mutex> g(mu_);
+    return told_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ByteRange> told_;
 };
 
 stdfs::path Canonical(const stdfs::path& dir, const std::string& dev) {
@@ -29,11 +41,12 @@ stdfs::path Canonical(const stdfs::path& dir, const std::string& dev) {
 // when given relative, so the directory can still move as a whole.
 std::string TableName(const stdfs::path& dir, const std::string& dev) {
   stdfs::path p(dev);
-  if (p.is_absolute()) return dev;
+  if (p.is_absolute() || dev == kMissingLeg) return dev;
   return stdfs::absolute(p).lexically_normal().lexically_relative(dir).string();
 }
 
-// The table with the legs on `old_dev` moved; which (segment, leg) they are.
+// The table with the legs on `old_dev` moved; which (segment, leg) they
+// are, counting the legs with a device only (as the stack does).
 std::vector<std::pair<size_t, size_t>> MoveLegs(std::vector<TableLine>* table, const stdfs::path& dir,
                                                 const std::string& old_dev, const std::string& new_dev,
                                                 std::optional<uint64_t> offset) {
@@ -47,7 +60,9 @@ std::vector<std::pair<size_t, size_t>> MoveLegs(std::vector<TableLine>* table, c
       if (dev != old_dev && Canonical(dir, dev) != old_here) continue;
       dev = TableName(dir, new_dev);
       if (offset) line.args[2 + 2 * leg] = std::to_string(*offset);
-      moved.push_back({i, leg});
+      size_t present = 0;
+      for (size_t before = 0; before < leg; ++before) present += line.args[1 + 2 * before] != kMissingLeg;
+      moved.push_back({i, present});
     }
   }
   return moved;
@@ -77,7 +92,25 @@ Result<ReplaceReport> Resync(const std::string& name, const std::string& next,
     DG_RETURN_IF_ERROR(r.media->AddKnown({{sector, count, false}}));
     DG_RETURN_IF_ERROR(r.media->Unacknowledge(sector, count));
   }
+  for (const ByteRange& r : holder.told()) DG_RETURN_IF_ERROR((*stack)->Retell(r.off, r.len));
   return ReplaceReport{legs.size(), done->bytes, std::move(done->lost_sectors)};
+}
+
+// Writes `table` beside `stack` (".STACK.replace"), opens and resyncs
+// `legs` of it, and only then gives it the stack's name.
+Result<ReplaceReport> Rewrite(const std::string& stack, const std::vector<TableLine>& table,
+                              const std::vector<std::pair<size_t, size_t>>& legs, const Stack::Progress& progress) {
+  stdfs::path p = stdfs::absolute(stack);
+  std::string next = (p.parent_path() / ("." + p.filename().string() + ".replace")).string();
+  unlink(next.c_str());  // left by one that crashed
+  DG_RETURN_IF_ERROR(WriteStackFile(next, table));
+  auto report = Resync(stack, next, legs, progress);
+  Status named = report.ok() ? RenameStackFile(next, stack) : report.status();
+  if (!named.ok()) {
+    unlink(next.c_str());
+    return named;
+  }
+  return report;
 }
 
 }  // namespace
@@ -86,19 +119,17 @@ Result<ReplaceReport> ReplaceLeg(const std::string& stack, const std::string& ol
                                  std::optional<uint64_t> offset, const Stack::Progress& progress) {
   auto table = ReadStackFile(stack);
   if (!table.ok()) return table.status();
-  stdfs::path dir = stdfs::absolute(stack).parent_path();
-  auto legs = MoveLegs(&*table, dir, old_dev, new_dev, offset);
+  auto legs = MoveLegs(&*table, stdfs::absolute(stack).parent_path(), old_dev, new_dev, offset);
   if (legs.empty()) return Status::Invalid(stack + ": no raid1 leg is on " + old_dev);
-  std::string next = (dir / ("." + stdfs::path(stack).filename().string() + ".replace")).string();
-  unlink(next.c_str());  // left by a replace that crashed
-  DG_RETURN_IF_ERROR(WriteStackFile(next, *table));
-  auto report = Resync(stack, next, legs, progress);
-  Status named = report.ok() ? RenameStackFile(next, stack) : report.status();
-  if (!named.ok()) {
-    unlink(next.c_str());
-    return named;
-  }
-  return report;
+  return Rewrite(stack, *table, legs, progress);
+}
+
+Status FailLeg(const std::string& stack, const std::string& dev) {
+  auto table = ReadStackFile(stack);
+  if (!table.ok()) return table.status();
+  if (dev == kMissingLeg || MoveLegs(&*table, stdfs::absolute(stack).parent_path(), dev, kMissingLeg, {}).empty())
+    return Status::Invalid(stack + ": no raid1 leg is on " + dev);
+  return Rewrite(stack, *table, {}, {}).status();
 }
 
 }  // namespace daxguard::dm

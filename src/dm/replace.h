@@ -1,5 +1,6 @@
 // dm replace: a raid1 leg moved to another device and resynced, as mdadm
-// --replace does for an md member. The leg's device may be gone already.
+// --replace does for an md member (the leg's device may be gone already,
+// or the leg missing: "-"); dm fail: a leg dropped, as mdadm --fail.
 #pragma once
 
 #include <cstdint>
@@ -27,5 +28,11 @@ struct ReplaceReport {
 // crash before leaves the stack file as it was.
 Result<ReplaceReport> ReplaceLeg(const std::string& stack, const std::string& old_dev, const std::string& new_dev,
                                  std::optional<uint64_t> offset, const Stack::Progress& progress = {});
+
+// Every raid1 leg of `stack` on `dev` becomes a missing leg ("-"), as
+// mdadm --fail: from its next open the mirror runs on the other legs, and
+// `dev` is never read again (it would be stale). Refused while anybody
+// holds the stack, and where a segment would be left with no leg.
+Status FailLeg(const std::string& stack, const std::string& dev);
 
 }  // namespace daxguard::dm

@@ -424,6 +424,24 @@ std::vector<media::BadBlock> Stack::BadBlocks() const {
   return out;
 }
 
+Status Stack::Retell(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckBytes(off, len));
+  Status s;
+  ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
+    return e.base == Extent::kNoBase || ForEachCopy(e, pos, [&](const Extent& c) {
+             auto runs = bases_[c.base].dev->MapToMedia(c.offset, c.len);
+             if (!runs.ok()) s = runs.status();
+             for (size_t i = 0; s.ok() && i < runs->size(); ++i) {
+               const dax::MediaRun& r = (*runs)[i];
+               uint64_t first = r.offset / kSectorSize, end = (r.offset + r.len + kSectorSize - 1) / kSectorSize;
+               s = r.media->Unacknowledge(first, end - first);
+             }
+             return s.ok();
+           });
+  });
+  return s;
+}
+
 bool Stack::KnownUnreadable(uint64_t off, uint64_t len) const {
   if (!BytesOk(off, len)) return true;
   return !ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {

@@ -46,12 +46,13 @@ Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, 
 }
 
 Result<std::vector<Layout::Leg>> ParseLegs(const TableLine& line, size_t first, uint64_t n, uint64_t leg_len,
-                                           const std::string& what, const BaseResolver& resolve) {
+                                           const std::string& what, const BaseResolver& resolve, bool missing) {
   std::vector<Layout::Leg> legs;
   for (uint64_t i = 0; i < n; ++i) {
     const std::string& dev = line.args[first + 2 * i];
     auto offset = ParseOffsetArg(line, "offset", line.args[first + 2 * i + 1]);
     if (!offset.ok()) return offset.status();
+    if (missing && dev == kMissingLeg) continue;
     auto base = resolve(dev);
     if (!base.ok()) return SegmentError(line, base.status());
     if (*offset > base->size || leg_len > base->size - *offset)

@@ -85,9 +85,12 @@ Status SegmentError(const TableLine& line, const std::string& why);
 Status SegmentError(const TableLine& line, const Status& why);
 // Parses `n` pairs of DEV OFFSET from args[first] on, each leg taking
 // `leg_len` bytes of its device from OFFSET; `what` names a leg in errors
-// ("stripe", "leg").
+// ("stripe", "leg"). With `missing`, a DEV of kMissingLeg is a leg without
+// a device (raid1, degraded): its offset is checked, and it is left out.
+inline constexpr char kMissingLeg[] = "-";
 Result<std::vector<Layout::Leg>> ParseLegs(const TableLine& line, size_t first, uint64_t n, uint64_t leg_len,
-                                           const std::string& what, const BaseResolver& resolve);
+                                           const std::string& what, const BaseResolver& resolve,
+                                           bool missing = false);
 // Parses a page-aligned sector offset argument into bytes.
 Result<uint64_t> ParseOffsetArg(const TableLine& line, const std::string& what, const std::string& text);
 

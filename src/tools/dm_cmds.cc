@@ -1,9 +1,10 @@
-// `daxguard dm create|table|status|replace`: remapping devices in dmsetup's
+// `daxguard dm create|table|status|replace|fail`: remapping devices in dmsetup's
 // terms.
 // A stack lives in a small text file (dm/stack_file.h); every command that
 // takes a device takes a stack file too.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "dm/open.h"
@@ -48,7 +49,8 @@ std::string Joined(const std::vector<std::string>& words) {
 
 // One line per segment: "START LEN TARGET devices=A,B recovery=yes|no
 // badblocks=SECTOR+COUNT,...", sectors of the stack; "-" for none; a
-// raid1 segment adds "leg_badblocks=N,M": each leg's bad sectors.
+// raid1 segment adds "leg_badblocks=N,M": each present leg's bad sectors,
+// and "missing_legs=K" when it runs degraded.
 int RunStatus(const std::string& path) {
   const char* cmd = "dm status";
   auto stack = dm::OpenStack(path, kReadOnly);
@@ -61,11 +63,25 @@ int RunStatus(const std::string& path) {
       std::vector<std::string> counts;
       for (uint64_t n : st.leg_bad) counts.push_back(std::to_string(n));
       legs = " leg_badblocks=" + Joined(counts);
+      auto missing = std::count(st.line.args.begin() + 1, st.line.args.end(), dm::kMissingLeg);
+      if (missing) legs += " missing_legs=" + std::to_string(missing);
     }
     std::printf("%llu %llu %s devices=%s recovery=%s badblocks=%s%s\n", static_cast<unsigned long long>(st.line.start),
                 static_cast<unsigned long long>(st.line.len), st.line.target.c_str(), Joined(st.devices).c_str(),
                 st.can_recover ? "yes" : "no", Joined(bad).c_str(), legs.c_str());
   }
+  return 0;
+}
+
+struct FailArgs {
+  std::string stack, dev;
+};
+
+int RunFail(const FailArgs& a) {
+  Status s = dm::FailLeg(a.stack, a.dev);
+  if (!s.ok()) return Fail("dm fail", s);
+  std::printf("%s: the raid1 legs on %s are missing (-); the mirror runs on the others\n", a.stack.c_str(),
+              a.dev.c_str());
   return 0;
 }
 
@@ -129,6 +145,14 @@ void AddDmCommands(CLI::App& app, int* rc) {
   r->add_option("NEW", ra->new_dev, "the device to move them to")->required();
   r->add_option("--offset", ra->offset, "sector of NEW the legs start at (default: as on OLD)");
   r->callback([ra, rc] { *rc = RunReplace(*ra); });
+
+  auto fa = std::make_shared<FailArgs>();
+  auto* f = dm->add_subcommand("fail",
+                               "mark every raid1 leg on DEV missing (\"-\"): the mirror runs degraded on the other legs "
+                               "until dm replace STACK - NEW; refused while the stack is held");
+  f->add_option("STACK", fa->stack, "stack file")->required();
+  f->add_option("DEV", fa->dev, "the legs' device, as the table or this directory names it")->required();
+  f->callback([fa, rc] { *rc = RunFail(*fa); });
 }
 
 }  // namespace daxguard::tools

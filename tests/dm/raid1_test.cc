@@ -234,6 +234,28 @@ TEST_F(Raid1Test, ALostLegIsReplacedAndResynced) {
   EXPECT_TRUE(ReadsBack(301 * S, data_.size() - 301 * S));
 }
 
+// A failed leg ("-") leaves the mirror on the other; an error there nobody
+// had heard of, which dm fail's own holder was told, is told again to the
+// next holder, since no leg holds those bytes now.
+TEST_F(Raid1Test, AFailedLegLeavesTheOtherAndItsLossesAreToldToTheNextHolder) {
+  ASSERT_TRUE(Leg(1).Inject(2048 + 40, 1, {}).ok());  // known, unacknowledged: nobody holds m
+  m_.reset();
+  ASSERT_TRUE(FailLeg(dir_.File("m"), "d0").ok());
+  m_ = OpenOrDie(dir_.File("m"));
+  ASSERT_TRUE(m_);
+  EXPECT_EQ(m_->Media().size(), 1u) << "d0 is no longer read";
+  EXPECT_EQ(m_->BadBlocks(), (std::vector<media::BadBlock>{{40, 1, false}}));
+  RecordingHolder h;
+  ASSERT_TRUE(h.RegisterWith(*m_).ok());
+  ASSERT_TRUE(h.WaitForCount(1));
+  EXPECT_EQ(h.Calls().front(), (Call{40 * S, S, dax::kFailureMedia}));
+  EXPECT_TRUE(ReadsBack(0, 40 * S));
+  std::vector<uint8_t> page(P, 0x77);
+  ASSERT_TRUE(dax::WriteAt(*m_, 9 * P, page.data(), P).ok());
+  std::memcpy(data_.data() + 9 * P, page.data(), P);
+  EXPECT_TRUE(ReadsBack(9 * P, P));
+}
+
 // Stores go on while a leg resyncs: once it is done, both legs hold every
 // page's last write, and no read met the new leg's unsynced bytes (leg 0,
 // which reads would try first).

@@ -105,5 +105,39 @@ TEST_F(Raid1Cli, ALostLegIsReplacedAndTheFileKept) {
   EXPECT_NE(Status().find("leg_badblocks=0,0"), std::string::npos) << Status();
 }
 
+// dm fail: a mirror whose leg is gone runs degraded on the other (the
+// filesystem reads and writes), the last leg cannot be failed, and
+// `dm replace STACK - NEW` puts a device where the missing leg was.
+TEST_F(Raid1Cli, ALegFailedRunsDegradedUntilReplaced) {
+  ASSERT_EQ(unlink(Path("d0").c_str()), 0);
+  CliRun gone = Dg({"fs", "get", F("/f"), Path("back")});
+  EXPECT_NE(gone.rc, 0);
+  EXPECT_NE(gone.err.find("dm fail"), std::string::npos) << "no hint: " << gone.err;
+  EXPECT_NE(Dg({"dm", "fail", Path("m"), Path("d9")}).rc, 0);
+  CliRun r = Dg({"dm", "fail", Path("m"), Path("d0")});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(Dg({"dm", "table", Path("m")}).out, "0 65536 raid1 2 - 0 d1 8192\n");
+  EXPECT_NE(Status().find("leg_badblocks=0 missing_legs=1"), std::string::npos) << Status();
+  EXPECT_TRUE(ReadsBackIntact());
+  ASSERT_EQ(Dg({"fs", "put", Path("data"), F("/g")}).rc, 0) << "degraded, it takes writes";
+  std::string table = Slurp(Path("m"));
+  CliRun last = Dg({"dm", "fail", Path("m"), Path("d1")});
+  EXPECT_NE(last.rc, 0);
+  EXPECT_NE(last.err.find("at least one leg"), std::string::npos) << last.err;
+  EXPECT_EQ(Slurp(Path("m")), table);
+  ASSERT_EQ(Dg({"create-device", Path("d2"), "--size", "40m"}).rc, 0);
+  r = Dg({"dm", "replace", Path("m"), "-", Path("d2"), "--offset", "8"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(Status().find("leg_badblocks=0,0"), std::string::npos) << Status();
+  EXPECT_EQ(Status().find("missing_legs"), std::string::npos) << Status();
+  // d1 poisoned under /g: the new leg gives it back.
+  uint64_t sector = SectorOf(F("/g"), 100000);
+  ASSERT_EQ(Dg({"inject-error", Path("d1"), "-B", std::to_string(8192 + sector)}).rc, 0);
+  CliRun g = Dg({"fs", "get", F("/g"), Path("back")});
+  EXPECT_EQ(g.rc, 0) << g.err;
+  EXPECT_EQ(Slurp(Path("back")), Slurp(Path("data")));
+  EXPECT_NE(Dg({"fsck", Path("m")}).out.find(" 0 problem(s)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace daxguard::testing
