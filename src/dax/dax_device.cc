@@ -69,6 +69,16 @@ Result<std::vector<MediaRun>> Device::MapToMedia(uint64_t off, uint64_t len) {
   return MediaRunsOf(off, len);
 }
 
+Status Device::Retell(uint64_t off, uint64_t len) {
+  auto runs = MapToMedia(off, len);
+  if (!runs.ok()) return runs.status();
+  for (const MediaRun& r : *runs) {
+    uint64_t first = r.offset / kSectorSize, end = (r.offset + r.len + kSectorSize - 1) / kSectorSize;
+    DG_RETURN_IF_ERROR(r.media->Unacknowledge(first, end - first));
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<MediaRun>> Device::MediaRunsOf(uint64_t, uint64_t) {
   return Status::Invalid("no emulated media below this device");
 }

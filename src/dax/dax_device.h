@@ -190,6 +190,11 @@ class Device {
                                               uint64_t /*len*/) {
     return {};
   }
+  // The known errors below [off, off+len) become unacknowledged again, so
+  // the next holder hears of them: what a stand-in holder (dm replace's, a
+  // patrol's) was told is for the owner of the data to hear. A mirror
+  // retells on every leg.
+  virtual Status Retell(uint64_t off, uint64_t len);
 
   // --- holder
   Status RegisterHolder(Holder* holder);

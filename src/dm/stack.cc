@@ -429,13 +429,7 @@ Status Stack::Retell(uint64_t off, uint64_t len) {
   Status s;
   ForEachRun(off, len, [&](const Extent& e, uint64_t pos) {
     return e.base == Extent::kNoBase || ForEachCopy(e, pos, [&](const Extent& c) {
-             auto runs = bases_[c.base].dev->MapToMedia(c.offset, c.len);
-             if (!runs.ok()) s = runs.status();
-             for (size_t i = 0; s.ok() && i < runs->size(); ++i) {
-               const dax::MediaRun& r = (*runs)[i];
-               uint64_t first = r.offset / kSectorSize, end = (r.offset + r.len + kSectorSize - 1) / kSectorSize;
-               s = r.media->Unacknowledge(first, end - first);
-             }
+             s = bases_[c.base].dev->Retell(c.offset, c.len);
              return s.ok();
            });
   });

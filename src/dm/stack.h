@@ -122,10 +122,8 @@ class Stack final : public dax::Device {
   Status StartResync(const std::vector<std::pair<size_t, size_t>>& legs);
   Result<ResyncReport> RunResync(const Progress& progress = {});
   std::vector<ByteRange> MapFromMedia(const media::PmemDevice& m, uint64_t off, uint64_t len) override;
-  // The known errors below [off, off+len), on every leg of a mirror,
-  // become unacknowledged again: the next holder hears of them (what a
-  // stand-in holder, as dm replace's, was told).
-  Status Retell(uint64_t off, uint64_t len);
+  // On every leg of a mirror.
+  Status Retell(uint64_t off, uint64_t len) override;
 
  protected:
   Status ClaimForHolder(uint64_t token) override;

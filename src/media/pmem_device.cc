@@ -21,7 +21,6 @@ namespace {
 
 constexpr uint8_t kUnacked = 0;
 constexpr uint8_t kAcked = 1;
-constexpr uint64_t kScrubChunk = 1ull << 30;
 constexpr uint64_t kLinesPerSector = kSectorSize / kLineSize;
 
 template <typename T>
@@ -546,9 +545,11 @@ Status PmemDevice::AddKnown(const std::vector<BadBlock>& runs) {
   return Status::Ok();
 }
 
-Status PmemDevice::MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new) {
+Status PmemDevice::MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new, uint64_t* count) {
   std::vector<Range> added;
   DG_RETURN_IF_ERROR(bb_.Add(sectors, kUnacked, &added));
+  if (count)
+    for (const Range& r : added) *count += r.len;
   if (!added.empty()) {
     Live(header()->live.error_events).fetch_add(1);
     *any_new = true;
@@ -598,7 +599,7 @@ Status PmemDevice::BeginScrub(uint32_t pid) {
   return Status::Ok();
 }
 
-Status PmemDevice::ScrubChunk(uint64_t off, uint64_t len) {
+Status PmemDevice::ScrubChunk(uint64_t off, uint64_t len, uint64_t* found) {
   bool any_new = false;
   {
     WriteLock lock(this);
@@ -611,18 +612,20 @@ Status PmemDevice::ScrubChunk(uint64_t off, uint64_t len) {
       else
         sectors.push_back({lo, hi - lo, kUnacked});
     }
-    DG_RETURN_IF_ERROR(MarkKnownLocked(sectors, &any_new));
+    DG_RETURN_IF_ERROR(MarkKnownLocked(sectors, &any_new, found));
   }
   if (any_new) AnnounceErrors();
   return Status::Ok();
 }
 
-Status PmemDevice::RunScrub(const std::function<void(uint64_t, uint64_t)>& progress) {
+Status PmemDevice::RunScrub(const std::function<void(uint64_t, uint64_t)>& progress, uint64_t chunk,
+                            uint64_t* found) {
   LiveState& live = header()->live;
+  chunk = std::max<uint64_t>(kSectorSize, AlignDown(chunk, kSectorSize));
   Status s;
-  for (uint64_t off = 0; off < geo_.size && s.ok(); off += kScrubChunk) {
-    s = ScrubChunk(off, std::min(kScrubChunk, geo_.size - off));
-    uint64_t done = std::min(off + kScrubChunk, geo_.size);
+  for (uint64_t off = 0; off < geo_.size && s.ok(); off += chunk) {
+    s = ScrubChunk(off, std::min(chunk, geo_.size - off), found);
+    uint64_t done = std::min(off + chunk, geo_.size);
     Live(live.scrub_progress).store(done);
     if (progress) progress(done, geo_.size);
   }

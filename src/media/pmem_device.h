@@ -221,7 +221,10 @@ class PmemDevice {
   // Claims the device's single scrub slot for `pid`; EBUSY while one runs.
   Status BeginScrub(uint32_t pid);
   // Runs the scrub the caller began; `progress` sees bytes scanned so far.
-  Status RunScrub(const std::function<void(uint64_t, uint64_t)>& progress = {});
+  // It looks `chunk` bytes at a time (whole sectors), and adds to *found
+  // the sectors it made known.
+  Status RunScrub(const std::function<void(uint64_t, uint64_t)>& progress = {}, uint64_t chunk = 1ull << 30,
+                  uint64_t* found = nullptr);
   ScrubStatus GetScrubStatus() const;
   // Waits until no scrub runs (a dead scrubber's claim is dropped).
   void WaitScrubIdle() const;
@@ -272,10 +275,11 @@ class PmemDevice {
   Status CheckClear(uint64_t off, uint64_t len) const;
   // ForgetKnown under the write lock; adds the records dropped to *dropped.
   void ForgetKnownLocked(uint64_t off, uint64_t len, std::vector<Range>* dropped);
-  // Records newly known sectors and tells listeners; caller holds the lock.
-  Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new);
+  // Records newly known sectors (adding their count to *count); the caller
+  // holds the lock and tells listeners.
+  Status MarkKnownLocked(const std::vector<Range>& sectors, bool* any_new, uint64_t* count = nullptr);
   void AnnounceErrors();
-  Status ScrubChunk(uint64_t off, uint64_t len);
+  Status ScrubChunk(uint64_t off, uint64_t len, uint64_t* found);
 
   class WriteLock;  // process mutex + flock on the device file
 

@@ -67,6 +67,7 @@ const char* ModeName(media::Mode m);
 void AddDeviceCommands(CLI::App& app, int* rc);  // create-device, list, inject-error, clear-errors
 void AddScrubCommands(CLI::App& app, int* rc);   // start-scrub, wait-scrub
 void AddMonitorCommand(CLI::App& app, int* rc);  // monitor
+void AddPatrolCommand(CLI::App& app, int* rc);   // scrub
 void AddIoCommand(CLI::App& app, int* rc);       // io
 void AddDemoCommand(CLI::App& app, int* rc);     // demo
 void AddDmCommands(CLI::App& app, int* rc);      // dm create, dm table, dm status

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   daxguard::tools::AddDeviceCommands(app, &rc);
   daxguard::tools::AddScrubCommands(app, &rc);
   daxguard::tools::AddMonitorCommand(app, &rc);
+  daxguard::tools::AddPatrolCommand(app, &rc);
   daxguard::tools::AddIoCommand(app, &rc);
   daxguard::tools::AddDemoCommand(app, &rc);
   daxguard::tools::AddDmCommands(app, &rc);
