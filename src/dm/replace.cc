@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <mutex>
 
+#include "dax/stand_in_holder.h"
 #include "dm/open.h"
 #include "dm/stack_file.h"
 
@@ -12,25 +12,6 @@ namespace daxguard::dm {
 namespace {
 
 namespace stdfs = std::filesystem;
-
-// Holds the new stack while it is resynced, so that nobody mounts it
-// meanwhile. What it is told (what no leg holds) is told again to the next
-// holder (Stack::Retell), which must hear of it.
-class ResyncHolder final : public dax::Holder {
- public:
-  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
-    std::lock_guard<std::mutex> g(mu_);
-    if (flags == dax::kFailureMedia) told_.push_back({offset, len});
-  }
-  std::vector<ByteRange> told() {
-    std::lock_guard<std::mutex> g(mu_);
-    return told_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<ByteRange> told_;
-};
 
 stdfs::path Canonical(const stdfs::path& dir, const std::string& dev) {
   stdfs::path p(dev);
@@ -81,7 +62,7 @@ Result<ReplaceReport> Resync(const std::string& name, const std::string& next,
     return Status::Busy("a device of the stack is held by process " + std::to_string(pid) +
                         " (a mount?): release it first");
   DG_RETURN_IF_ERROR((*stack)->StartResync(legs));
-  ResyncHolder holder;
+  dax::StandInHolder holder;  // so that nobody mounts the stack meanwhile
   DG_RETURN_IF_ERROR((*stack)->RegisterHolder(&holder));
   auto done = (*stack)->RunResync(progress);
   (*stack)->ReleaseHolder(&holder);
@@ -92,7 +73,7 @@ Result<ReplaceReport> Resync(const std::string& name, const std::string& next,
     DG_RETURN_IF_ERROR(r.media->AddKnown({{sector, count, false}}));
     DG_RETURN_IF_ERROR(r.media->Unacknowledge(sector, count));
   }
-  for (const ByteRange& r : holder.told()) DG_RETURN_IF_ERROR((*stack)->Retell(r.off, r.len));
+  DG_RETURN_IF_ERROR(holder.RetellTo(**stack));
   return ReplaceReport{legs.size(), done->bytes, std::move(done->lost_sectors)};
 }
 

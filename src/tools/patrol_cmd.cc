@@ -11,10 +11,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "dax/stand_in_holder.h"
 #include "dm/open.h"
 #include "tools/cli_util.h"
 
@@ -27,24 +27,6 @@ struct PatrolArgs {
   std::string dev;
   double rate = 0;  // MB/s (10^6 bytes); 0: as fast as it goes
   bool once = false;
-};
-
-// Holds a device nobody holds, so a mirror rebuilds what the patrol finds;
-// what it is told (what no leg holds) is retold to the next holder.
-class StandIn final : public dax::Holder {
- public:
-  void NotifyFailure(uint64_t offset, uint64_t len, int flags) override {
-    std::lock_guard<std::mutex> g(mu_);
-    if (flags == dax::kFailureMedia) told_.push_back({offset, len});
-  }
-  std::vector<ByteRange> told() {
-    std::lock_guard<std::mutex> g(mu_);
-    return told_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<ByteRange> told_;
 };
 
 // Every known-bad sector of each media device below, as (device, sector).
@@ -161,7 +143,7 @@ int RunPatrol(const PatrolArgs& a) {
   if (a.rate < 0) return Fail(cmd, "--rate must not be negative");
   auto dev = dm::OpenDaxDevice(a.dev);
   if (!dev.ok()) return Fail(cmd, dev.status());
-  StandIn holder;
+  dax::StandInHolder holder;  // a mirror rebuilds what the pass finds
   bool holding = (*dev)->HolderPid() == 0 && (*dev)->RegisterHolder(&holder).ok();
   Patrol patrol(a, **dev);
   Status failed;
@@ -177,8 +159,7 @@ int RunPatrol(const PatrolArgs& a) {
   }
   if (holding) {
     (*dev)->ReleaseHolder(&holder);
-    for (const ByteRange& r : holder.told())
-      if (Status s = (*dev)->Retell(r.off, r.len); !s.ok() && failed.ok()) failed = s;
+    if (Status s = holder.RetellTo(**dev); !s.ok() && failed.ok()) failed = s;
   }
   return failed.ok() ? 0 : Fail(cmd, failed);
 }
