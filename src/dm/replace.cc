@@ -49,15 +49,10 @@ std::vector<std::pair<size_t, size_t>> MoveLegs(std::vector<TableLine>* table, c
   return moved;
 }
 
-// `next`, the new table's file, is named as "STACK (new table)" in errors.
-Result<ReplaceReport> Resync(const std::string& name, const std::string& next,
-                             const std::vector<std::pair<size_t, size_t>>& legs, const Stack::Progress& progress) {
+Result<ReplaceReport> Resync(const std::string& next, const std::vector<std::pair<size_t, size_t>>& legs,
+                             const Stack::Progress& progress) {
   auto stack = OpenStack(next);
-  if (!stack.ok()) {
-    std::string why = stack.status().message();
-    if (why.starts_with(next)) why = name + " (new table)" + why.substr(next.size());
-    return Status::Error(stack.status().err(), why);
-  }
+  if (!stack.ok()) return stack.status();
   if (uint32_t pid = (*stack)->HolderPid())
     return Status::Busy("a device of the stack is held by process " + std::to_string(pid) +
                         " (a mount?): release it first");
@@ -85,13 +80,14 @@ Result<ReplaceReport> Rewrite(const std::string& stack, const std::vector<TableL
   std::string next = (p.parent_path() / ("." + p.filename().string() + ".replace")).string();
   unlink(next.c_str());  // left by one that crashed
   DG_RETURN_IF_ERROR(WriteStackFile(next, table));
-  auto report = Resync(stack, next, legs, progress);
+  auto report = Resync(next, legs, progress);
   Status named = report.ok() ? RenameStackFile(next, stack) : report.status();
-  if (!named.ok()) {
-    unlink(next.c_str());
-    return named;
-  }
-  return report;
+  if (named.ok()) return report;
+  unlink(next.c_str());
+  // The new table's file is named as "STACK (new table)".
+  std::string why = named.message();
+  if (why.starts_with(next)) why = stack + " (new table)" + why.substr(next.size());
+  return Status::Error(named.err(), why);
 }
 
 }  // namespace

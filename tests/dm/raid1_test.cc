@@ -261,6 +261,7 @@ TEST_F(Raid1Test, AFailedLegLeavesTheOtherAndItsLossesAreToldToTheNextHolder) {
 // which reads would try first).
 TEST_F(Raid1Test, AResyncRacingStoresAndReadsLeavesTheLegsEqual) {
   auto& stack = static_cast<Stack&>(*m_);
+  EXPECT_EQ(stack.StartResync({{0, 0}, {0, 1}}).err(), EINVAL) << "no leg would be left to copy from";
   ASSERT_TRUE(stack.StartResync({{0, 0}}).ok());
   std::vector<uint8_t> blank(data_.size(), 0);
   ASSERT_TRUE(Leg(0).Write(0, blank.data(), blank.size()).ok());
