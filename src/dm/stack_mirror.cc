@@ -177,10 +177,11 @@ Status Stack::ResyncPage(const Segment& seg, size_t leg, uint64_t in, ResyncRepo
 Status Stack::StartResync(const std::vector<std::pair<size_t, size_t>>& legs) {
   std::lock_guard<std::shared_mutex> g(mirror_mu_);
   if (!resyncing_.empty()) return Status::Busy(name_ + ": a resync is already running");
-  for (auto [s, leg] : legs) {
+  for (const auto& [s, leg] : legs) {
     if (s >= segments_.size() || leg >= segments_[s].mirror.size())
       return Status::Invalid(name_ + ": segment " + std::to_string(s) + " has no raid1 leg " + std::to_string(leg));
-    auto same = std::count_if(legs.begin(), legs.end(), [&](const auto& l) { return l.first == s; });
+    size_t seg = s;
+    auto same = std::count_if(legs.begin(), legs.end(), [seg](const auto& l) { return l.first == seg; });
     if (static_cast<size_t>(same) >= segments_[s].mirror.size())
       return Status::Invalid(name_ + ": segment " + std::to_string(s) + " would have no leg left to copy from");
   }
