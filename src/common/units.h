@@ -16,6 +16,7 @@ inline constexpr uint64_t kMinDeviceSize = 1ull << 20;
 constexpr bool IsPowerOfTwo(uint64_t v) { return v && !(v & (v - 1)); }
 constexpr uint64_t AlignDown(uint64_t v, uint64_t a) { return v / a * a; }
 constexpr uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t DivRoundUp(uint64_t v, uint64_t d) { return (v + d - 1) / d; }
 constexpr bool IsAligned(uint64_t v, uint64_t a) { return v % a == 0; }
 
 struct ByteRange {

@@ -62,6 +62,7 @@ void DataPath::DetachAll() {
   for (File* f : open_files_) f->dp_ = nullptr;
   for (auto& [ino, m] : mappings_) {
     (void)m->region_->Trap(0, m->length(), dax::TrapKind::kGone);
+    MappingGone(*m->region_);
     m->dp_ = nullptr;
   }
 }

@@ -105,6 +105,8 @@ class DataPath {
   ~DataPath() = default;
   virtual void BeginOp() = 0;
   virtual void EndOp() = 0;
+  // A mapping's region is let go (its stores are over).
+  virtual void MappingGone(const dax::MappedRegion& /*region*/) {}
 
  private:
   // The data generation fast maps are filled from and checked against, and

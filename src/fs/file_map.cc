@@ -102,6 +102,7 @@ void DataPath::DropMapping(FileMapping* m) {
       mappings_.erase(it);
       break;
     }
+  MappingGone(*m->region_);
   CloseInode(m->ino_);
 }
 

@@ -87,8 +87,13 @@ bool Filesystem::TryLock() {
   }
 }
 
-Filesystem::Filesystem(dax::Device& dev)
-    : DataPath(dev), dev_(dev), geo_(GeometryFor(dev.size())), log_(dev, geo_), state_(geo_) {}
+Filesystem::Filesystem(dax::Device& base, const Geometry& g, std::unique_ptr<ProtectedDevice> protect)
+    : DataPath(protect ? *protect : base),
+      protect_(std::move(protect)),
+      dev_(protect_ ? *protect_ : base),
+      geo_(g),
+      log_(dev_, geo_),
+      state_(geo_) {}
 
 Filesystem::~Filesystem() {
   dev_.ReleaseHolder(this);
@@ -96,14 +101,18 @@ Filesystem::~Filesystem() {
   // As sync at unmount: what fast paths stored in place becomes durable
   // (a device that went away takes nothing more).
   if (!removed_ && WriteBackMappedStores().ok()) dev_.Fence();
-  if (mounted_ && Writable().ok()) (void)log_.MarkCleanEnd();  // spares the next mount its search past the end
   DetachAll();
+  if (mounted_ && Writable().ok()) {
+    if (protect_) (void)protect_->MarkClean();  // every record is up to date
+    (void)log_.MarkCleanEnd();  // spares the next mount its search past the end
+  }
 }
 
-Status Filesystem::Mkfs(dax::Device& dev) {
-  Geometry g = GeometryFor(dev.size());
+Status Filesystem::Mkfs(dax::Device& dev, DataProtection protection) {
+  Geometry g = GeometryFor(dev.size(), protection);
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small for daxfs (16 MiB at least)");
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());
+  DG_RETURN_IF_ERROR(ProtectedDevice::Format(dev, g));
   State fresh(g);
   DG_RETURN_IF_ERROR(fresh.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))));
   MetaLog log(dev, g);
@@ -118,7 +127,13 @@ Filesystem::LogUsage Filesystem::log_usage() {
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   // Replay may write (repairs, upgrades): never under another holder.
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());
-  std::unique_ptr<Filesystem> fs(new Filesystem(dev));
+  std::optional<SuperBlock> sb = MetaLog::FindSuper(dev);
+  Geometry g = GeometryFor(dev.size(), static_cast<DataProtection>(sb ? sb->protection : 0));
+  std::unique_ptr<ProtectedDevice> protect;
+  if (g.protection != DataProtection::kNone) {
+    DG_ASSIGN_OR_RETURN(protect, ProtectedDevice::Open(dev, g, sb->protection_tag));
+  }
+  std::unique_ptr<Filesystem> fs(new Filesystem(dev, g, std::move(protect)));
   if (fs->geo_.blocks < kMinBlocks) return Status::Invalid("device too small to hold daxfs");
   Status s = fs->log_.Replay([&](const std::vector<Op>& ops) { return fs->state_.ApplyAll(ops); },
                              &fs->mount_report_, [&](const Summary& lost) { fs->state_.ApplyLoss(lost); });
@@ -142,7 +157,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
       DG_RETURN_IF_ERROR(fs->FinishUnlinked([&](std::vector<Op> ops) { return fs->Commit(std::move(ops)); }));
   }
   // Registering replays errors that became known while unmounted.
-  DG_RETURN_IF_ERROR(dev.RegisterHolder(fs.get()));
+  DG_RETURN_IF_ERROR(fs->dev_.RegisterHolder(fs.get()));
   fs->mounted_ = true;
   return fs;
 }

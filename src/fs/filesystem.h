@@ -32,6 +32,7 @@
 #include "fs/fast_map.h"
 #include "fs/meta_log.h"
 #include "fs/namespace.h"
+#include "fs/protected_device.h"
 #include "fs/state.h"
 
 namespace daxguard::fs {
@@ -80,6 +81,11 @@ struct HealthReport {
   std::vector<std::string> damaged_entries;  // "/d/x: names missing inode 7"
   bool read_only = false;
   uint64_t metadata_repairs = 0;
+  // File data protection (mkfs --data-protection), this mount's counts:
+  // blocks rebuilt from parity, blocks it could not rebuild, and blocks
+  // found not matching their checksum (stray stores).
+  DataProtection protection = DataProtection::kNone;
+  uint64_t repaired_blocks = 0, unrepaired_blocks = 0, checksum_mismatches = 0;
 };
 
 enum OpenFlags : int { kCreate = 1, kExclusive = 2, kTruncate = 4 };
@@ -105,7 +111,7 @@ struct FsStats {
 
 class Filesystem : public dax::Holder, private DataPath {
  public:
-  static Status Mkfs(dax::Device& dev);
+  static Status Mkfs(dax::Device& dev, DataProtection protection = DataProtection::kNone);
   static Result<std::unique_ptr<Filesystem>> Mount(dax::Device& dev);
   ~Filesystem() override;
 
@@ -180,6 +186,10 @@ class Filesystem : public dax::Holder, private DataPath {
   // tree says, and writes it all as one fresh snapshot.
   Status RepairForFsck();
   const ReplayReport& mount_report() const { return mount_report_; }
+  DataProtection protection() const { return geo_.protection; }
+  // The patrol (scrub DEV:fs): every protected block read and checked,
+  // what fails rebuilt from parity or reported. Null without protection.
+  ProtectedDevice* protected_device() { return protect_.get(); }
 
   // Called (inode, file offset, length) when part of any file is damaged,
   // open or not, as File::OnDamage is (same thread rules; a notice queued
@@ -206,7 +216,8 @@ class Filesystem : public dax::Holder, private DataPath {
     Filesystem* fs_;
   };
 
-  explicit Filesystem(dax::Device& dev);
+  // On `base`, or on `protect` over it (the data protection's device).
+  Filesystem(dax::Device& base, const Geometry& g, std::unique_ptr<ProtectedDevice> protect);
   static thread_local Filesystem* in_op_;  // the filesystem this thread is operating on
   // Takes mu_ unless an operation holds it (false: that operation handles
   // the failures reported so far before it lets go); never waits for one.
@@ -225,6 +236,9 @@ class Filesystem : public dax::Holder, private DataPath {
   // Frees the file if that was the last reference and it has no links.
   void CloseInode(uint64_t ino) override;
   void BeginOp() override { Lock(); }
+  void MappingGone(const dax::MappedRegion& region) override {
+    if (protect_) protect_->Reseal(&region);
+  }
   // Handles the failures reported during the operation, unlocks, then
   // sends the damage notices they raised.
   void EndOp() override;
@@ -258,7 +272,8 @@ class Filesystem : public dax::Holder, private DataPath {
   void DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops);
   void GoReadOnly(const std::string& why);
 
-  dax::Device& dev_;
+  std::unique_ptr<ProtectedDevice> protect_;  // null without data protection
+  dax::Device& dev_;                          // protect_, or the device mounted
   Geometry geo_;
   MetaLog log_;
   State state_;

@@ -162,7 +162,7 @@ void CheckSpace(const State& s, bool stored_map, FsckReport* r) {
 
 Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
   FsckReport r;
-  Geometry g = GeometryFor(dev.size());
+  Geometry g = MetaLog::GeometryOf(dev);
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small to hold daxfs");
   CheckSuperBlocks(dev, g, &r);
   MetaLog log(dev, g);
@@ -199,7 +199,7 @@ Result<FsckReport> Check(dax::Device& dev, bool dry_run) {
 // Appends what is left to repair to the log: mounts are read-only until a
 // repair succeeds.
 Status MarkUnrepaired(dax::Device& dev, const std::vector<std::string>& left) {
-  Geometry g = GeometryFor(dev.size());
+  Geometry g = MetaLog::GeometryOf(dev);
   MetaLog log(dev, g);
   ReplayReport rep;
   DG_RETURN_IF_ERROR(log.Replay([](const std::vector<Op>&) { return Status::Ok(); }, &rep));

@@ -258,7 +258,7 @@ Status MetaLog::ChooseSuper(ReplayReport* report) {
   std::string why[2];
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
-    bool read = dev_.ReadAll(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb);
+    bool read = ReadSuperAt(c, &sb);
     Status check = read ? CheckSuperBlock(sb, dev_.size()) : Status::Corrupt("unreadable");
     bool ok = check.ok();
     // A daxfs superblock refused for its version says so, and is not rebuilt.
@@ -293,9 +293,12 @@ bool MetaLog::ReadSuperCopy(int copy, int slot, SuperBlock* sb, uint64_t* record
   std::string payload(h.len, '\0');
   std::vector<Op> ops;
   if (!dev_.ReadAll(at + sizeof h, payload.data(), h.len) || !DecodeOps(payload, &ops).ok() ||
-      ops.empty() || ops[0].type != OpType::kSuper || ops[0].name.size() != sizeof *sb)
+      ops.empty() || ops[0].type != OpType::kSuper ||
+      (ops[0].name.size() != sizeof *sb && ops[0].name.size() != kLegacySuperBytes))
     return false;
-  std::memcpy(sb, ops[0].name.data(), sizeof *sb);
+  *sb = SuperBlock{};
+  std::memcpy(sb, ops[0].name.data(), kLegacySuperBytes);
+  if (sb->version >= 4) std::memcpy(sb, ops[0].name.data(), ops[0].name.size());
   *records = ops[0].len;
   return CheckSuperBlock(*sb, dev_.size()).ok() && sb->active_slot == static_cast<uint64_t>(slot) &&
          sb->log_start_seq == h.seq;
@@ -368,11 +371,30 @@ std::optional<SuperBlock> MetaLog::NewestValidSuper() const {
   std::optional<SuperBlock> best;
   for (int c = 0; c < 2; ++c) {
     SuperBlock sb;
-    if (dev_.ReadAll(geo_.SuperBlock(c) * kBlockSize, &sb, sizeof sb) &&
-        CheckSuperBlock(sb, dev_.size()).ok() && (!best || sb.generation > best->generation))
+    if (ReadSuperAt(c, &sb) && CheckSuperBlock(sb, dev_.size()).ok() && (!best || sb.generation > best->generation))
       best = sb;
   }
   return best;
+}
+
+bool MetaLog::ReadSuperAt(int copy, SuperBlock* sb) const {
+  if (!dev_.ReadAll(geo_.SuperBlock(copy) * kBlockSize, sb, sizeof *sb)) return false;
+  // Before format 4 the fields past the legacy bytes are not the superblock's.
+  if (sb->version < 4) std::memset(reinterpret_cast<char*>(sb) + kLegacySuperBytes, 0, sizeof *sb - kLegacySuperBytes);
+  return true;
+}
+
+std::optional<SuperBlock> MetaLog::FindSuper(dax::Device& dev) {
+  MetaLog probe(dev, GeometryFor(dev.size()));
+  if (auto sb = probe.NewestValidSuper()) return sb;
+  std::string from;
+  if (probe.RecoverSuper(&from)) return probe.sb_;
+  return std::nullopt;
+}
+
+Geometry MetaLog::GeometryOf(dax::Device& dev) {
+  std::optional<SuperBlock> sb = FindSuper(dev);
+  return GeometryFor(dev.size(), static_cast<DataProtection>(sb ? sb->protection : 0));
 }
 
 Status MetaLog::ZeroSlot(int slot) {
@@ -388,6 +410,8 @@ Status MetaLog::Format(const std::vector<Op>& snapshot) {
   std::optional<SuperBlock> old = NewestValidSuper();
   std::memcpy(sb_.magic, kSuperMagic, sizeof kSuperMagic);
   sb_.version = kFormatVersion;
+  sb_.protection = static_cast<uint32_t>(geo_.protection);
+  sb_.protect_blocks = geo_.protect_blocks;
   sb_.blocks = geo_.blocks;
   sb_.meta_blocks = geo_.meta_blocks;
   sb_.generation = old ? old->generation + 1 : 1;
@@ -395,6 +419,7 @@ Status MetaLog::Format(const std::vector<Op>& snapshot) {
   sb_.log_start_seq = 1;
   std::random_device rd;
   for (auto& b : sb_.uuid) b = static_cast<uint8_t>(rd());
+  sb_.protection_tag = rd();
   SealSuperBlock(&sb_);
   int slot = static_cast<int>(sb_.active_slot);
   if (old) {
@@ -545,6 +570,7 @@ Status MetaLog::Compact(const std::vector<Op>& snapshot) {
 }
 
 std::string MetaLog::Describe(uint64_t blk) const {
+  if (blk >= geo_.ProtectStart() && blk < geo_.blocks) return ProtectionAreaName(geo_);
   for (int c = 0; c < 2; ++c) {
     if (blk == geo_.SuperBlock(c)) return std::string("superblock copy ") + CopyName(c);
     if (blk >= geo_.AreaStart(c) && blk < geo_.AreaStart(c) + geo_.meta_blocks) {

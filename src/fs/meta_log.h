@@ -77,6 +77,13 @@ class MetaLog {
 
   uint64_t tail() const { return tail_; }
   const SuperBlock& super() const { return sb_; }
+  // The superblock a mount would choose (from either copy, or rebuilt from
+  // a log copy), read without writing anything: what a mount asks first, to
+  // learn the geometry (the data protection) it mounts with.
+  static std::optional<SuperBlock> FindSuper(dax::Device& dev);
+  // The geometry of the filesystem on `dev` (its data protection from
+  // FindSuper; none if there is no superblock).
+  static Geometry GeometryOf(dax::Device& dev);
 
  private:
   enum class Read { kOk, kEnd, kPoison };
@@ -89,6 +96,9 @@ class MetaLog {
   uint64_t SlotBytes() const { return geo_.SlotBlocks() * kBlockSize; }
   // The valid superblock of the highest generation, if any.
   std::optional<SuperBlock> NewestValidSuper() const;
+  // Superblock copy `copy` as read (false: unreadable), its fields past
+  // its format's zeroed.
+  bool ReadSuperAt(int copy, SuperBlock* sb) const;
   // Zeroes `slot` in both copies (clearing poison too).
   Status ZeroSlot(int slot);
   uint64_t SlotAddr(int copy, int slot, uint64_t off) const {

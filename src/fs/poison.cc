@@ -143,6 +143,13 @@ HealthReport Filesystem::Health() {
   h.lost_metadata.insert(h.lost_metadata.end(), state_.lost().begin(), state_.lost().end());
   h.read_only = !read_only_why_.empty();
   h.metadata_repairs = metadata_repairs_ + mount_report_.repaired_blocks + mount_report_.repaired.size();
+  h.protection = geo_.protection;
+  if (protect_) {
+    ProtectedDevice::Counts c = protect_->counts();
+    h.repaired_blocks = c.repaired;
+    h.unrepaired_blocks = c.unrepaired;
+    h.checksum_mismatches = c.mismatches;
+  }
   return h;
 }
 

@@ -48,7 +48,9 @@ Result<std::pair<std::string, std::string>> Target(const std::string& t) {
   return std::make_pair(dev, path);
 }
 
-int RunMkfs(const std::string& dev, bool force) {
+int RunMkfs(const std::string& dev, bool force, const std::string& protection) {
+  auto p = fs::ParseProtection(protection);
+  if (!p) return Fail("mkfs", "--data-protection must be none, checksum or parity, not '" + protection + "'");
   auto d = dm::OpenDaxDevice(dev);
   if (!d.ok()) return Fail("mkfs", d.status());
   Status fsdax = CheckNotDevdax(**d, dev, "daxfs needs an fsdax device");
@@ -58,11 +60,16 @@ int RunMkfs(const std::string& dev, bool force) {
   std::string found = force ? "" : fs::FindDaxfs(**d, fs::GeometryFor((*d)->size()));
   if (!found.empty())
     return Fail("mkfs", dev + " already holds a daxfs filesystem (found " + found + "); use -f to overwrite it");
-  Status s = fs::Filesystem::Mkfs(**d);
+  Status s = fs::Filesystem::Mkfs(**d, *p);
   if (!s.ok()) return Fail("mkfs", s);
-  fs::Geometry g = fs::GeometryFor((*d)->size());
-  std::printf("daxfs on %s: %llu blocks of 4096 bytes, metadata log 2 x %llu blocks\n", dev.c_str(),
-              static_cast<unsigned long long>(g.blocks), static_cast<unsigned long long>(g.meta_blocks));
+  fs::Geometry g = fs::GeometryFor((*d)->size(), *p);
+  std::printf("daxfs on %s: %llu blocks of 4096 bytes, metadata log 2 x %llu blocks, data protection %s", dev.c_str(),
+              static_cast<unsigned long long>(g.blocks), static_cast<unsigned long long>(g.meta_blocks),
+              fs::ProtectionName(*p));
+  if (g.protect_blocks)
+    std::printf(" (%llu blocks, %.1f%% of the device)", static_cast<unsigned long long>(g.protect_blocks),
+                100.0 * static_cast<double>(g.protect_blocks) / static_cast<double>(g.blocks));
+  std::printf("\n");
   return 0;
 }
 
@@ -239,11 +246,19 @@ bool IsFsTarget(const std::string& arg) {
 }
 
 void AddFsCommands(CLI::App& app, int* rc) {
-  auto mk = std::make_shared<std::pair<std::string, bool>>();
+  struct MkfsArgs {
+    std::string dev;
+    bool force = false;
+    std::string protection = "none";
+  };
+  auto mk = std::make_shared<MkfsArgs>();
   auto* m = app.add_subcommand("mkfs", "make a daxfs filesystem on a device or stack");
-  m->add_option("DEV", mk->first, "device or stack file")->required();
-  m->add_flag("-f,--force", mk->second, "overwrite an existing filesystem");
-  m->callback([mk, rc] { *rc = RunMkfs(mk->first, mk->second); });
+  m->add_option("DEV", mk->dev, "device or stack file")->required();
+  m->add_flag("-f,--force", mk->force, "overwrite an existing filesystem");
+  m->add_option("--data-protection", mk->protection,
+                "none; checksum (a CRC32C per 4 KiB block, checked on reads); or parity (also a parity strip "
+                "per block, from which a damaged strip is rebuilt)");
+  m->callback([mk, rc] { *rc = RunMkfs(mk->dev, mk->force, mk->protection); });
 
   struct FsArgs {
     std::string verb;

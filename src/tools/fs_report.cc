@@ -78,7 +78,11 @@ Json HealthJson(const fs::HealthReport& h) {
               {"quarantined", quarantine},
               {"lost_metadata", h.lost_metadata},
               {"damaged_entries", h.damaged_entries},
-              {"metadata_repairs", h.metadata_repairs}};
+              {"metadata_repairs", h.metadata_repairs},
+              {"data_protection", fs::ProtectionName(h.protection)},
+              {"repaired_blocks", h.repaired_blocks},
+              {"unrepaired_blocks", h.unrepaired_blocks},
+              {"checksum_mismatches", h.checksum_mismatches}};
 }
 
 std::string QuestionAttr(const std::string& question) { return "user.daxguard." + question; }

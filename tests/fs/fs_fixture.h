@@ -26,9 +26,11 @@ class FsTest : public ::testing::Test {
     opt.size = kDevSize;
     ASSERT_TRUE(media::PmemDevice::Create(path_, opt).ok());
     OpenDevice();
-    ASSERT_TRUE(Filesystem::Mkfs(*dev_).ok());
+    ASSERT_TRUE(Filesystem::Mkfs(*dev_, Protection()).ok());
     Mount();
   }
+  // What mkfs is asked for (--data-protection).
+  virtual DataProtection Protection() const { return DataProtection::kNone; }
   void TearDown() override {
     fs_.reset();
     dev_.reset();

@@ -1,0 +1,171 @@
+// fs::ProtectedDevice: daxfs's data protection (mkfs --data-protection), a
+// dax::Device over the device the filesystem is made on, at the same offsets.
+//
+// Each block below the protection area has a record: the CRC32C of its
+// 4 KiB and the filesystem's tag (a record without it protects nothing:
+// records an earlier filesystem left never pass for ours), and with parity
+// a 512-byte strip, the XOR of the block's eight strips (NOVA-Fortis's
+// strip parity: one bad strip per block is rebuilt, a whole page lost is
+// not). Every store through this device brings the records of the blocks it
+// touches up to date, under the block's lock; every read checks the blocks
+// it returns. A block that fails (poison, or bytes that no longer match
+// their checksum) is rebuilt from parity: the read returns the rebuilt
+// bytes, and the block is written back with a recovery write on this
+// device's delivery thread. The filesystem, this device's holder, hears
+// only of what parity could not rebuild: poison reported up, or a block
+// whose bytes no longer match (reported whole), never wrong bytes.
+//
+// Crash consistency as md's write-intent bitmap: a bit per 2 MiB chunk is
+// set and durable before any block of the chunk changes, and cleared at a
+// clean unmount; opening recomputes the records of every chunk still
+// marked from its data.
+//
+// Stores through a writable mapping bypass this device: blocks placed in
+// one are neither checked nor rebuilt until the mapping goes (Reseal), when
+// their records are recomputed from what they hold.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <vector>
+
+#include "dax/dax_device.h"
+#include "fs/format.h"
+
+namespace daxguard::fs {
+
+class ProtectedDevice final : public dax::Device {
+ public:
+  // Over `base` (which it holds while it has a holder itself), for a
+  // filesystem of geometry `g` and the superblock's protection tag. Chunks
+  // a crash left marked are resynced first; on a device that takes no
+  // writes they stay unchecked instead.
+  static Result<std::unique_ptr<ProtectedDevice>> Open(dax::Device& base, const Geometry& g, uint32_t tag);
+  // mkfs: the write-intent bitmap cleared.
+  static Status Format(dax::Device& base, const Geometry& g);
+  ~ProtectedDevice() override;
+  ProtectedDevice(const ProtectedDevice&) = delete;
+  ProtectedDevice& operator=(const ProtectedDevice&) = delete;
+
+  // Clean unmount, after the last store: everything fenced, then the
+  // bitmap cleared.
+  Status MarkClean();
+  // Blocks [pblk, +n) are placed in writable mapping `key`: unchecked
+  // until Reseal(key), after the mapping is gone.
+  Status Unseal(const void* key, uint64_t pblk, uint64_t n);
+  void Reseal(const void* key);
+
+  struct Counts {
+    uint64_t repaired = 0;    // blocks rebuilt and written back
+    uint64_t unrepaired = 0;  // blocks reported to the holder
+    uint64_t mismatches = 0;  // blocks found not matching their checksum
+  };
+  Counts counts() const;
+  // The patrol: every protected block of [b0, b1) read and checked, a
+  // failing one rebuilt or reported as a read would.
+  Counts Verify(uint64_t b0, uint64_t b1);
+  const Geometry& geometry() const { return geo_; }
+
+  uint64_t size() const override { return base_.size(); }
+  dax::Capabilities caps() const override { return base_.caps(); }
+  Result<dax::Mapping> DirectAccess(uint64_t pgoff, uint64_t nr_pages, dax::AccessMode mode) override;
+  Result<size_t> RecoveryWrite(uint64_t off, const void* src, size_t len) override;
+  Status ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) override;
+  Result<size_t> ReadMcSafe(uint64_t off, void* dst, size_t len) override;
+  Status Write(uint64_t off, const void* src, size_t len) override;
+  Status WriteBack(uint64_t off, uint64_t len) override { return base_.WriteBack(off, len); }
+  void Fence() override { base_.Fence(); }
+  bool ReadClean(uint64_t off, void* dst, size_t len) override;
+  bool WriteClean(uint64_t off, const void* src, size_t len) override;
+  std::vector<media::BadBlock> BadBlocks() const override { return base_.BadBlocks(); }
+  // A block parity can rebuild is readable.
+  bool KnownUnreadable(uint64_t off, uint64_t len) const override;
+  bool CanRecover(uint64_t off, uint64_t len) const override { return base_.CanRecover(off, len); }
+  Status MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len, uint64_t label_off) override;
+  std::vector<media::PmemDevice*> Media() override { return base_.Media(); }
+  std::vector<ByteRange> MapFromMedia(const media::PmemDevice& m, uint64_t off, uint64_t len) override {
+    return base_.MapFromMedia(m, off, len);
+  }
+  Status Retell(uint64_t off, uint64_t len) override { return base_.Retell(off, len); }
+  uint32_t HolderPid() const override { return base_.HolderPid(); }
+
+ protected:
+  Status ClaimForHolder(uint64_t token) override;
+  void UnclaimForHolder(uint64_t) override {}
+  void OnHolderReleasing() override;
+  // Rebuilds what the base reported; tells the holder what it could not.
+  std::vector<dax::Failure> CollectFailures() override;
+  Result<std::vector<dax::MediaRun>> MediaRunsOf(uint64_t off, uint64_t len) override {
+    return base_.MapToMedia(off, len);
+  }
+
+ private:
+  class Link;
+  struct Record {
+    uint32_t crc = 0;
+    uint32_t tag = 0;
+  };
+  using Block = std::array<uint8_t, kBlockSize>;
+
+  ProtectedDevice(dax::Device& base, const Geometry& g, uint32_t tag);
+  // Whether block b has a record and is file data (not metadata).
+  bool Covered(uint64_t b) const { return b < layout_.covered && !geo_.IsMeta(b); }
+  bool Unsealed(uint64_t b) const;
+  std::shared_mutex& LockOf(uint64_t b) const { return locks_[b % locks_.size()]; }
+  uint64_t RecordOff(uint64_t b) const { return layout_.records * kBlockSize + b * sizeof(Record); }
+  uint64_t ParityOff(uint64_t b) const { return layout_.parity * kBlockSize + b * kStripBytes; }
+  bool parity() const { return geo_.protection == DataProtection::kParity; }
+
+  // Calls fn(block, first byte in it, bytes) for each block of [off, +len).
+  template <typename Fn>
+  static bool EachBlock(uint64_t off, uint64_t len, Fn&& fn);
+  // Sets (durably) the intent bit of b's chunk before b changes.
+  Status MarkIntent(uint64_t b);
+  // The record and parity of b from its content; a failure to store them
+  // leaves b unchecked until the area page is rebuilt.
+  void Seal(uint64_t b, const uint8_t* data);
+  Status StoreRecord(uint64_t b, const Record& r);
+  // b's record (nullopt: unreadable); the caller holds b's lock.
+  std::optional<Record> LoadRecord(uint64_t b);
+  // Reads b whole and checks it, under b's lock (shared). true: `out`
+  // holds b's bytes (checked, or rebuilt). false: *good is how many of
+  // its first bytes can be trusted.
+  bool ReadBlock(uint64_t b, uint8_t* out, uint64_t* good);
+  // b's content from its strips and parity, given what a read gave.
+  bool Rebuild(uint64_t b, uint8_t* page, const Record& r);
+  // Under b's lock (exclusive): a checked or rebuilt b written back.
+  bool Repair(uint64_t b);
+  void QueueRepair(uint64_t off, uint64_t len);
+  void OnBaseFailure(uint64_t off, uint64_t len, int flags);
+  // An area page (a record or parity page) lost: recomputed from the data.
+  void RepairAreaPage(uint64_t page);
+  Status Resync(uint64_t chunk);
+  Status WriteBlockPart(uint64_t b, uint64_t in, const uint8_t* src, uint64_t n, bool clean_only, bool* done);
+
+  dax::Device& base_;
+  const Geometry geo_;
+  const ProtectionLayout layout_;
+  const uint32_t tag_;
+  std::unique_ptr<Link> link_;
+  mutable std::array<std::shared_mutex, 256> locks_;
+  std::mutex intent_mu_;
+  std::vector<std::atomic<uint64_t>> intent_;  // the bitmap as durable
+  std::atomic<bool> any_intent_{false};
+  mutable std::mutex state_mu_;                // guards what follows
+  std::multimap<const void*, ByteRange> unsealed_;  // by mapping, blocks
+  std::atomic<bool> any_unsealed_{false};
+  std::set<uint64_t> lost_;   // blocks parity could not rebuild
+  std::set<uint64_t> stale_;  // blocks whose record could not be stored
+  std::atomic<bool> any_lost_{false}, any_stale_{false};
+  std::vector<ByteRange> to_repair_;  // device bytes
+  Counts counts_;
+};
+
+}  // namespace daxguard::fs
