@@ -148,6 +148,27 @@ class ProtectedDevice final : public dax::Device {
   void RepairAreaPage(uint64_t page);
   Status Resync(uint64_t chunk);
   Status WriteBlockPart(uint64_t b, uint64_t in, const uint8_t* src, uint64_t n, bool clean_only, bool* done);
+  // The fast paths (ReadClean, WriteClean): whole blocks [b0, b1) as runs
+  // when they are all checked file data (Plain), else block by block.
+  static constexpr uint64_t kRunBlocks = 256;
+  bool Plain(uint64_t b0, uint64_t b1) const;
+  bool ReadCleanRun(uint64_t b0, uint64_t b1, uint8_t* out);
+  bool WriteCleanRun(uint64_t b0, uint64_t b1, const uint8_t* src);
+  bool ReadCleanEach(uint64_t off, uint8_t* out, uint64_t len);
+  bool WriteCleanEach(uint64_t off, const uint8_t* in, uint64_t len);
+  void SealRun(uint64_t b, uint64_t m, const uint8_t* data);
+  // The locks of up to kRunBlocks blocks from b, exclusive, taken in the
+  // one order every taker of more than one follows.
+  class StripeLocks {
+   public:
+    StripeLocks(const ProtectedDevice& d, uint64_t b, uint64_t m);
+    ~StripeLocks();
+
+   private:
+    const ProtectedDevice& d_;
+    std::array<uint16_t, kRunBlocks> idx_;
+    size_t n_ = 0;
+  };
 
   dax::Device& base_;
   const Geometry geo_;
