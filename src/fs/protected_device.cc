@@ -131,6 +131,15 @@ Status ProtectedDevice::MarkClean() {
     // mount recomputes them.
     if (!stale_.empty() || !unsealed_.empty()) return Status::Ok();
   }
+  // The records and parity of every marked chunk written back, then fenced
+  // before the marks go.
+  uint64_t chunks = DivRoundUp(layout_.covered, kIntentChunkBlocks);
+  for (uint64_t c = 0; c < chunks; ++c) {
+    if (!(intent_[c / 64].load() >> (c % 64) & 1)) continue;
+    uint64_t b = c * kIntentChunkBlocks, n = std::min(kIntentChunkBlocks, layout_.covered - b);
+    DG_RETURN_IF_ERROR(base_.WriteBack(RecordOff(b), n * sizeof(Record)));
+    if (parity()) DG_RETURN_IF_ERROR(base_.WriteBack(ParityOff(b), n * kStripBytes));
+  }
   base_.Fence();
   DG_RETURN_IF_ERROR(Format(base_, geo_));
   for (auto& w : intent_) w.store(0);
@@ -160,15 +169,17 @@ Status ProtectedDevice::StoreRecord(uint64_t b, const Record& r) {
   return *w == sizeof r ? Status::Ok() : Status::Io("short record write");
 }
 
+// Records are plain stores, written back only at a clean unmount
+// (MarkClean): until then the chunk's intent bit stands for them. Parity
+// strips, whole lines, go non-temporal (a plain store would first read
+// eight lines the cache rarely holds).
 void ProtectedDevice::Seal(uint64_t b, const uint8_t* data) {
-  Status s = StoreRecord(b, Record{Crc32c(data, kBlockSize), tag_});
+  Record r{Crc32c(data, kBlockSize), tag_};
+  Status s = base_.Write(RecordOff(b), &r, sizeof r);
   if (s.ok() && parity()) {
     alignas(64) uint8_t par[kStripBytes];
     BlockParity(data, par);
-    if (!base_.WriteClean(ParityOff(b), par, kStripBytes)) {
-      auto w = dax::WriteAt(base_, ParityOff(b), par, kStripBytes);
-      s = w.ok() ? Status::Ok() : w.status();
-    }
+    if (!base_.WriteClean(ParityOff(b), par, kStripBytes)) s = base_.Write(ParityOff(b), par, kStripBytes);
   }
   if (s.ok() && !any_lost_.load(std::memory_order_relaxed)) return;
   {
@@ -317,7 +328,7 @@ std::vector<dax::Failure> ProtectedDevice::CollectFailures() {
       }
       bool ok;
       {
-        std::unique_lock<std::shared_mutex> l(LockOf(b));
+        std::unique_lock<StripeLock> l(LockOf(b));
         ok = Repair(b);
       }
       std::lock_guard<std::mutex> g(state_mu_);
@@ -339,7 +350,7 @@ std::vector<dax::Failure> ProtectedDevice::CollectFailures() {
 
 void ProtectedDevice::RepairAreaPage(uint64_t page) {
   // Every block lock: no store changes a record of the page meanwhile.
-  std::vector<std::unique_lock<std::shared_mutex>> all;
+  std::vector<std::unique_lock<StripeLock>> all;
   for (auto& m : locks_) all.emplace_back(m);
   alignas(64) Block out{};
   uint64_t first = 0, count = 0, unit = 0;
@@ -402,7 +413,7 @@ Result<size_t> ProtectedDevice::ReadMcSafe(uint64_t off, void* dst, size_t len) 
       done += got.value_or(0);
       return got.ok() && *got == n;
     }
-    std::shared_lock<std::shared_mutex> l(LockOf(b));
+    std::unique_lock<StripeLock> l(LockOf(b));
     alignas(64) Block page;
     uint8_t* to = n == kBlockSize ? out + done : page.data();
     uint64_t good = 0;
@@ -420,8 +431,7 @@ bool ProtectedDevice::ReadCleanEach(uint64_t off, uint8_t* out, uint64_t len) {
   return EachBlock(off, len, [&](uint64_t b, uint64_t in, uint64_t n) {
     uint8_t* to = out + (b * kBlockSize + in - off);
     if (!Covered(b) || Unsealed(b)) return base_.ReadClean(b * kBlockSize + in, to, n);
-    std::shared_lock<std::shared_mutex> l(LockOf(b));
-    Record r;
+    Record r;  // unlocked, as ReadCleanRun
     if (!base_.ReadClean(RecordOff(b), &r, sizeof r)) return false;
     if (r.tag != tag_) return base_.ReadClean(b * kBlockSize + in, to, n);
     if (n == kBlockSize) return base_.ReadClean(b * kBlockSize, to, n) && Crc32c(to, kBlockSize) == r.crc;
@@ -438,7 +448,7 @@ Status ProtectedDevice::WriteBlockPart(uint64_t b, uint64_t in, const uint8_t* s
   *done = true;
   uint64_t off = b * kBlockSize + in;
   DG_RETURN_IF_ERROR(MarkIntent(b));
-  std::unique_lock<std::shared_mutex> l(LockOf(b));
+  std::unique_lock<StripeLock> l(LockOf(b));
   auto store = [&](uint64_t at, const uint8_t* p, uint64_t len) -> Status {
     if (clean_only) {
       *done = base_.WriteClean(at, p, len);
@@ -551,32 +561,43 @@ bool ProtectedDevice::WriteCleanRun(uint64_t b0, uint64_t b1, const uint8_t* src
     uint64_t m = std::min(kRunBlocks, b1 - b);
     const uint8_t* data = src + (b - b0) * kBlockSize;
     StripeLocks locks(*this, b, m);
-    if (!base_.WriteClean(b * kBlockSize, data, m * kBlockSize)) return false;
-    SealRun(b, m, data);
+    if (!WriteAndSealRun(b, m, data)) return false;
   }
   return true;
 }
 
-// Seal for m consecutive blocks (m <= kRunBlocks), their records and parity
-// stored as runs; a run the base refuses goes block by block.
-void ProtectedDevice::SealRun(uint64_t b, uint64_t m, const uint8_t* data) {
-  Record recs[kRunBlocks];
-  for (uint64_t i = 0; i < m; ++i) recs[i] = {Crc32c(data + i * kBlockSize, kBlockSize), tag_};
-  bool stored = base_.WriteClean(RecordOff(b), recs, m * sizeof(Record));
+// Block by block, so that a block's checksum and parity are computed while
+// its stores drain; the records then go as one run, the parity strips a
+// group at a time. What the base refuses goes block by block (Seal).
+bool ProtectedDevice::WriteAndSealRun(uint64_t b, uint64_t m, const uint8_t* data) {
   constexpr uint64_t kGroup = 32;  // parity strips per store
+  Record recs[kRunBlocks];
   alignas(64) uint8_t par[kGroup * kStripBytes];
-  for (uint64_t g = 0; stored && parity() && g < m; g += kGroup) {
-    uint64_t k = std::min(kGroup, m - g);
-    for (uint64_t i = 0; i < k; ++i) BlockParity(data + (g + i) * kBlockSize, par + i * kStripBytes);
-    stored = base_.WriteClean(ParityOff(b + g), par, k * kStripBytes);
+  bool stored = true;
+  for (uint64_t i = 0; i < m; ++i) {
+    const uint8_t* block = data + i * kBlockSize;
+    if (!base_.WriteClean((b + i) * kBlockSize, block, kBlockSize)) {
+      for (uint64_t j = 0; j < i; ++j) Seal(b + j, data + j * kBlockSize);
+      return false;
+    }
+    recs[i] = {Crc32c(block, kBlockSize), tag_};
+    if (!parity()) continue;
+    BlockParity(block, par + i % kGroup * kStripBytes);
+    if ((i + 1) % kGroup == 0 || i + 1 == m) {
+      uint64_t g = i - i % kGroup, k = i % kGroup + 1;
+      stored = stored && (base_.WriteClean(ParityOff(b + g), par, k * kStripBytes) ||
+                          base_.Write(ParityOff(b + g), par, k * kStripBytes).ok());
+    }
   }
+  stored = stored && base_.Write(RecordOff(b), recs, m * sizeof(Record)).ok();
   if (!stored) {
     for (uint64_t i = 0; i < m; ++i) Seal(b + i, data + i * kBlockSize);
-    return;
+    return true;
   }
-  if (!any_lost_.load(std::memory_order_relaxed)) return;
+  if (!any_lost_.load(std::memory_order_relaxed)) return true;
   std::lock_guard<std::mutex> g(state_mu_);
   for (uint64_t i = 0; i < m; ++i) lost_.erase(b + i);
+  return true;
 }
 
 ProtectedDevice::StripeLocks::StripeLocks(const ProtectedDevice& d, uint64_t b, uint64_t m) : d_(d) {
@@ -600,7 +621,7 @@ Result<size_t> ProtectedDevice::RecoveryWrite(uint64_t off, const void* src, siz
     if (!Covered(b) || n != kBlockSize) {  // a part of a page over poison the base refuses
       Result<size_t> w = base_.RecoveryWrite(b * kBlockSize + at, from, n);
       if (w.ok() && Covered(b) && *w == n) {
-        std::unique_lock<std::shared_mutex> l(LockOf(b));
+        std::unique_lock<StripeLock> l(LockOf(b));
         alignas(64) Block page;
         if (!Unsealed(b) && base_.ReadAll(b * kBlockSize, page.data(), kBlockSize)) Seal(b, page.data());
       }
@@ -610,7 +631,7 @@ Result<size_t> ProtectedDevice::RecoveryWrite(uint64_t off, const void* src, siz
     }
     s = MarkIntent(b);
     if (!s.ok()) return false;
-    std::unique_lock<std::shared_mutex> l(LockOf(b));
+    std::unique_lock<StripeLock> l(LockOf(b));
     Result<size_t> w = base_.RecoveryWrite(b * kBlockSize, from, kBlockSize);
     if (!w.ok()) s = w.status();
     if (!w.ok() || *w != kBlockSize) return false;
@@ -634,7 +655,7 @@ Status ProtectedDevice::ZeroPageRange(uint64_t pgoff, uint64_t nr_pages) {
       continue;
     }
     DG_RETURN_IF_ERROR(MarkIntent(b));
-    std::unique_lock<std::shared_mutex> l(LockOf(b));
+    std::unique_lock<StripeLock> l(LockOf(b));
     DG_RETURN_IF_ERROR(base_.ZeroPageRange(b, 1));
     if (!Unsealed(b)) Seal(b, kZeroes.data());
     ++b;
@@ -703,7 +724,7 @@ void ProtectedDevice::Reseal(const void* key) {
   for (const ByteRange& r : ranges) {
     for (uint64_t b = r.off; b < r.off + r.len; ++b) {
       if (!Covered(b)) continue;
-      std::unique_lock<std::shared_mutex> l(LockOf(b));
+      std::unique_lock<StripeLock> l(LockOf(b));
       if (Unsealed(b)) continue;  // another mapping still holds it
       alignas(64) Block page;
       if (base_.ReadAll(b * kBlockSize, page.data(), kBlockSize))
@@ -723,7 +744,7 @@ ProtectedDevice::Counts ProtectedDevice::Verify(uint64_t b0, uint64_t b1) {
   Counts before = counts();
   for (uint64_t b = b0; b < std::min(b1, layout_.covered); ++b) {
     if (!Covered(b) || Unsealed(b)) continue;
-    std::shared_lock<std::shared_mutex> l(LockOf(b));
+    std::unique_lock<StripeLock> l(LockOf(b));
     alignas(64) Block page;
     uint64_t good;
     (void)ReadBlock(b, page.data(), &good);

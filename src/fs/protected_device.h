@@ -33,13 +33,30 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
+#include <thread>
 #include <vector>
 
 #include "dax/dax_device.h"
 #include "fs/format.h"
 
 namespace daxguard::fs {
+
+// A block stripe's lock: taken with an exchange, let go with a plain store.
+// A locked instruction waits for the non-temporal stores before it to
+// drain; letting go right after a block's stores must not (a mutex's
+// unlock did, and cost more than the checksum).
+class StripeLock {
+ public:
+  void lock() {
+    for (int spins = 0; held_.exchange(true, std::memory_order_acquire);)
+      while (held_.load(std::memory_order_relaxed))
+        if (++spins > 64) std::this_thread::yield();
+  }
+  void unlock() { held_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> held_{false};
+};
 
 class ProtectedDevice final : public dax::Device {
  public:
@@ -108,9 +125,11 @@ class ProtectedDevice final : public dax::Device {
 
  private:
   class Link;
+  // No initializers: runs of them live on the stack of every fast path
+  // (Record{} is the empty record).
   struct Record {
-    uint32_t crc = 0;
-    uint32_t tag = 0;
+    uint32_t crc;
+    uint32_t tag;
   };
   using Block = std::array<uint8_t, kBlockSize>;
 
@@ -118,7 +137,7 @@ class ProtectedDevice final : public dax::Device {
   // Whether block b has a record and is file data (not metadata).
   bool Covered(uint64_t b) const { return b < layout_.covered && !geo_.IsMeta(b); }
   bool Unsealed(uint64_t b) const;
-  std::shared_mutex& LockOf(uint64_t b) const { return locks_[b % locks_.size()]; }
+  StripeLock& LockOf(uint64_t b) const { return locks_[b % locks_.size()]; }
   uint64_t RecordOff(uint64_t b) const { return layout_.records * kBlockSize + b * sizeof(Record); }
   uint64_t ParityOff(uint64_t b) const { return layout_.parity * kBlockSize + b * kStripBytes; }
   bool parity() const { return geo_.protection == DataProtection::kParity; }
@@ -134,7 +153,7 @@ class ProtectedDevice final : public dax::Device {
   Status StoreRecord(uint64_t b, const Record& r);
   // b's record (nullopt: unreadable); the caller holds b's lock.
   std::optional<Record> LoadRecord(uint64_t b);
-  // Reads b whole and checks it, under b's lock (shared). true: `out`
+  // Reads b whole and checks it, under b's lock. true: `out`
   // holds b's bytes (checked, or rebuilt). false: *good is how many of
   // its first bytes can be trusted.
   bool ReadBlock(uint64_t b, uint8_t* out, uint64_t* good);
@@ -156,7 +175,8 @@ class ProtectedDevice final : public dax::Device {
   bool WriteCleanRun(uint64_t b0, uint64_t b1, const uint8_t* src);
   bool ReadCleanEach(uint64_t off, uint8_t* out, uint64_t len);
   bool WriteCleanEach(uint64_t off, const uint8_t* in, uint64_t len);
-  void SealRun(uint64_t b, uint64_t m, const uint8_t* data);
+  // m (<= kRunBlocks) whole blocks from b stored and sealed, under their locks.
+  bool WriteAndSealRun(uint64_t b, uint64_t m, const uint8_t* data);
   // The locks of up to kRunBlocks blocks from b, exclusive, taken in the
   // one order every taker of more than one follows.
   class StripeLocks {
@@ -175,7 +195,7 @@ class ProtectedDevice final : public dax::Device {
   const ProtectionLayout layout_;
   const uint32_t tag_;
   std::unique_ptr<Link> link_;
-  mutable std::array<std::shared_mutex, 256> locks_;
+  mutable std::array<StripeLock, 256> locks_;
   std::mutex intent_mu_;
   std::vector<std::atomic<uint64_t>> intent_;  // the bitmap as durable
   std::atomic<bool> any_intent_{false};
