@@ -82,8 +82,9 @@ struct HealthReport {
   bool read_only = false;
   uint64_t metadata_repairs = 0;
   // File data protection (mkfs --data-protection), this mount's counts:
-  // blocks rebuilt from parity, blocks it could not rebuild, and blocks
-  // found not matching their checksum (stray stores).
+  // blocks rebuilt from parity; blocks reported as damage (parity could not
+  // rebuild them, or they had no record: free space never written); and
+  // reads that found a block not matching its checksum (stray stores).
   DataProtection protection = DataProtection::kNone;
   uint64_t repaired_blocks = 0, unrepaired_blocks = 0, checksum_mismatches = 0;
 };

@@ -81,7 +81,8 @@ Result<std::unique_ptr<ProtectedDevice>> ProtectedDevice::Open(dax::Device& base
   const ProtectionLayout& l = d->layout_;
   std::vector<uint64_t> words(d->intent_.size());
   // Unreadable, any chunk may have been changing.
-  if (!base.ReadAll(l.bitmap * kBlockSize, words.data(), words.size() * sizeof(uint64_t)))
+  if (base.KnownUnreadable(l.bitmap * kBlockSize, words.size() * sizeof(uint64_t)) ||
+      !base.ReadAll(l.bitmap * kBlockSize, words.data(), words.size() * sizeof(uint64_t)))
     words.assign(words.size(), ~0ull);
   uint64_t chunks = DivRoundUp(l.covered, kIntentChunkBlocks);
   bool marked = false, resynced = true;
@@ -106,7 +107,7 @@ Status ProtectedDevice::Resync(uint64_t chunk) {
   for (uint64_t b = chunk * kIntentChunkBlocks; b < end; ++b) {
     if (!Covered(b)) continue;
     alignas(64) Block page;
-    if (base_.ReadAll(b * kBlockSize, page.data(), kBlockSize)) {
+    if (ReadGood(b * kBlockSize, page.data(), kBlockSize)) {
       Record r{Crc32c(page.data(), kBlockSize), tag_};
       DG_RETURN_IF_ERROR(StoreRecord(b, r));
       if (parity()) {
@@ -115,11 +116,24 @@ Status ProtectedDevice::Resync(uint64_t chunk) {
         auto w = dax::WriteAt(base_, ParityOff(b), par, kStripBytes);
         if (!w.ok()) return w.status();
       }
-    } else {
-      DG_RETURN_IF_ERROR(StoreRecord(b, Record{}));  // what a crash tore under poison is unchecked
+    } else if (!ResyncPoisoned(b, page.data())) {
+      DG_RETURN_IF_ERROR(StoreRecord(b, Record{}));  // unchecked: the holder hears of the poison
     }
   }
   return Status::Ok();
+}
+
+// Poison in a block of a marked chunk: its record and parity may be older
+// than its bytes, but a block they rebuild to match its checksum is what the
+// record was made of, a state the block held.
+bool ProtectedDevice::ResyncPoisoned(uint64_t b, uint8_t* page) {
+  std::optional<Record> r = LoadRecord(b);
+  if (!r || r->tag != tag_ || !parity() || !Rebuild(b, page, *r)) return false;
+  auto w = base_.RecoveryWrite(b * kBlockSize, page, kBlockSize);
+  if (!w.ok() || *w != kBlockSize) return false;
+  std::lock_guard<std::mutex> g(state_mu_);
+  counts_.repaired++;
+  return true;
 }
 
 Status ProtectedDevice::MarkClean() {
@@ -197,7 +211,7 @@ void ProtectedDevice::Seal(uint64_t b, const uint8_t* data) {
 
 std::optional<ProtectedDevice::Record> ProtectedDevice::LoadRecord(uint64_t b) {
   Record r;
-  if (base_.ReadClean(RecordOff(b), &r, sizeof r) || base_.ReadAll(RecordOff(b), &r, sizeof r)) return r;
+  if (base_.ReadClean(RecordOff(b), &r, sizeof r) || ReadGood(RecordOff(b), &r, sizeof r)) return r;
   return std::nullopt;  // the base reports the poison, and the page is rebuilt
 }
 
@@ -210,10 +224,20 @@ bool ProtectedDevice::Unsealed(uint64_t b) const {
   return false;
 }
 
+bool ProtectedDevice::ReadGood(uint64_t off, void* dst, size_t len) const {
+  return !base_.KnownUnreadable(off, len) && base_.ReadAll(off, dst, len);
+}
+
 bool ProtectedDevice::ReadBlock(uint64_t b, uint8_t* out, uint64_t* good) {
   Result<size_t> n = base_.ReadMcSafe(b * kBlockSize, out, kBlockSize);
   *good = n.ok() ? *n : 0;
   if (!n.ok()) return false;
+  // A known error whose poison a recovery write cleared before the power
+  // failed holds its zeroes, not the data: as poison.
+  if (*n == kBlockSize && base_.KnownUnreadable(b * kBlockSize, kBlockSize)) {
+    n = size_t{0};
+    *good = 0;
+  }
   std::optional<Record> r = LoadRecord(b);
   if (!r || r->tag != tag_) return *n == kBlockSize;  // unprotected: as read
   if (*n == kBlockSize && Crc32c(out, kBlockSize) == r->crc) return true;
@@ -240,10 +264,10 @@ bool ProtectedDevice::ReadBlock(uint64_t b, uint8_t* out, uint64_t* good) {
 
 bool ProtectedDevice::Rebuild(uint64_t b, uint8_t* page, const Record& r) {
   alignas(64) uint8_t par[kStripBytes];
-  if (!base_.ReadAll(ParityOff(b), par, kStripBytes)) return false;
+  if (!ReadGood(ParityOff(b), par, kStripBytes)) return false;
   std::vector<uint64_t> bad;
   for (uint64_t i = 0; i < kStrips; ++i)
-    if (!base_.ReadAll(b * kBlockSize + i * kStripBytes, page + i * kStripBytes, kStripBytes)) bad.push_back(i);
+    if (!ReadGood(b * kBlockSize + i * kStripBytes, page + i * kStripBytes, kStripBytes)) bad.push_back(i);
   if (bad.size() > 1) return false;
   if (bad.size() == 1) {
     RebuildStrip(page, bad[0], par);
@@ -267,7 +291,7 @@ bool ProtectedDevice::Rebuild(uint64_t b, uint8_t* page, const Record& r) {
 bool ProtectedDevice::Repair(uint64_t b) {
   if (Unsealed(b)) return false;
   alignas(64) Block page;
-  bool readable = base_.ReadAll(b * kBlockSize, page.data(), kBlockSize);
+  bool readable = ReadGood(b * kBlockSize, page.data(), kBlockSize);
   std::optional<Record> r = LoadRecord(b);
   if (!r || r->tag != tag_) return false;
   if (readable && Crc32c(page.data(), kBlockSize) == r->crc) return true;
@@ -369,9 +393,9 @@ void ProtectedDevice::RepairAreaPage(uint64_t page) {
       uint64_t b = first + i;
       uint8_t* slot = out.data() + i * unit;
       alignas(64) Block data;
-      bool fresh = Covered(b) && !Unsealed(b) && base_.ReadAll(b * kBlockSize, data.data(), kBlockSize);
+      bool fresh = Covered(b) && !Unsealed(b) && ReadGood(b * kBlockSize, data.data(), kBlockSize);
       if (!fresh) {  // what the page still holds of it, else nothing
-        if (!base_.ReadAll(page * kBlockSize + i * unit, slot, unit)) std::memset(slot, 0, unit);
+        if (!ReadGood(page * kBlockSize + i * unit, slot, unit)) std::memset(slot, 0, unit);
         continue;
       }
       if (records) {
@@ -623,7 +647,7 @@ Result<size_t> ProtectedDevice::RecoveryWrite(uint64_t off, const void* src, siz
       if (w.ok() && Covered(b) && *w == n) {
         std::unique_lock<StripeLock> l(LockOf(b));
         alignas(64) Block page;
-        if (!Unsealed(b) && base_.ReadAll(b * kBlockSize, page.data(), kBlockSize)) Seal(b, page.data());
+        if (!Unsealed(b) && ReadGood(b * kBlockSize, page.data(), kBlockSize)) Seal(b, page.data());
       }
       if (!w.ok()) s = w.status();
       done += w.value_or(0);
@@ -727,7 +751,7 @@ void ProtectedDevice::Reseal(const void* key) {
       std::unique_lock<StripeLock> l(LockOf(b));
       if (Unsealed(b)) continue;  // another mapping still holds it
       alignas(64) Block page;
-      if (base_.ReadAll(b * kBlockSize, page.data(), kBlockSize))
+      if (ReadGood(b * kBlockSize, page.data(), kBlockSize))
         Seal(b, page.data());
       else
         (void)StoreRecord(b, Record{});

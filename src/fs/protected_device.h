@@ -81,8 +81,10 @@ class ProtectedDevice final : public dax::Device {
 
   struct Counts {
     uint64_t repaired = 0;    // blocks rebuilt and written back
-    uint64_t unrepaired = 0;  // blocks reported to the holder
-    uint64_t mismatches = 0;  // blocks found not matching their checksum
+    // Blocks reported to the holder: those parity could not rebuild, and
+    // those it does not protect (never written, or unchecked) that failed.
+    uint64_t unrepaired = 0;
+    uint64_t mismatches = 0;  // reads that found a block not matching its checksum
   };
   Counts counts() const;
   // The patrol: every protected block of [b0, b1) read and checked, a
@@ -151,6 +153,9 @@ class ProtectedDevice final : public dax::Device {
   // leaves b unchecked until the area page is rebuilt.
   void Seal(uint64_t b, const uint8_t* data);
   Status StoreRecord(uint64_t b, const Record& r);
+  // ReadAll, and no known error there: a known error's poison may be
+  // cleared (zeroes) while its record stands, until the data is durable.
+  bool ReadGood(uint64_t off, void* dst, size_t len) const;
   // b's record (nullopt: unreadable); the caller holds b's lock.
   std::optional<Record> LoadRecord(uint64_t b);
   // Reads b whole and checks it, under b's lock. true: `out`
@@ -166,6 +171,7 @@ class ProtectedDevice final : public dax::Device {
   // An area page (a record or parity page) lost: recomputed from the data.
   void RepairAreaPage(uint64_t page);
   Status Resync(uint64_t chunk);
+  bool ResyncPoisoned(uint64_t b, uint8_t* page);
   Status WriteBlockPart(uint64_t b, uint64_t in, const uint8_t* src, uint64_t n, bool clean_only, bool* done);
   // The fast paths (ReadClean, WriteClean): whole blocks [b0, b1) as runs
   // when they are all checked file data (Plain), else block by block.

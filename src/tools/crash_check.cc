@@ -107,7 +107,7 @@ class Checker {
       auto made = media::PmemDevice::Create(work_path_, co);
       if (!made.ok()) return made.status();
       dax::PmemDax dev(std::move(made).value());
-      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(dev));
+      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(dev, opt_.protection));
       auto fs = fs::Filesystem::Mount(dev);
       if (!fs.ok()) return fs.status();
       DG_RETURN_IF_ERROR(MakeCrashBaseTree(**fs, &model));
@@ -125,7 +125,7 @@ class Checker {
       trace->Mark(trees->size() - 1);
     };
     if (w.mkfs) {
-      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(**dev));
+      DG_RETURN_IF_ERROR(fs::Filesystem::Mkfs(**dev, opt_.protection));
       model = ModelTree();
       returned();
     }
@@ -195,6 +195,9 @@ class Checker {
       auto tree = ReadTree(**fs);
       if (!tree.ok()) return "reading the tree: " + tree.status().message();
       why = CheckTree(*tree, before, after);
+      uint64_t mismatched = (*fs)->Health().checksum_mismatches;
+      if (why.empty() && mismatched)
+        why = std::to_string(mismatched) + " block(s) read did not match their checksum";
     }
     if (why.empty() && errors) why = FsckProblems(false);
     return why.empty() ? "" : why + (errors ? " (after the mount's repairs)" : "");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fs/format.h"
 
 namespace daxguard::tools {
 
@@ -22,6 +23,9 @@ struct CrashCheckOptions {
   uint64_t states = 10000;  // distinct crash states to check (stops there)
   uint64_t seed = 1;
   std::string dir;          // where the two device files go
+  // mkfs --data-protection: each image's mount must also find every
+  // block's checksum true to its data (resynced where a crash left them).
+  fs::DataProtection protection = fs::DataProtection::kNone;
   // Called after each workload, with what the report holds so far.
   std::function<void(const struct CrashCheckReport&)> progress;
 };

@@ -16,6 +16,7 @@ struct CrashArgs {
   uint64_t seed = 1;
   std::string dir;
   bool json = false;
+  std::string protection = "none";
 };
 
 Json ReportJson(const CrashCheckReport& r) {
@@ -26,6 +27,9 @@ Json ReportJson(const CrashCheckReport& r) {
 
 int RunCrashCheckCmd(const CrashArgs& a) {
   CrashCheckOptions opt;
+  auto p = fs::ParseProtection(a.protection);
+  if (!p) return Fail("crashcheck", "--data-protection must be none, checksum or parity, not '" + a.protection + "'");
+  opt.protection = *p;
   opt.states = a.states;
   opt.seed = a.seed;
   std::error_code ec;
@@ -65,6 +69,7 @@ void AddCrashCheckCommand(CLI::App& app, int* rc) {
   c->add_option("--seed", a->seed, "seed of the workload and subset choice (default 1)");
   c->add_option("--dir", a->dir, "where the two 16 MiB device files go (default: the temporary directory)");
   c->add_flag("--json,-j", a->json, "print the summary as JSON");
+  c->add_option("--data-protection", a->protection, "mkfs the workloads' filesystem with none, checksum or parity");
   c->callback([a, rc] { *rc = RunCrashCheckCmd(*a); });
 }
 

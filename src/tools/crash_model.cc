@@ -72,21 +72,21 @@ void EditLost(std::vector<ModelFile::Lost>& lost, uint64_t off, uint64_t len, Fn
       out.push_back(l);
       continue;
     }
-    if (l.off < lo) out.push_back({l.off, lo - l.off, l.since});
-    ModelFile::Lost mid{lo, hi - lo, l.since};
+    if (l.off < lo) out.push_back({l.off, lo - l.off, l.since, l.rebuildable});
+    ModelFile::Lost mid{lo, hi - lo, l.since, l.rebuildable};
     fn(mid);
     out.push_back(mid);
-    if (hi < l.off + l.len) out.push_back({hi, l.off + l.len - hi, l.since});
+    if (hi < l.off + l.len) out.push_back({hi, l.off + l.len - hi, l.since, l.rebuildable});
   }
   lost = std::move(out);
 }
 
 }  // namespace
 
-void ModelFile::Lose(uint64_t off, uint64_t len) {
+void ModelFile::Lose(uint64_t off, uint64_t len, bool rebuildable) {
   EditLost(lost, off, len, [](Lost& l) { l.len = 0; });  // what it covers is lost anew
   std::erase_if(lost, [](const Lost& l) { return l.len == 0; });
-  lost.push_back({off, len, Lost::kNever});
+  lost.push_back({off, len, Lost::kNever, rebuildable});
 }
 
 void ModelFile::Rewrote(uint64_t off, uint64_t len) {
@@ -198,7 +198,7 @@ bool ByteAllowed(uint64_t ino, uint64_t off, uint8_t b, const ModelTree& t1, con
     auto it = t->files.find(ino);
     if (it == t->files.end()) continue;
     const ModelFile::Lost* lost = LostAt(it->second, off, 1);
-    size_t first = lost ? lost->since : 0;
+    size_t first = lost && !lost->rebuildable ? lost->since : 0;
     for (size_t i = first; i < it->second.versions.size(); ++i) {
       const auto& v = it->second.versions[i];
       if (off < v.size() ? v[off] == b : b == 0) return true;

@@ -36,6 +36,7 @@ struct ModelFile {
     static constexpr size_t kNever = SIZE_MAX;
     uint64_t off = 0, len = 0;
     size_t since = kNever;
+    bool rebuildable = false;  // parity may give the bytes back as they were
   };
   std::vector<Lost> lost;
   // Set in the tree after an untorn write (File::WriteAtomic) only: an image
@@ -48,8 +49,9 @@ struct ModelFile {
     versions.push_back(versions.back());
     return versions.back();
   }
-  // Poison destroyed [off, off+len).
-  void Lose(uint64_t off, uint64_t len);
+  // Poison destroyed [off, off+len); with `rebuildable` (the filesystem
+  // keeps parity) it may also read back as it was.
+  void Lose(uint64_t off, uint64_t len, bool rebuildable = false);
   // The newest version put new bytes (or zeroes) in [off, off+len).
   void Rewrote(uint64_t off, uint64_t len);
   // An fsync returned: the newest version is durable, and what was rewritten

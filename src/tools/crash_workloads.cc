@@ -315,7 +315,8 @@ CrashStep PoisonFile(std::string path, uint64_t off) {
             for (const fs::FiemapExtent& e : *extents) {
               if (off < e.logical || off >= e.logical + e.length || e.unwritten) continue;
               DG_RETURN_IF_ERROR(PoisonDevice(fs, e.physical + (off - e.logical)));
-              m.Find(path)->Lose(AlignDown(off, kSectorSize), kSectorSize);
+              m.Find(path)->Lose(AlignDown(off, kSectorSize), kSectorSize,
+                                 fs.protection() == fs::DataProtection::kParity);
               return Status::Ok();
             }
             return Status::Invalid(path + " has no written block at " + std::to_string(off));
