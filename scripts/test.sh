@@ -21,6 +21,7 @@ run "tests under ASan+UBSan" build-asan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=
 # and only they are built.
 echo "== concurrency tests under TSan"
 DAXGUARD_BUILD_TARGET=concurrency_tests scripts/build.sh build-tsan -DDAXGUARD_TESTS=ON -DDAXGUARD_SANITIZE=thread
-ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -L concurrency
+TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp" \
+  ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -L concurrency
 echo "== fuzzers"
 scripts/fuzz.sh

@@ -1,11 +1,14 @@
-// daxguard scrub DEV [--rate MB/s] [--once]: a patrol that walks every
+// daxguard scrub DEV[:fs] [--rate MB/s] [--once]: a patrol that walks every
 // device file below DEV, as address range scrub does, at a rate it keeps,
 // pass after pass (one with --once). Latent poison it finds becomes known;
 // a raid1 stack rebuilds it from another leg then and there (the patrol
 // holds a stack nobody holds while it runs; a mount that holds it rebuilds
-// in its own process). Each pass ends with one JSON line: bytes, seconds,
-// sectors found, repaired and unrepaired. On a terminal, a progress bar
-// with the rate, ETA and counts.
+// in its own process). DEV:fs mounts the filesystem on DEV, made with
+// --data-protection, and also reads every block against its checksum,
+// rebuilding from parity what fails. Each pass ends with one JSON line:
+// bytes, seconds, sectors found, repaired and unrepaired (and for :fs the
+// blocks checked, mismatched, rebuilt, reported). On a terminal, a progress
+// bar with the rate, ETA and counts.
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 
 #include "dax/stand_in_holder.h"
 #include "dm/open.h"
+#include "fs/filesystem.h"
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
@@ -58,8 +62,11 @@ uint64_t SectorCount(const std::vector<media::BadBlock>& runs) {
 
 class Patrol {
  public:
-  Patrol(const PatrolArgs& a, dax::Device& dev) : a_(a), dev_(dev), media_(dev.Media()) {
+  // `protect`: the mounted filesystem's checksums, read through as well.
+  Patrol(const PatrolArgs& a, dax::Device& dev, fs::ProtectedDevice* protect)
+      : a_(a), dev_(dev), protect_(protect), media_(dev.Media()) {
     for (media::PmemDevice* m : media_) total_ += m->size();
+    if (protect_) total_ += protect_->geometry().ProtectStart() * fs::kBlockSize;
   }
 
   // One pass over every media device below; its summary as JSON.
@@ -77,13 +84,14 @@ class Patrol {
       if (!s.ok()) return s;
       done_ = base + m->size();
     }
+    Json blocks = protect_ ? CheckBlocks() : Json();
     if (tty_) ShowProgress("scrub", total_, total_);
     double secs = std::chrono::duration<double>(Clock::now() - start_).count();
     auto after = Settled();
     uint64_t still = 0;
     for (const auto& s : latent) still += after.count(s);
     uint64_t lost = SectorCount(dev_.BadBlocks());
-    return Json{{"dev", a_.dev},
+    Json out{{"dev", a_.dev},
                 {"pass", number},
                 {"bytes", total_},
                 {"seconds", secs},
@@ -92,9 +100,29 @@ class Patrol {
                 {"repaired", latent.size() - still},
                 {"unrepaired", lost > lost_before ? lost - lost_before : 0},
                 {"badblocks", BadBlocksJson(dev_.BadBlocks())}};
+    if (protect_) out["filesystem"] = blocks;
+    return out;
   }
 
  private:
+  // Every protected block read against its checksum, paced as the media.
+  Json CheckBlocks() {
+    fs::ProtectedDevice::Counts before = protect_->counts();
+    uint64_t blocks = protect_->geometry().ProtectStart(), base = done_;
+    uint64_t step = std::max<uint64_t>(1, std::min<uint64_t>(Chunk(), 64ull << 20) / fs::kBlockSize);
+    for (uint64_t b = 0; b < blocks; b += step) {
+      (void)protect_->Verify(b, std::min(blocks, b + step));
+      Paced(base + std::min(blocks, b + step) * fs::kBlockSize);
+    }
+    done_ = base + blocks * fs::kBlockSize;
+    fs::ProtectedDevice::Counts after = protect_->counts();
+    return Json{{"data_protection", fs::ProtectionName(protect_->geometry().protection)},
+                {"blocks", blocks},
+                {"checksum_mismatches", after.mismatches - before.mismatches},
+                {"repaired_blocks", after.repaired - before.repaired},
+                {"unrepaired_blocks", after.unrepaired - before.unrepaired}};
+  }
+
   // Small enough steps to keep the rate (about ten a second), whole
   // sectors; the media's own default when unpaced.
   uint64_t Chunk() const {
@@ -132,6 +160,7 @@ class Patrol {
 
   const PatrolArgs& a_;
   dax::Device& dev_;
+  fs::ProtectedDevice* protect_;
   std::vector<media::PmemDevice*> media_;
   bool tty_ = isatty(STDERR_FILENO);
   uint64_t total_ = 0, done_ = 0, found_ = 0;
@@ -141,11 +170,24 @@ class Patrol {
 int RunPatrol(const PatrolArgs& a) {
   const char* cmd = "scrub";
   if (a.rate < 0) return Fail(cmd, "--rate must not be negative");
-  auto dev = dm::OpenDaxDevice(a.dev);
+  std::string path = a.dev;
+  bool with_fs = path.size() > 3 && path.ends_with(":fs");
+  if (with_fs) path.resize(path.size() - 3);
+  auto dev = dm::OpenDaxDevice(path);
   if (!dev.ok()) return Fail(cmd, dev.status());
+  std::unique_ptr<fs::Filesystem> mounted;
+  if (with_fs) {
+    auto m = fs::Filesystem::Mount(**dev);
+    if (!m.ok()) return Fail(cmd, path + ": " + m.status().message());
+    if (!(*m)->protected_device())
+      return Fail(cmd, path + ": the filesystem keeps no checksums (made without --data-protection); scrub " + path +
+                           " checks the media alone");
+    mounted = std::move(m).value();
+  }
+  dax::Device& target = mounted ? mounted->mounted_device() : **dev;
   dax::StandInHolder holder;  // a mirror rebuilds what the pass finds
-  bool holding = (*dev)->HolderPid() == 0 && (*dev)->RegisterHolder(&holder).ok();
-  Patrol patrol(a, **dev);
+  bool holding = target.HolderPid() == 0 && target.RegisterHolder(&holder).ok();
+  Patrol patrol(a, target, mounted ? mounted->protected_device() : nullptr);
   Status failed;
   for (uint64_t pass = 1; failed.ok(); ++pass) {
     auto summary = patrol.Pass(pass);
@@ -158,8 +200,8 @@ int RunPatrol(const PatrolArgs& a) {
     if (a.once) break;
   }
   if (holding) {
-    (*dev)->ReleaseHolder(&holder);
-    if (Status s = holder.RetellTo(**dev); !s.ok() && failed.ok()) failed = s;
+    target.ReleaseHolder(&holder);
+    if (Status s = holder.RetellTo(target); !s.ok() && failed.ok()) failed = s;
   }
   return failed.ok() ? 0 : Fail(cmd, failed);
 }
@@ -170,8 +212,9 @@ void AddPatrolCommand(CLI::App& app, int* rc) {
   auto args = std::make_shared<PatrolArgs>();
   auto* s = app.add_subcommand("scrub",
                                "patrol: scrub every device below DEV at --rate, pass after pass, rebuilding what a "
-                               "raid1 leg lost; one JSON summary line per pass");
-  s->add_option("DEV", args->dev, "device or stack file")->required();
+                               "raid1 leg or (DEV:fs) parity can; one JSON summary line per pass");
+  s->add_option("DEV", args->dev, "device or stack file; DEV:fs also checks the filesystem's data checksums")
+      ->required();
   s->add_option("--rate", args->rate, "MB/s to keep to (default: as fast as it goes)");
   s->add_flag("--once", args->once, "one pass, then exit");
   s->callback([args, rc] { *rc = RunPatrol(*args); });
