@@ -87,6 +87,14 @@ struct HealthReport {
   // reads that found a block not matching its checksum (stray stores).
   DataProtection protection = DataProtection::kNone;
   uint64_t repaired_blocks = 0, unrepaired_blocks = 0, checksum_mismatches = 0;
+  // The blocks this mount rebuilt (the last 1,000), with their owners then.
+  struct Repaired {
+    uint64_t when_ns = 0;               // CLOCK_REALTIME
+    uint64_t offset = 0, length = 0;    // device bytes
+    std::string cause;                  // "poison" or "checksum mismatch"
+    std::vector<OwnerInfo> owners;
+  };
+  std::vector<Repaired> repaired;
 };
 
 enum OpenFlags : int { kCreate = 1, kExclusive = 2, kTruncate = 4 };
@@ -268,6 +276,8 @@ class Filesystem : public dax::Holder, private DataPath {
   Status FinishUnlinked(const Sink& sink);
   void DropIfUnused(Inode* in, std::vector<Op>* ops);
   std::string PathOf(uint64_t ino);
+  // Who, under the lock.
+  Result<std::vector<OwnerInfo>> WhoLocked(uint64_t offset, uint64_t length);
   void ProcessFailures();
   void HandleFailure(const Failure& f);
   void DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops);

@@ -90,6 +90,10 @@ void Filesystem::HandleFailure(const Failure& f) {
 
 Result<std::vector<OwnerInfo>> Filesystem::Who(uint64_t offset, uint64_t length) {
   OpGuard g(this);
+  return WhoLocked(offset, length);
+}
+
+Result<std::vector<OwnerInfo>> Filesystem::WhoLocked(uint64_t offset, uint64_t length) {
   if (length == 0 || offset >= dev_.size() || length > dev_.size() - offset)
     return Status::Range("range is beyond the device (" + std::to_string(dev_.size()) + " bytes)");
   std::vector<OwnerInfo> out;
@@ -149,6 +153,11 @@ HealthReport Filesystem::Health() {
     h.repaired_blocks = c.repaired;
     h.unrepaired_blocks = c.unrepaired;
     h.checksum_mismatches = c.mismatches;
+    for (const ProtectedDevice::RepairEvent& e : protect_->repairs()) {
+      HealthReport::Repaired r{e.when_ns, e.block * kBlockSize, kBlockSize, e.poison ? "poison" : "checksum mismatch", {}};
+      if (auto who = WhoLocked(r.offset, r.length); who.ok()) r.owners = std::move(who).value();
+      h.repaired.push_back(std::move(r));
+    }
   }
   return h;
 }

@@ -1,6 +1,7 @@
 #include "fs/protected_device.h"
 
 #include <isa-l/raid.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -132,8 +133,28 @@ bool ProtectedDevice::ResyncPoisoned(uint64_t b, uint8_t* page) {
   auto w = base_.RecoveryWrite(b * kBlockSize, page, kBlockSize);
   if (!w.ok() || *w != kBlockSize) return false;
   std::lock_guard<std::mutex> g(state_mu_);
-  counts_.repaired++;
+  NoteRepair(b, true);
   return true;
+}
+
+void ProtectedDevice::NoteRepair(uint64_t b, bool poison) {
+  counts_.repaired++;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  RepairEvent e{static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec), b, poison};
+  if (repairs_.size() < kRepairLog) {
+    repairs_.push_back(e);
+    return;
+  }
+  repairs_[repairs_next_] = e;
+  repairs_next_ = (repairs_next_ + 1) % kRepairLog;
+}
+
+std::vector<ProtectedDevice::RepairEvent> ProtectedDevice::repairs() const {
+  std::lock_guard<std::mutex> g(state_mu_);
+  std::vector<RepairEvent> out(repairs_.begin() + static_cast<ptrdiff_t>(repairs_next_), repairs_.end());
+  out.insert(out.end(), repairs_.begin(), repairs_.begin() + static_cast<ptrdiff_t>(repairs_next_));
+  return out;
 }
 
 Status ProtectedDevice::MarkClean() {
@@ -302,7 +323,7 @@ bool ProtectedDevice::Repair(uint64_t b) {
   Seal(b, page.data());
   base_.Fence();
   std::lock_guard<std::mutex> g(state_mu_);
-  counts_.repaired++;
+  NoteRepair(b, !readable);
   return true;
 }
 

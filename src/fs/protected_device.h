@@ -87,6 +87,15 @@ class ProtectedDevice final : public dax::Device {
     uint64_t mismatches = 0;  // reads that found a block not matching its checksum
   };
   Counts counts() const;
+  // What this device rebuilt, the most recent kRepairLog: when (CLOCK_REALTIME
+  // ns), which block, and what had damaged it.
+  struct RepairEvent {
+    uint64_t when_ns = 0;
+    uint64_t block = 0;
+    bool poison = false;  // else a stray store (bytes that no longer matched)
+  };
+  static constexpr size_t kRepairLog = 1000;
+  std::vector<RepairEvent> repairs() const;
   // The patrol: every protected block of [b0, b1) read and checked, a
   // failing one rebuilt or reported as a read would.
   Counts Verify(uint64_t b0, uint64_t b1);
@@ -213,6 +222,9 @@ class ProtectedDevice final : public dax::Device {
   std::atomic<bool> any_lost_{false}, any_stale_{false};
   std::vector<ByteRange> to_repair_;  // device bytes
   Counts counts_;
+  std::vector<RepairEvent> repairs_;  // a ring of kRepairLog, oldest at repairs_next_ once full
+  size_t repairs_next_ = 0;
+  void NoteRepair(uint64_t b, bool poison);  // with state_mu_ held
 };
 
 }  // namespace daxguard::fs

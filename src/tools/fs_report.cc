@@ -73,6 +73,14 @@ Json HealthJson(const fs::HealthReport& h) {
     files.push_back({{"path", d.path}, {"inode", d.ino}, {"damaged", ranges}});
   }
   for (auto [o, l] : h.quarantined) quarantine.push_back({{"offset", o}, {"length", l}});
+  Json repaired = Json::array();
+  for (const fs::HealthReport::Repaired& r : h.repaired)
+    repaired.push_back({{"when_ns", r.when_ns},
+                        {"offset", r.offset},
+                        {"length", r.length},
+                        {"cause", r.cause},
+                        {"source", "parity"},
+                        {"owners", WhoJson(r.owners)}});
   return Json{{"read_only", h.read_only},
               {"damaged_files", files},
               {"quarantined", quarantine},
@@ -82,7 +90,8 @@ Json HealthJson(const fs::HealthReport& h) {
               {"data_protection", fs::ProtectionName(h.protection)},
               {"repaired_blocks", h.repaired_blocks},
               {"unrepaired_blocks", h.unrepaired_blocks},
-              {"checksum_mismatches", h.checksum_mismatches}};
+              {"checksum_mismatches", h.checksum_mismatches},
+              {"repaired", repaired}};
 }
 
 std::string QuestionAttr(const std::string& question) { return "user.daxguard." + question; }

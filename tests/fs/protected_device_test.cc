@@ -93,6 +93,14 @@ TEST_F(ParityTest, KnownPoisonUnderFileDataIsRebuiltAndTheFileReadsBackIntact) {
   EXPECT_TRUE(h.files.empty());
   EXPECT_EQ(h.repaired_blocks, 1u);
   EXPECT_EQ(h.unrepaired_blocks, 0u);
+  // Named: when, where, why, and whose bytes they were.
+  ASSERT_EQ(h.repaired.size(), 1u);
+  EXPECT_EQ(h.repaired[0].offset, AlignDown(at, kBlockSize));
+  EXPECT_EQ(h.repaired[0].cause, "poison");
+  EXPECT_GT(h.repaired[0].when_ns, 0u);
+  ASSERT_EQ(h.repaired[0].owners.size(), 1u);
+  EXPECT_EQ(h.repaired[0].owners[0].path, "/f");
+  EXPECT_EQ(h.repaired[0].owners[0].file_offset, AlignDown(20000, kBlockSize));
 }
 
 TEST_F(ParityTest, LatentPoisonIsRebuiltInlineByTheReadThatFindsIt) {
@@ -117,6 +125,8 @@ TEST_F(ParityTest, AStrayStoreIsFoundByTheNextReadAndRepairedOnTheMedia) {
   EXPECT_GE(h.checksum_mismatches, 1u);
   EXPECT_EQ(h.repaired_blocks, 1u);
   EXPECT_TRUE(h.files.empty());
+  ASSERT_EQ(h.repaired.size(), 1u);
+  EXPECT_EQ(h.repaired[0].cause, "checksum mismatch");
 }
 
 TEST_F(ParityTest, AStrayStoreInTheRecordIsRepairedFromTheDataAndParity) {
