@@ -56,8 +56,10 @@ class Checker {
   Checker(const CrashCheckOptions& opt, CrashCheckReport* report) : opt_(opt), r_(report) {}
 
   Status Init() {
-    work_path_ = opt_.dir + "/crash-work";
-    scratch_path_ = opt_.dir + "/crash-scratch";
+    // Named by the process: two checks in one directory keep apart.
+    std::string pid = std::to_string(getpid());
+    work_path_ = opt_.dir + "/crash-work." + pid;
+    scratch_path_ = opt_.dir + "/crash-scratch." + pid;
     unlink(scratch_path_.c_str());
     media::CreateOptions co;
     co.size = kDeviceSize;
