@@ -112,11 +112,14 @@ Status Filesystem::Mkfs(dax::Device& dev, DataProtection protection) {
   Geometry g = GeometryFor(dev.size(), protection);
   if (g.blocks < kMinBlocks) return Status::Invalid("device too small for daxfs (16 MiB at least)");
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());
-  DG_RETURN_IF_ERROR(ProtectedDevice::Format(dev, g));
   State fresh(g);
   DG_RETURN_IF_ERROR(fresh.Apply(Op::SetInode(kRootIno, NewAttr(S_IFDIR | 0755, 2))));
   MetaLog log(dev, g);
-  return log.Format(fresh.Snapshot());
+  DG_RETURN_IF_ERROR(log.Format(fresh.Snapshot()));
+  // Once the new filesystem has taken over: a crash before leaves the old
+  // one its own bitmap, and one after leaves stray marks (chunks resynced
+  // at mount for nothing).
+  return ProtectedDevice::Format(dev, g);
 }
 
 Filesystem::LogUsage Filesystem::log_usage() {
