@@ -5,8 +5,9 @@
 // fs_image: the metadata areas' bytes, as they are.
 //   u8 flags        bit 0: superblock B is A's bytes; bit 1: log copy B is
 //                   A's bytes; bit 2: the log bytes go to slot 1
-//   104 bytes       superblock A (72) and its clean-end record (32)
-//   104 bytes       the same for B, unless flags bit 0
+//   120 bytes       superblock A (88; a format 1-3 one uses the first 72)
+//                   and its clean-end record (32)
+//   120 bytes       the same for B, unless flags bit 0
 //   u16 n, n bytes  log copy A from the slot's start (flags bit 1: no n,
 //                   the rest of the input is the log, in both copies)
 //   rest            log copy B
@@ -14,11 +15,12 @@
 // fs_log: record payloads, each sealed with a valid header and CRC (so the
 // fuzzer explores what records say, not their checksums), with a valid
 // superblock written for them.
-//   u8 version      the superblock's format version: 1 + version % 3
+//   u8 version      the superblock's format version: 1 + version % 4
 //   u8 flags        bit 0: slot 1 is active; bit 1: a clean-end record
 //                   names the log's end; bit 2: superblock B is a stale
 //                   copy (one generation older); bit 3: superblock A's
-//                   checksum is broken
+//                   checksum is broken; bit 4 (format 4): the data is
+//                   protected with parity
 //   u8 start        the slot's first sequence number: 1 + start
 //   u8 generation   the superblock's: 1 + generation
 //   records         each: u8 rflags, u16 n, n payload bytes (fs/ops.h)
@@ -45,7 +47,7 @@ namespace daxguard::fuzz {
 inline constexpr uint64_t kFsDeviceSize = 16ull << 20;
 inline constexpr size_t kSuperBytes = sizeof(fs::SuperBlock);  // then the clean end
 inline constexpr size_t kSuperWindow = kSuperBytes + sizeof(fs::CleanEnd);
-static_assert(kSuperWindow == 104);
+static_assert(kSuperWindow == 120);
 inline constexpr uint8_t kFuzzUuid[16] = {0x64, 0x61, 0x78, 0x67, 0x75, 0x61, 0x72, 0x64,
                                           0x2d, 0x66, 0x75, 0x7a, 0x7a, 0x21, 0x21, 0x21};
 
@@ -117,7 +119,7 @@ struct LogRecordInput {
 };
 
 struct LogInput {
-  uint8_t version = 1;  // 1 + 1 % 3 = 2, the current format
+  uint8_t version = 3;  // 1 + 3 % 4 = 4, the current format
   uint8_t flags = 2;
   uint8_t start = 0;
   uint8_t generation = 0;
@@ -157,7 +159,12 @@ inline void LayLog(media::PmemDevice& d, const LogInput& in) {
   const int slot = in.flags & 1;
   fs::SuperBlock sb{};
   std::memcpy(sb.magic, fs::kSuperMagic, sizeof sb.magic);
-  sb.version = 1 + in.version % 3;
+  sb.version = 1 + in.version % 4;
+  if (sb.version >= 4 && (in.flags & 16)) {
+    sb.protection = static_cast<uint32_t>(fs::DataProtection::kParity);
+    sb.protect_blocks = fs::GeometryFor(kFsDeviceSize, fs::DataProtection::kParity).protect_blocks;
+    sb.protection_tag = 0x7a7a7566;
+  }
   sb.blocks = l.g.blocks;
   sb.meta_blocks = l.g.meta_blocks;
   sb.generation = 1 + in.generation;

@@ -76,7 +76,7 @@ void SeedsFromImage(dax::Device& dev, const std::string& name) {
 
   fuzz::LogInput in;
   in.version = static_cast<uint8_t>(sb.version - 1);
-  in.flags = static_cast<uint8_t>(slot | (end.magic == fs::kCleanEndMagic ? 2 : 0));
+  in.flags = static_cast<uint8_t>(slot | (end.magic == fs::kCleanEndMagic ? 2 : 0) | (sb.protection ? 16 : 0));
   in.start = static_cast<uint8_t>(sb.log_start_seq - 1);
   in.generation = static_cast<uint8_t>(sb.generation - 1);
   for (const std::string& p : payloads) in.records.push_back({0, p});
@@ -93,14 +93,14 @@ struct Fs {
   media::PmemDevice& media() { return dev->media(); }
 };
 
-Fs MakeFs(const std::string& path) {
+Fs MakeFs(const std::string& path, fs::DataProtection protection) {
   unlink(path.c_str());
   media::CreateOptions opt;
   opt.size = fuzz::kFsDeviceSize;
   Check(media::PmemDevice::Create(path, opt).status(), "create");
   auto d = dax::PmemDax::Open(path);
   Check(d.status(), "open");
-  Check(fs::Filesystem::Mkfs(**d), "mkfs");
+  Check(fs::Filesystem::Mkfs(**d, protection), "mkfs");
   auto f = fs::Filesystem::Mount(**d);
   Check(f.status(), "mount");
   return {std::move(d).value(), std::move(f).value(), {}};
@@ -123,9 +123,10 @@ uint64_t DeviceOffsetOf(fs::File& f) {
 // Builds a filesystem with `make` and seeds from it: after a clean unmount,
 // or with `crash`, as it is while still mounted (no clean-end record, files
 // still open).
-void FsSeed(const std::string& name, const std::function<void(Fs&)>& make, bool crash = false) {
+void FsSeed(const std::string& name, const std::function<void(Fs&)>& make, bool crash = false,
+            fs::DataProtection protection = fs::DataProtection::kNone) {
   std::string path = g_out + "/.image";
-  Fs f = MakeFs(path);
+  Fs f = MakeFs(path, protection);
   make(f);
   if (crash) SeedsFromImage(*f.dev, name);
   f.open.clear();
@@ -137,6 +138,10 @@ void FsSeed(const std::string& name, const std::function<void(Fs&)>& make, bool 
 
 void FsSeeds() {
   FsSeed("fresh", [](Fs&) {});
+  FsSeed("parity", [](Fs& f) {
+    Check(f.fs->Mkdir("/d"), "mkdir");
+    Put(*f.fs, "/d/f", 100000, 'p');
+  }, /*crash=*/true, fs::DataProtection::kParity);
   FsSeed("tree", [](Fs& f) {
     Check(f.fs->Mkdir("/d"), "mkdir");
     Check(f.fs->Mkdir("/d/e"), "mkdir");
