@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -91,22 +92,53 @@ void RaiseBus(void* addr, const FaultReport& r, void* uc) {
 
 enum class Verdict { kTrap, kRetry, kNotOurs };
 
+uint64_t MonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+// The owner is rebuilding the unit at `addr` (AwaitRepairs): retry once it
+// is back; trap once the owner holds it as lost, or when time runs out.
+// Async-signal-safe: the table is re-read each turn, never held between.
+Verdict AwaitRepair(uintptr_t addr, FaultReport* r) {
+  uint64_t deadline = MonotonicMs() + MappedRegion::kRepairWaitMs;
+  const timespec turn{0, 50 * 1000};
+  while (MonotonicMs() < deadline) {
+    nanosleep(&turn, nullptr);
+    ReadGuard g;
+    const FaultSpan* f = g.Find(addr);
+    if (!f) return Verdict::kTrap;  // the region went meanwhile
+    if (!IsTrap(f->span.kind)) return Verdict::kRetry;
+    if (f->span.kind != SpanKind::kPoison) {
+      Describe(*f, addr, r);
+      return Verdict::kTrap;
+    }
+  }
+  return Verdict::kTrap;
+}
+
 // A protection fault in an accessible span means the trap was lifted after
 // the access faulted (protection changes before the table): it may retry.
 Verdict Classify(void* addr, int code, const void* uc, FaultReport* r) {
-  ReadGuard g;
-  const FaultSpan* f = g.Find(reinterpret_cast<uintptr_t>(addr));
-  if (!f) return Verdict::kNotOurs;
-  if (IsTrap(f->span.kind)) {
-    Describe(*f, reinterpret_cast<uintptr_t>(addr), r);
-    if (f->span.kind == SpanKind::kPoison) {
-      uint64_t unit = f->span.UnitStart(reinterpret_cast<uintptr_t>(addr) - f->region);
-      (void)PostConsumption(f->span.file, f->span.Media(unit), f->span.unit);
+  uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  bool await = false;
+  {
+    ReadGuard g;
+    const FaultSpan* f = g.Find(a);
+    if (!f) return Verdict::kNotOurs;
+    if (!IsTrap(f->span.kind)) {
+      bool allowed = f->span.kind == SpanKind::kMedia ? (f->writable || !IsWrite(uc)) : !IsWrite(uc);
+      return allowed && code == SEGV_ACCERR ? Verdict::kRetry : Verdict::kNotOurs;
     }
-    return Verdict::kTrap;
+    Describe(*f, a, r);
+    if (f->span.kind == SpanKind::kPoison) {
+      uint64_t unit = f->span.UnitStart(a - f->region);
+      (void)PostConsumption(f->span.file, f->span.Media(unit), f->span.unit);
+      await = f->awaits_repair && !IsWrite(uc);
+    }
   }
-  bool allowed = f->span.kind == SpanKind::kMedia ? (f->writable || !IsWrite(uc)) : !IsWrite(uc);
-  return allowed && code == SEGV_ACCERR ? Verdict::kRetry : Verdict::kNotOurs;
+  return await ? AwaitRepair(a, r) : Verdict::kTrap;
 }
 
 void OnSegv(int sig, siginfo_t* si, void* uc) {

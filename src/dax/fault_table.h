@@ -20,6 +20,7 @@ struct FaultSpan {
   Span span;  // region offsets: address = region + offset
   uintptr_t region = 0;
   bool writable = false;
+  bool awaits_repair = false;  // the region's MappedRegion::AwaitRepairs
   const char* name = nullptr;
   uint64_t ino = 0;
 };

@@ -78,6 +78,7 @@ struct RegionState {
   uint8_t* base = nullptr;
   uint64_t length = 0;
   bool writable = false;
+  bool awaits_repair = false;  // guarded by the registry lock
   std::string name;
   uint64_t ino = 0;
   // All guarded by the registry lock.
@@ -217,7 +218,7 @@ void Registry::PublishLocked() {
   std::vector<internal::FaultSpan> out;
   for (const auto& [addr, r] : regions_)
     for (const Span& s : r->spans)
-      out.push_back({addr + s.at, addr + s.end(), s, addr, r->writable, r->name.c_str(), r->ino});
+      out.push_back({addr + s.at, addr + s.end(), s, addr, r->writable, r->awaits_repair, r->name.c_str(), r->ino});
   internal::PublishFaultSpans(std::move(out));
 }
 
@@ -368,6 +369,13 @@ Status MappedRegion::Untrap(uint64_t at, uint64_t len) {
 void MappedRegion::OnPoison(std::function<void(uint64_t at, uint64_t len)> cb) {
   std::lock_guard<std::recursive_mutex> g(impl_->on_poison->mu);
   impl_->on_poison->fn = std::move(cb);
+}
+
+void MappedRegion::AwaitRepairs() {
+  Registry& reg = Registry::Get();
+  std::lock_guard<std::mutex> g(reg.mu);
+  impl_->awaits_repair = true;
+  reg.PublishLocked();
 }
 
 }  // namespace daxguard::dax

@@ -14,7 +14,8 @@
 // process or another), every region mapping the page loses it within
 // moments and its OnPoison callback is told (the BUS_MCEERR_AO of Linux);
 // poison that merely becomes known (scrub, consumption) was trapped all
-// along. When poison is cleared the page comes back.
+// along. When poison is cleared the page comes back. An owner that can
+// rebuild the data (AwaitRepairs) has the load wait for that instead.
 // Pages a filesystem takes back (truncate, hole punch) trap with BUS_ADRERR.
 //
 // How: trapped units are PROT_NONE, and a process-wide SIGSEGV handler
@@ -84,6 +85,12 @@ class MappedRegion {
   // just taken out of accessible media. Poison already there when a range
   // is placed traps it from the start, without a call.
   void OnPoison(std::function<void(uint64_t at, uint64_t len)> cb);
+  // The owner rebuilds poisoned units from redundancy (a read-only mapping
+  // of a filesystem with parity): a load that traps on media poison waits
+  // until the unit comes back and then completes, and gets SIGBUS only when
+  // the owner traps the unit as lost, or it is not back within kRepairWait.
+  void AwaitRepairs();
+  static constexpr int kRepairWaitMs = 5000;
 
  private:
   explicit MappedRegion(std::unique_ptr<internal::RegionState> impl);

@@ -744,6 +744,8 @@ bool ProtectedDevice::KnownUnreadable(uint64_t off, uint64_t len) const {
 Status ProtectedDevice::MapInto(dax::MappedRegion& region, uint64_t at, uint64_t off, uint64_t len,
                                 uint64_t label_off) {
   if (region.writable()) DG_RETURN_IF_ERROR(Unseal(&region, off / kBlockSize, DivRoundUp(len, kBlockSize)));
+  // A load of poison there is rebuilt (on consumption) rather than lost.
+  else if (parity()) region.AwaitRepairs();
   return base_.MapInto(region, at, off, len, label_off);
 }
 

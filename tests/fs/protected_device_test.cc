@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "common/fault_probe.h"
 #include "fs/fs_fixture.h"
 #include "fs/meta_log.h"
 #include "fs/protected_device.h"
@@ -208,6 +209,42 @@ TEST_F(ParityTest, StoresThroughAWritableMappingAreNeverRevertedByParity) {
   Poison(DeviceOffset(*f, 5120), false);
   EXPECT_EQ(ReadAll(*f, 0, data.size()), data);
   EXPECT_TRUE(fs_->Health().files.empty());
+}
+
+// A load through a read-only mapping that meets poison parity can rebuild
+// completes with the right byte; SIGBUS only when the data is really gone.
+TEST_F(ParityTest, AMappedLoadOfRebuildablePoisonGetsTheDataNotSigbus) {
+  auto data = RandomBytes(32 << 10, 10);
+  auto f = WriteFile("/f", data);
+  auto m = f->Map(0, data.size(), false);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  uint8_t* base = (*m)->addr();
+  testing::BusCatcher catcher;
+  // Latent: the load consumes it, the block is rebuilt, the load completes.
+  Poison(DeviceOffset(*f, 4096 + 700), false);
+  dax::FaultReport report;
+  ASSERT_TRUE(Eventually([&] { return dax::DescribeFault(base + 4096 + 700, &report); })) << "the page traps";
+  uint8_t got = 0;
+  testing::BusFault fault = testing::Probe(base + 4096 + 700, false, 0, &got);
+  EXPECT_FALSE(fault.hit) << "SIGBUS code " << fault.code;
+  EXPECT_EQ(got, data[4096 + 700]);
+  // Known, arriving while mapped: the page comes back rebuilt.
+  Poison(DeviceOffset(*f, 3 * 4096 + 3000), true);
+  fault = testing::Probe(base + 3 * 4096 + 3000, false, 0, &got);
+  EXPECT_FALSE(fault.hit) << "SIGBUS code " << fault.code;
+  EXPECT_EQ(got, data[3 * 4096 + 3000]);
+  EXPECT_TRUE(Eventually([&] { return NoBadBlocks(); }));
+  for (size_t i = 0; i < data.size(); i += 509) EXPECT_EQ(base[i], data[i]) << i;
+  HealthReport h = fs_->Health();
+  EXPECT_TRUE(h.files.empty());
+  EXPECT_EQ(h.repaired_blocks, 2u);
+  // Two bad strips in one block: gone, and the load says so.
+  ASSERT_TRUE(media().Inject((DeviceOffset(*f, 6 * 4096) + 1024) / kSectorSize, 2, {.saturate = true}).ok());
+  ASSERT_TRUE(Eventually([&] { return dax::DescribeFault(base + 6 * 4096 + 1024, &report); }));
+  fault = testing::Probe(base + 6 * 4096 + 1024);
+  EXPECT_TRUE(fault.hit);
+  EXPECT_EQ(fault.code, BUS_MCEERR_AR);
+  EXPECT_TRUE(Eventually([&] { return fs_->Health().files.size() == 1; }));
 }
 
 TEST_F(ParityTest, RecordsSurviveARemountAndStillCatchAStrayStore) {
