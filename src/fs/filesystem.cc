@@ -159,6 +159,16 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
     if (fs->Writable().ok())
       DG_RETURN_IF_ERROR(fs->FinishUnlinked([&](std::vector<Op> ops) { return fs->Commit(std::move(ops)); }));
   }
+  fs->journal_ = std::make_unique<EventJournal>(EventJournalPath(dev));
+  if (const ReplayReport& r = fs->mount_report_; r.repaired_blocks || !r.repaired.empty())
+    fs->journal_->Publish("metadata-repaired", {{"blocks", r.repaired_blocks}, {"what", r.repaired}});
+  if (fs->protect_)
+    fs->protect_->OnRepair([j = fs->journal_.get()](const ProtectedDevice::RepairEvent& e) {
+      j->Publish("media-error-repaired", {{"offset", e.block * kBlockSize},
+                                          {"length", kBlockSize},
+                                          {"cause", e.poison ? "poison" : "checksum mismatch"},
+                                          {"source", "parity"}});
+    });
   // Registering replays errors that became known while unmounted.
   DG_RETURN_IF_ERROR(fs->dev_.RegisterHolder(fs.get()));
   fs->mounted_ = true;

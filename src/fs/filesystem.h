@@ -28,6 +28,7 @@
 
 #include "dax/dax_device.h"
 #include "fs/data_path.h"
+#include "fs/event_journal.h"
 #include "fs/file_map.h"
 #include "fs/fast_map.h"
 #include "fs/meta_log.h"
@@ -281,8 +282,12 @@ class Filesystem : public dax::Holder, private DataPath {
   void ProcessFailures();
   void HandleFailure(const Failure& f);
   void DamageFileRange(uint64_t ino, uint64_t off, uint64_t len, std::vector<Op>* ops);
+  // Tells monitors (EventJournal) what handling a failure did.
+  void PublishHandled(const std::vector<Op>& ops);
   void GoReadOnly(const std::string& why);
 
+  // Before protect_: its repairs are published until it is gone.
+  std::unique_ptr<EventJournal> journal_;
   std::unique_ptr<ProtectedDevice> protect_;  // null without data protection
   dax::Device& dev_;                          // protect_, or the device mounted
   Geometry geo_;

@@ -67,6 +67,11 @@ void Filesystem::HandleFailure(const Failure& f) {
       if (s.ok() && lost && Writable().ok()) s = log_.Compact(state_.Snapshot());
       if (s.ok() && lost) s = log_.Repair(b, &lost);
       if (!s.ok()) GoReadOnly(what + " could not be repaired: " + s.message());
+      if (s.ok() && journal_)
+        journal_->Publish("media-error-repaired", {{"offset", b * kBlockSize},
+                                                   {"length", kBlockSize},
+                                                   {"source", "metadata copy"},
+                                                   {"metadata", what}});
       continue;
     }
     // A write may have repaired the block since the error was reported.
@@ -85,6 +90,32 @@ void Filesystem::HandleFailure(const Failure& f) {
     Quiesce();
     (void)state_.ApplyAll(ops);
     RefreshMappings(ops);
+  }
+  PublishHandled(ops);
+}
+
+// One event per run: a file range lost (its owner named), or free space
+// quarantined.
+void Filesystem::PublishHandled(const std::vector<Op>& ops) {
+  if (!journal_) return;
+  std::vector<Op> runs;
+  for (const Op& op : ops) {
+    if (op.type != OpType::kQuarantine && op.type != OpType::kDamage) continue;
+    Op* last = runs.empty() ? nullptr : &runs.back();
+    if (last && last->type == OpType::kQuarantine && op.type == last->type && op.pblk == last->pblk + last->len)
+      last->len += op.len;
+    else if (last && last->type == OpType::kDamage && op.type == last->type && op.ino == last->ino &&
+             op.off == last->off + last->len)
+      last->len += op.len;
+    else
+      runs.push_back(op);
+  }
+  for (const Op& r : runs) {
+    if (r.type == OpType::kQuarantine)
+      journal_->Publish("media-error-quarantined", {{"offset", r.pblk * kBlockSize}, {"length", r.len * kBlockSize}});
+    else
+      journal_->Publish("media-error-unrepairable",
+                        {{"path", PathOf(r.ino)}, {"ino", r.ino}, {"file_offset", r.off}, {"length", r.len}});
   }
 }
 

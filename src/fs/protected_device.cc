@@ -142,6 +142,7 @@ void ProtectedDevice::NoteRepair(uint64_t b, bool poison) {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   RepairEvent e{static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec), b, poison};
+  if (on_repair_) on_repair_(e);
   if (repairs_.size() < kRepairLog) {
     repairs_.push_back(e);
     return;
@@ -150,11 +151,21 @@ void ProtectedDevice::NoteRepair(uint64_t b, bool poison) {
   repairs_next_ = (repairs_next_ + 1) % kRepairLog;
 }
 
-std::vector<ProtectedDevice::RepairEvent> ProtectedDevice::repairs() const {
+void ProtectedDevice::OnRepair(std::function<void(const RepairEvent&)> fn) {
   std::lock_guard<std::mutex> g(state_mu_);
+  for (const RepairEvent& e : RepairsLocked()) fn(e);
+  on_repair_ = std::move(fn);
+}
+
+std::vector<ProtectedDevice::RepairEvent> ProtectedDevice::RepairsLocked() const {
   std::vector<RepairEvent> out(repairs_.begin() + static_cast<ptrdiff_t>(repairs_next_), repairs_.end());
   out.insert(out.end(), repairs_.begin(), repairs_.begin() + static_cast<ptrdiff_t>(repairs_next_));
   return out;
+}
+
+std::vector<ProtectedDevice::RepairEvent> ProtectedDevice::repairs() const {
+  std::lock_guard<std::mutex> g(state_mu_);
+  return RepairsLocked();
 }
 
 Status ProtectedDevice::MarkClean() {

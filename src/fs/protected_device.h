@@ -28,6 +28,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,10 @@ class ProtectedDevice final : public dax::Device {
   };
   static constexpr size_t kRepairLog = 1000;
   std::vector<RepairEvent> repairs() const;
+  // Called with each repair as it is made (on the delivery thread, or the
+  // reader's), and at once with those made before (at open). Must not call
+  // back into this device.
+  void OnRepair(std::function<void(const RepairEvent&)> fn);
   // The patrol: every protected block of [b0, b1) read and checked, a
   // failing one rebuilt or reported as a read would.
   Counts Verify(uint64_t b0, uint64_t b1);
@@ -224,7 +229,9 @@ class ProtectedDevice final : public dax::Device {
   Counts counts_;
   std::vector<RepairEvent> repairs_;  // a ring of kRepairLog, oldest at repairs_next_ once full
   size_t repairs_next_ = 0;
+  std::function<void(const RepairEvent&)> on_repair_;
   void NoteRepair(uint64_t b, bool poison);  // with state_mu_ held
+  std::vector<RepairEvent> RepairsLocked() const;  // oldest first
 };
 
 }  // namespace daxguard::fs

@@ -3,7 +3,10 @@
 // the shape of ndctl monitor's events: {"timestamp", "pid", "dev",
 // "event": {NAME: true}, ...}. It opens DEV read-only and waits on each
 // device file's change word, so it watches a mounted device or a stack
-// without holding it; a stack's errors are in the stack's sectors.
+// without holding it; a stack's errors are in the stack's sectors. What
+// the filesystem on DEV does about them (a block repaired, a file's bytes
+// lost, free space quarantined) comes from the process holding it, through
+// its event journal (fs/event_journal.h).
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 #include <cstdio>
 
 #include "dm/open.h"
+#include "fs/event_journal.h"
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
@@ -56,7 +60,8 @@ Runs Minus(const Runs& a, const Runs& b) {
 
 class Monitor {
  public:
-  Monitor(const MonitorArgs& a, dax::Device& dev) : a_(a), dev_(dev), media_(dev.Media()) {
+  Monitor(const MonitorArgs& a, dax::Device& dev)
+      : a_(a), dev_(dev), media_(dev.Media()), journal_(fs::EventJournalPath(dev)) {
     bad_ = Normal(dev_.BadBlocks());
     for (media::PmemDevice* m : media_) {
       seen_.push_back(m->ChangeEvents());
@@ -103,6 +108,7 @@ class Monitor {
     if (!cleared.empty()) Event("media-error-cleared", {{"badblocks", BadBlocksJson(cleared)}});
     for (size_t i = 0; i < media_.size(); ++i) ScrubEnded(i, scrub_[i], now[i]);
     scrub_ = std::move(now);
+    for (const nlohmann::json& e : journal_.Next()) Print(Json::parse(e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   }
 
   void ScrubRunning(size_t i, const media::ScrubStatus& was, const media::ScrubStatus& now) {
@@ -120,14 +126,22 @@ class Monitor {
   }
 
   void Event(const char* name, const Json& detail) {
-    if (Done()) return;
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "%lld.%09ld", static_cast<long long>(ts.tv_sec), ts.tv_nsec);
-    Json j{{"timestamp", stamp}, {"pid", getpid()}, {"dev", a_.dev}, {"event", {{name, true}}}};
+    Json j{{"timestamp", stamp}, {"event", {{name, true}}}};
     for (const auto& [k, v] : detail.items()) j[k] = v;
-    std::printf("%s\n", j.dump().c_str());
+    Print(std::move(j));
+  }
+
+  // As ndctl monitor: our pid and the device we were asked about first.
+  void Print(Json j) {
+    if (Done()) return;
+    Json out{{"timestamp", j.value("timestamp", "")}, {"pid", getpid()}, {"dev", a_.dev}};
+    for (auto& [k, v] : j.items())
+      if (k != "timestamp") out[k] = std::move(v);
+    std::printf("%s\n", out.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     std::fflush(stdout);
     ++printed_;
   }
@@ -138,6 +152,7 @@ class Monitor {
   std::vector<uint32_t> seen_;
   std::vector<media::ScrubStatus> scrub_;
   Runs bad_;
+  fs::EventJournalReader journal_;
   uint64_t printed_ = 0;
 };
 
@@ -153,7 +168,7 @@ int RunMonitor(const MonitorArgs& a) {
 
 void AddMonitorCommand(CLI::App& app, int* rc) {
   auto args = std::make_shared<MonitorArgs>();
-  auto* m = app.add_subcommand("monitor", "print one JSON line per media-error or scrub event on a device");
+  auto* m = app.add_subcommand("monitor", "print one JSON line per media-error, repair or scrub event on a device");
   m->add_option("DEV", args->dev, "device file or stack")->required();
   m->add_option("--count", args->count, "exit after this many events");
   m->add_option("--timeout", args->timeout, "exit after this many seconds");

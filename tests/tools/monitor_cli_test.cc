@@ -108,4 +108,50 @@ TEST_F(MonitorCli, MistakesGetOneLine) {
   EXPECT_EQ(r.out, "");
 }
 
+// What the filesystem did about each error, told by the process that held
+// it (here: each daxguard command that mounts it) as it happened.
+TEST_F(MonitorCli, PrintsEachRepairEachLossAndEachQuarantine) {
+  std::string dev = Path("pmem0");
+  ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
+  ASSERT_EQ(Dg({"mkfs", dev, "--data-protection", "parity"}).rc, 0);
+  std::ofstream(Path("data"), std::ios::binary) << std::string(64 << 10, 'x');
+  ASSERT_EQ(Dg({"fs", "put", Path("data"), dev + ":/f"}).rc, 0);
+  uint64_t one = SectorOf(dev + ":/f", 8192), two = SectorOf(dev + ":/f", 4 * 4096);
+  uint64_t free_sector = 90000;  // 44 MiB in: neither the file, metadata nor the parity area
+  ASSERT_EQ(DgJson({"who", dev, "--offset", std::to_string(free_sector * 512)})[0]["owner"], "free");
+  Start(dev);
+  // One strip of a block: rebuilt from parity by the next mount.
+  ASSERT_EQ(Dg({"inject-error", dev, "-B", std::to_string(one)}).rc, 0);
+  ASSERT_EQ(Dg({"fs", "get", dev + ":/f", Path("back")}).rc, 0);
+  EXPECT_EQ(Slurp(Path("back")), Slurp(Path("data")));
+  // Two strips of one block: the file's bytes there are gone. Free space: quarantined.
+  ASSERT_EQ(Dg({"inject-error", dev, "-B", std::to_string(two + 1), "-n", "2"}).rc, 0);
+  ASSERT_EQ(Dg({"inject-error", dev, "-B", std::to_string(free_sector)}).rc, 0);
+  (void)Dg({"health", dev});
+  auto find = [&](const std::vector<Json>& ev, const std::string& name) -> Json {
+    for (const Json& e : ev)
+      if (Name(e) == name) return e;
+    return nullptr;
+  };
+  std::vector<Json> ev;
+  ASSERT_TRUE(WaitFor([&] {
+    ev = Events(0);
+    return !find(ev, "media-error-repaired").is_null() && !find(ev, "media-error-unrepairable").is_null() &&
+           !find(ev, "media-error-quarantined").is_null();
+  })) << Slurp(Path("events"));
+  Json rep = find(ev, "media-error-repaired");
+  EXPECT_EQ(rep["offset"], one * 512 / 4096 * 4096);
+  EXPECT_EQ(rep["length"], 4096);
+  EXPECT_EQ(rep["cause"], "poison");
+  EXPECT_EQ(rep["source"], "parity");
+  EXPECT_EQ(rep["dev"], dev);
+  EXPECT_GT(rep["holder_pid"].get<int>(), 0);
+  Json lost = find(ev, "media-error-unrepairable");
+  EXPECT_EQ(lost["path"], "/f");
+  EXPECT_EQ(lost["file_offset"].get<uint64_t>() / 4096, 4u);
+  Json q = find(ev, "media-error-quarantined");
+  EXPECT_EQ(q["offset"], free_sector * 512 / 4096 * 4096);
+  EXPECT_EQ(q["length"], 4096);
+}
+
 }  // namespace
