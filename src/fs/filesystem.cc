@@ -127,6 +127,25 @@ Filesystem::LogUsage Filesystem::log_usage() {
   return {log_.tail(), log_.CompactsAt()};
 }
 
+namespace {
+
+// One event per run of adjacent blocks repaired for the same cause: a
+// patrol that repairs a whole file says so once.
+void PublishRepairs(EventJournal& j, const std::vector<ProtectedDevice::RepairEvent>& batch) {
+  for (size_t i = 0; i < batch.size();) {
+    size_t n = 1;
+    while (i + n < batch.size() && batch[i + n].block == batch[i].block + n && batch[i + n].poison == batch[i].poison)
+      ++n;
+    j.Publish("media-error-repaired", {{"offset", batch[i].block * kBlockSize},
+                                       {"length", n * kBlockSize},
+                                       {"cause", batch[i].poison ? "poison" : "checksum mismatch"},
+                                       {"source", "parity"}});
+    i += n;
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   // Replay may write (repairs, upgrades): never under another holder.
   DG_RETURN_IF_ERROR(dev.CheckNotHeld());
@@ -163,11 +182,8 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(dax::Device& dev) {
   if (const ReplayReport& r = fs->mount_report_; r.repaired_blocks || !r.repaired.empty())
     fs->journal_->Publish("metadata-repaired", {{"blocks", r.repaired_blocks}, {"what", r.repaired}});
   if (fs->protect_)
-    fs->protect_->OnRepair([j = fs->journal_.get()](const ProtectedDevice::RepairEvent& e) {
-      j->Publish("media-error-repaired", {{"offset", e.block * kBlockSize},
-                                          {"length", kBlockSize},
-                                          {"cause", e.poison ? "poison" : "checksum mismatch"},
-                                          {"source", "parity"}});
+    fs->protect_->OnRepair([j = fs->journal_.get()](const std::vector<ProtectedDevice::RepairEvent>& batch) {
+      PublishRepairs(*j, batch);
     });
   // Registering replays errors that became known while unmounted.
   DG_RETURN_IF_ERROR(fs->dev_.RegisterHolder(fs.get()));

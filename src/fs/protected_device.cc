@@ -142,7 +142,7 @@ void ProtectedDevice::NoteRepair(uint64_t b, bool poison) {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   RepairEvent e{static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec), b, poison};
-  if (on_repair_) on_repair_(e);
+  if (on_repair_) unpublished_.push_back(e);
   if (repairs_.size() < kRepairLog) {
     repairs_.push_back(e);
     return;
@@ -151,10 +151,22 @@ void ProtectedDevice::NoteRepair(uint64_t b, bool poison) {
   repairs_next_ = (repairs_next_ + 1) % kRepairLog;
 }
 
-void ProtectedDevice::OnRepair(std::function<void(const RepairEvent&)> fn) {
+void ProtectedDevice::OnRepair(RepairListener fn) {
   std::lock_guard<std::mutex> g(state_mu_);
-  for (const RepairEvent& e : RepairsLocked()) fn(e);
+  if (std::vector<RepairEvent> before = RepairsLocked(); !before.empty()) fn(before);
   on_repair_ = std::move(fn);
+}
+
+void ProtectedDevice::PublishRepairs() {
+  std::vector<RepairEvent> batch;
+  RepairListener fn;
+  {
+    std::lock_guard<std::mutex> g(state_mu_);
+    if (unpublished_.empty()) return;
+    batch.swap(unpublished_);
+    fn = on_repair_;
+  }
+  fn(batch);
 }
 
 std::vector<ProtectedDevice::RepairEvent> ProtectedDevice::RepairsLocked() const {
@@ -401,6 +413,7 @@ std::vector<dax::Failure> ProtectedDevice::CollectFailures() {
     }
   }
   for (uint64_t page : area_pages) RepairAreaPage(page);
+  PublishRepairs();
   return up;
 }
 

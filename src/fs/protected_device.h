@@ -97,10 +97,11 @@ class ProtectedDevice final : public dax::Device {
   };
   static constexpr size_t kRepairLog = 1000;
   std::vector<RepairEvent> repairs() const;
-  // Called with each repair as it is made (on the delivery thread, or the
-  // reader's), and at once with those made before (at open). Must not call
-  // back into this device.
-  void OnRepair(std::function<void(const RepairEvent&)> fn);
+  // Called with the repairs of each round of failure handling as it ends
+  // (on the delivery thread), and at once with those made before (at
+  // open). Must not call back into this device.
+  using RepairListener = std::function<void(const std::vector<RepairEvent>&)>;
+  void OnRepair(RepairListener fn);
   // The patrol: every protected block of [b0, b1) read and checked, a
   // failing one rebuilt or reported as a read would.
   Counts Verify(uint64_t b0, uint64_t b1);
@@ -229,9 +230,11 @@ class ProtectedDevice final : public dax::Device {
   Counts counts_;
   std::vector<RepairEvent> repairs_;  // a ring of kRepairLog, oldest at repairs_next_ once full
   size_t repairs_next_ = 0;
-  std::function<void(const RepairEvent&)> on_repair_;
+  RepairListener on_repair_;
+  std::vector<RepairEvent> unpublished_;  // since on_repair_ last heard
   void NoteRepair(uint64_t b, bool poison);  // with state_mu_ held
   std::vector<RepairEvent> RepairsLocked() const;  // oldest first
+  void PublishRepairs();
 };
 
 }  // namespace daxguard::fs
