@@ -3,10 +3,14 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <map>
 
 #include "dax/pmem_dax.h"
+#include "media/layout.h"
+#include "media/linux_sysfs.h"
 #include "dm/stack.h"
 #include "dm/stack_file.h"
 
@@ -101,11 +105,30 @@ Result<std::unique_ptr<Stack>> OpenStackBelow(const std::string& path, std::stri
   return BuildStack(path, std::move(table).value(), &here, mode);
 }
 
+bool HasDeviceHeader(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof media::kMagic];
+  return in.read(magic, sizeof magic) && std::memcmp(magic, media::kMagic, sizeof magic) == 0;
+}
+
+// Real persistent memory is recognised and named, but not yet used (the
+// backends are being built); anything that can never be a device is refused.
+Status RefuseRealHardware(const std::string& path) {
+  DG_ASSIGN_OR_RETURN(media::sysfs::PathKind k, media::sysfs::Classify(path));
+  if (k.kind == media::sysfs::RealKind::kDevDax)
+    return Status::Error(EOPNOTSUPP, path + " is device-dax node " + k.devdax +
+                                         ": daxguard lists it (list -M) but cannot use real hardware yet");
+  if (k.kind == media::sysfs::RealKind::kFsDaxFile && !HasDeviceHeader(path))
+    return Status::Error(EOPNOTSUPP, path + " is a file on a DAX filesystem: daxguard cannot use real hardware yet");
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ancestor* above, media::OpenMode mode) {
   std::string id = Identity(path);
   for (const Ancestor* a = above; a; a = a->up)
     if (a->id == id) return Status::Invalid("stack " + path + " includes itself");
   if (!LooksLikeStackFile(path)) {
+    DG_RETURN_IF_ERROR(RefuseRealHardware(path));
     auto d = dax::PmemDax::Open(path, mode);
     if (!d.ok()) return d.status();
     return std::unique_ptr<dax::Device>(std::move(d).value());

@@ -1,5 +1,7 @@
 #include "media/linux_sysfs.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
@@ -53,6 +55,23 @@ Result<stdfs::path> RegionOf(const stdfs::path& node) {
 }
 
 }  // namespace
+
+Result<PathKind> Classify(const std::string& path, const std::string& root) {
+  struct statx stx {};
+  if (statx(AT_FDCWD, path.c_str(), 0, STATX_TYPE, &stx) != 0) return PathKind{};  // opening it says what is wrong
+  mode_t type = stx.stx_mode & S_IFMT;
+  if (type == S_IFCHR) {
+    auto name = DevDaxNameOf(root, makedev(stx.stx_rdev_major, stx.stx_rdev_minor));
+    if (!name.ok()) return Status::Error(ENODEV, path + " is a character device but not a device-dax node (/dev/daxX.Y)");
+    return PathKind{RealKind::kDevDax, *name};
+  }
+  if (type == S_IFBLK)
+    return Status::Error(ENOTBLK, path + " is a block device, which gives no direct access: use its device-dax node "
+                                         "(ndctl create-namespace -m devdax) or a file on it mounted with -o dax");
+  if (type != S_IFREG) return Status::Invalid(path + " is not a device file, a device-dax node or a file on a DAX filesystem");
+  bool dax = (stx.stx_attributes_mask & STATX_ATTR_DAX) && (stx.stx_attributes & STATX_ATTR_DAX);
+  return PathKind{dax ? RealKind::kFsDaxFile : RealKind::kNotReal, ""};
+}
 
 Result<DevDaxInfo> DescribeDevDax(const std::string& root, const std::string& name) {
   std::error_code ec;

@@ -33,6 +33,21 @@ struct DevDaxInfo {
   uint64_t region_phys = 0;  // physical address of the region's byte 0
 };
 
+// What kind of real persistent memory a path names, by the file itself.
+enum class RealKind {
+  kNotReal,    // a regular file without DAX: an emulated device or stack file, or nothing yet
+  kDevDax,     // a device-dax character device
+  kFsDaxFile,  // a regular file on a filesystem mounted with DAX (STATX_ATTR_DAX)
+};
+struct PathKind {
+  RealKind kind = RealKind::kNotReal;
+  std::string devdax;  // kDevDax: the node's name ("dax0.0")
+};
+// A path that can never be a device (a block device: no DAX through it; a
+// character device that is not device-dax; a directory) is refused with
+// one line saying what daxguard needs. A missing path is kNotReal.
+Result<PathKind> Classify(const std::string& path, const std::string& root = "/sys");
+
 // The node called `name` ("dax0.0").
 Result<DevDaxInfo> DescribeDevDax(const std::string& root, const std::string& name);
 // The name of the device-dax node with this character device number.

@@ -2,11 +2,13 @@
 // that talk to the device's "firmware" (the media layer) directly. Given a
 // stack, they act on the devices below it, in the stack's sectors.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "common/units.h"
 #include "dm/stack_file.h"
 #include "dm/open.h"
+#include "media/linux_sysfs.h"
 #include "tools/cli_util.h"
 
 namespace daxguard::tools {
@@ -113,7 +115,30 @@ Json StackJson(const std::string& path, dax::Device& stack, bool media_errors) {
   return j;
 }
 
+// A device-dax node, from sysfs, in the terms of an emulated devdax
+// device: its sectors, and with -M its region's errors clipped to it.
+int ListDevDax(const ListArgs& a, const std::string& node) {
+  auto d = media::sysfs::DescribeDevDax("/sys", node);
+  if (!d.ok()) return Fail("list", d.status());
+  Json j{{"dev", a.dev},    {"chardev", node},        {"kind", "pmem"},
+         {"mode", "devdax"}, {"size", d->size},        {"align", d->align},
+         {"region", std::filesystem::path(d->region_dir).filename().string()},
+         {"region_offset", d->phys - d->region_phys}};
+  auto bad = media::sysfs::DevDaxBadBlocks(*d);
+  if (!bad.ok()) return Fail("list", bad.status().ToString() + " (the region's errors are root's to read)");
+  j["badblock_count"] = SectorCount(*bad);
+  if (a.media_errors) {
+    j["badblocks"] = BadBlocksJson(*bad);
+    j["region_badblocks"] = BadBlocksJson(*bad, (d->phys - d->region_phys) / kSectorSize);
+  }
+  PrintJson(j);
+  return 0;
+}
+
 int RunList(const ListArgs& a) {
+  auto kind = media::sysfs::Classify(a.dev);
+  if (!kind.ok()) return Fail("list", kind.status());
+  if (kind->kind == media::sysfs::RealKind::kDevDax) return ListDevDax(a, kind->devdax);
   auto d = dm::OpenDaxDevice(a.dev, kReadOnly);
   if (!d.ok()) return Fail("list", d.status());
   bool stack = dm::LooksLikeStackFile(a.dev);

@@ -111,5 +111,23 @@ TEST_F(SysfsTest, MissingOrMalformedAttributesAreOneClearError) {
   EXPECT_FALSE(DevDaxBadBlocks(*ok).ok());
 }
 
+// On this machine's own /sys: what can never be a device is refused in one
+// line; a regular file or a missing path is left to the emulated layers.
+TEST(Classify, NamesWhatAPathIsAndRefusesWhatCanNeverBeADevice) {
+  testing::TempDir dir;
+  std::string file = dir.File("f");
+  std::ofstream(file) << "x";
+  auto k = Classify(file);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->kind, RealKind::kNotReal) << "tmpfs and ext4 are not DAX";
+  EXPECT_EQ(Classify(dir.File("missing"))->kind, RealKind::kNotReal);
+  auto d = Classify(dir.path());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("is not a device file"), std::string::npos);
+  auto null = Classify("/dev/null");
+  ASSERT_FALSE(null.ok());
+  EXPECT_EQ(null.status().message(), "/dev/null is a character device but not a device-dax node (/dev/daxX.Y)");
+}
+
 }  // namespace
 }  // namespace daxguard::media::sysfs
