@@ -8,7 +8,8 @@
 // rebuilding from parity what fails. Each pass ends with one JSON line:
 // bytes, seconds, sectors found, repaired and unrepaired (and for :fs the
 // blocks checked, mismatched, rebuilt, reported). On a terminal, a progress
-// bar with the rate, ETA and counts.
+// bar with the rate, ETA and counts. Monitors (daxguard monitor) see the
+// media pass as the media's scrub, and the filesystem's as fs-scrub events.
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,7 +65,7 @@ class Patrol {
  public:
   // `protect`: the mounted filesystem's checksums, read through as well.
   Patrol(const PatrolArgs& a, dax::Device& dev, fs::ProtectedDevice* protect)
-      : a_(a), dev_(dev), protect_(protect), media_(dev.Media()) {
+      : a_(a), dev_(dev), protect_(protect), media_(dev.Media()), journal_(fs::EventJournalPath(dev)) {
     for (media::PmemDevice* m : media_) total_ += m->size();
     if (protect_) total_ += protect_->geometry().ProtectStart() * fs::kBlockSize;
   }
@@ -106,21 +107,28 @@ class Patrol {
 
  private:
   // Every protected block read against its checksum, paced as the media.
+  // Monitors hear of its start, each tenth and its end (fs-scrub-*).
   Json CheckBlocks() {
     fs::ProtectedDevice::Counts before = protect_->counts();
     uint64_t blocks = protect_->geometry().ProtectStart(), base = done_;
     uint64_t step = std::max<uint64_t>(1, std::min<uint64_t>(Chunk(), 64ull << 20) / fs::kBlockSize);
+    journal_.Publish("fs-scrub-started", {{"blocks", blocks}});
     for (uint64_t b = 0; b < blocks; b += step) {
-      (void)protect_->Verify(b, std::min(blocks, b + step));
-      Paced(base + std::min(blocks, b + step) * fs::kBlockSize);
+      uint64_t next = std::min(blocks, b + step);
+      (void)protect_->Verify(b, next);
+      Paced(base + next * fs::kBlockSize);
+      if (next < blocks && next * 10 / blocks > b * 10 / blocks)
+        journal_.Publish("fs-scrub-progress", {{"progress", next}, {"blocks", blocks}});
     }
     done_ = base + blocks * fs::kBlockSize;
     fs::ProtectedDevice::Counts after = protect_->counts();
-    return Json{{"data_protection", fs::ProtectionName(protect_->geometry().protection)},
-                {"blocks", blocks},
-                {"checksum_mismatches", after.mismatches - before.mismatches},
-                {"repaired_blocks", after.repaired - before.repaired},
-                {"unrepaired_blocks", after.unrepaired - before.unrepaired}};
+    nlohmann::json counts{{"data_protection", fs::ProtectionName(protect_->geometry().protection)},
+                          {"blocks", blocks},
+                          {"checksum_mismatches", after.mismatches - before.mismatches},
+                          {"repaired_blocks", after.repaired - before.repaired},
+                          {"unrepaired_blocks", after.unrepaired - before.unrepaired}};
+    journal_.Publish("fs-scrub-finished", counts);
+    return Json::parse(counts.dump());
   }
 
   // Small enough steps to keep the rate (about ten a second), whole
@@ -162,6 +170,7 @@ class Patrol {
   dax::Device& dev_;
   fs::ProtectedDevice* protect_;
   std::vector<media::PmemDevice*> media_;
+  fs::EventJournal journal_;
   bool tty_ = isatty(STDERR_FILENO);
   uint64_t total_ = 0, done_ = 0, found_ = 0;
   Clock::time_point start_;

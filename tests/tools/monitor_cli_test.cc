@@ -154,4 +154,35 @@ TEST_F(MonitorCli, PrintsEachRepairEachLossAndEachQuarantine) {
   EXPECT_EQ(q["length"], 4096);
 }
 
+// scrub DEV:fs: the media pass as the media's scrub, the checksum pass as
+// fs-scrub events, its counts in the last.
+TEST_F(MonitorCli, PrintsTheFilesystemPatrolsStartProgressAndEnd) {
+  std::string dev = Path("pmem0");
+  ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
+  ASSERT_EQ(Dg({"mkfs", dev, "--data-protection", "parity"}).rc, 0);
+  std::ofstream(Path("data"), std::ios::binary) << std::string(64 << 10, 'x');
+  ASSERT_EQ(Dg({"fs", "put", Path("data"), dev + ":/f"}).rc, 0);
+  uint64_t off = SectorOf(dev + ":/f", 9000) * 512 + 100;
+  ASSERT_EQ(Dg({"io", dev, "-c", "pwrite -S 0x41 " + std::to_string(off) + " 64"}).rc, 0);  // a stray store
+  Start(dev);
+  ASSERT_EQ(Dg({"scrub", dev + ":fs", "--once", "--rate", "200"}).rc, 0);
+  std::vector<Json> ev;
+  ASSERT_TRUE(WaitFor([&] {
+    ev = Events(0);
+    return !ev.empty() && Name(ev.back()) == "fs-scrub-finished";
+  })) << Slurp(Path("events"));
+  std::vector<std::string> names;
+  for (const Json& e : ev) names.push_back(Name(e));
+  auto at = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) - names.begin(); };
+  EXPECT_LT(at("scrub-finished"), at("fs-scrub-started")) << "the media pass first";
+  EXPECT_LT(at("fs-scrub-started"), at("fs-scrub-progress"));
+  EXPECT_LT(at("media-error-repaired"), static_cast<long>(names.size()) - 1);
+  EXPECT_EQ(ev[at("media-error-repaired")]["cause"], "checksum mismatch");
+  Json end = ev.back();
+  EXPECT_EQ(end["repaired_blocks"], 1);
+  EXPECT_EQ(end["unrepaired_blocks"], 0);
+  EXPECT_EQ(end["checksum_mismatches"], 1);
+  EXPECT_GT(end["blocks"].get<uint64_t>(), 10000u);
+}
+
 }  // namespace
