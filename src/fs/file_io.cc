@@ -164,10 +164,13 @@ Status File::StageBlock(Inode* in, uint64_t fblk, uint64_t in_blk, const uint8_t
   bool had_damage = in->damage.Overlaps(blk_off, kBlockSize);
   bool written = e && !e->unwritten;  // else the page reads as zeroes
   bool old_bad = false;
+  // Usually the whole block reads: one read (one checksum, through data
+  // protection), not one per line.
+  bool all_read = written && !had_damage && dev.ReadAll(e->pblk * kBlockSize, page, kBlockSize);
   for (uint64_t l = 0; l < kLinesPerBlock; ++l) {
     uint64_t at = l * kLineSize;
     bad[l] = (had_damage && in->damage.Overlaps(blk_off + at, kLineSize)) ||
-             (written && !dev.ReadAll(e->pblk * kBlockSize + at, page + at, kLineSize));
+             (written && !all_read && !dev.ReadAll(e->pblk * kBlockSize + at, page + at, kLineSize));
     old_bad = old_bad || bad[l];
     if (bad[l]) std::memset(page + at, 0, kLineSize);
     if (blk_off + at >= in->attr.size) bad[l] = false;
