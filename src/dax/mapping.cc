@@ -374,6 +374,7 @@ void MappedRegion::OnPoison(std::function<void(uint64_t at, uint64_t len)> cb) {
 void MappedRegion::AwaitRepairs() {
   Registry& reg = Registry::Get();
   std::lock_guard<std::mutex> g(reg.mu);
+  if (impl_->awaits_repair) return;  // each placement asks again
   impl_->awaits_repair = true;
   reg.PublishLocked();
 }

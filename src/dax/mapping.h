@@ -88,7 +88,7 @@ class MappedRegion {
   // The owner rebuilds poisoned units from redundancy (a read-only mapping
   // of a filesystem with parity): a load that traps on media poison waits
   // until the unit comes back and then completes, and gets SIGBUS only when
-  // the owner traps the unit as lost, or it is not back within kRepairWait.
+  // the owner traps the unit as lost, or it is not back within kRepairWaitMs.
   void AwaitRepairs();
   static constexpr int kRepairWaitMs = 5000;
 

@@ -22,15 +22,15 @@ std::string RuntimeDir() {
   return "/tmp/daxguard-" + std::to_string(getuid());
 }
 
-std::string Timestamp() {
+}  // namespace
+
+std::string EventTimestamp() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   char stamp[32];
   std::snprintf(stamp, sizeof stamp, "%lld.%09ld", static_cast<long long>(ts.tv_sec), ts.tv_nsec);
   return stamp;
 }
-
-}  // namespace
 
 std::string EventJournalPath(dax::Device& dev) {
   std::vector<media::PmemDevice*> media = dev.Media();
@@ -63,7 +63,7 @@ EventJournal::~EventJournal() {
 void EventJournal::Publish(const char* name, const nlohmann::json& detail) {
   std::call_once(opened_, [this] { Open(); });
   if (fd_ < 0) return;
-  nlohmann::json j{{"timestamp", Timestamp()}, {"holder_pid", getpid()}, {"event", {{name, true}}}};
+  nlohmann::json j{{"timestamp", EventTimestamp()}, {"holder_pid", getpid()}, {"event", {{name, true}}}};
   for (const auto& [k, v] : detail.items()) j[k] = v;
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   (void)!write(fd_, line.data(), line.size());

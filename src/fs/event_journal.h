@@ -19,6 +19,9 @@
 
 namespace daxguard::fs {
 
+// Now, as monitors print it: "SECONDS.NANOSECONDS" of CLOCK_REALTIME.
+std::string EventTimestamp();
+
 // The journal of device `dev`, named by its media files and size (so a
 // stack and its legs have their own); "" for a device without media.
 std::string EventJournalPath(dax::Device& dev);

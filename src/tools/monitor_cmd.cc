@@ -7,7 +7,6 @@
 // the filesystem on DEV does about them (a block repaired, a file's bytes
 // lost, free space quarantined) comes from the process holding it, through
 // its event journal (fs/event_journal.h).
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,11 +125,7 @@ class Monitor {
   }
 
   void Event(const char* name, const Json& detail) {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "%lld.%09ld", static_cast<long long>(ts.tv_sec), ts.tv_nsec);
-    Json j{{"timestamp", stamp}, {"event", {{name, true}}}};
+    Json j{{"timestamp", fs::EventTimestamp()}, {"event", {{name, true}}}};
     for (const auto& [k, v] : detail.items()) j[k] = v;
     Print(std::move(j));
   }

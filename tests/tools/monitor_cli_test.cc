@@ -48,6 +48,13 @@ class MonitorCli : public CliHarness {
     return false;
   }
   static std::string Name(const Json& e) { return e["event"].begin().key(); }
+  // A 64 MiB device, a filesystem with parity, and /f: 64 KiB, also in Path("data").
+  void MakeParityFsWithFile(const std::string& dev) {
+    ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
+    ASSERT_EQ(Dg({"mkfs", dev, "--data-protection", "parity"}).rc, 0);
+    std::ofstream(Path("data"), std::ios::binary) << std::string(64 << 10, 'x');
+    ASSERT_EQ(Dg({"fs", "put", Path("data"), dev + ":/f"}).rc, 0);
+  }
 };
 
 TEST_F(MonitorCli, PrintsEachErrorFoundClearedAndEachScrub) {
@@ -112,10 +119,7 @@ TEST_F(MonitorCli, MistakesGetOneLine) {
 // it (here: each daxguard command that mounts it) as it happened.
 TEST_F(MonitorCli, PrintsEachRepairEachLossAndEachQuarantine) {
   std::string dev = Path("pmem0");
-  ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
-  ASSERT_EQ(Dg({"mkfs", dev, "--data-protection", "parity"}).rc, 0);
-  std::ofstream(Path("data"), std::ios::binary) << std::string(64 << 10, 'x');
-  ASSERT_EQ(Dg({"fs", "put", Path("data"), dev + ":/f"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(MakeParityFsWithFile(dev));
   uint64_t one = SectorOf(dev + ":/f", 8192), two = SectorOf(dev + ":/f", 4 * 4096);
   uint64_t free_sector = 90000;  // 44 MiB in: neither the file, metadata nor the parity area
   ASSERT_EQ(DgJson({"who", dev, "--offset", std::to_string(free_sector * 512)})[0]["owner"], "free");
@@ -158,10 +162,7 @@ TEST_F(MonitorCli, PrintsEachRepairEachLossAndEachQuarantine) {
 // fs-scrub events, its counts in the last.
 TEST_F(MonitorCli, PrintsTheFilesystemPatrolsStartProgressAndEnd) {
   std::string dev = Path("pmem0");
-  ASSERT_EQ(Dg({"create-device", dev, "--size", "64M"}).rc, 0);
-  ASSERT_EQ(Dg({"mkfs", dev, "--data-protection", "parity"}).rc, 0);
-  std::ofstream(Path("data"), std::ios::binary) << std::string(64 << 10, 'x');
-  ASSERT_EQ(Dg({"fs", "put", Path("data"), dev + ":/f"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(MakeParityFsWithFile(dev));
   uint64_t off = SectorOf(dev + ":/f", 9000) * 512 + 100;
   ASSERT_EQ(Dg({"io", dev, "-c", "pwrite -S 0x41 " + std::to_string(off) + " 64"}).rc, 0);  // a stray store
   Start(dev);
