@@ -98,11 +98,19 @@ uint64_t MonotonicMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+// Posts the consumption of the poisoned unit of span `f` that holds `addr`.
+void Consume(const FaultSpan& f, uintptr_t addr) {
+  uint64_t unit = f.span.UnitStart(addr - f.region);
+  (void)PostConsumption(f.span.file, f.span.Media(unit), f.span.unit);
+}
+
 // The owner is rebuilding the unit at `addr` (AwaitRepairs): retry once it
 // is back; trap once the owner holds it as lost, or when time runs out.
-// Async-signal-safe: the table is re-read each turn, never held between.
+// The consumption is posted again every 10 ms: a post the watch missed
+// would otherwise leave nobody rebuilding. Async-signal-safe: the table is
+// re-read each turn, never held between.
 Verdict AwaitRepair(uintptr_t addr, FaultReport* r) {
-  uint64_t deadline = MonotonicMs() + MappedRegion::kRepairWaitMs;
+  uint64_t start = MonotonicMs(), deadline = start + MappedRegion::kRepairWaitMs, posted = start;
   const timespec turn{0, 50 * 1000};
   while (MonotonicMs() < deadline) {
     nanosleep(&turn, nullptr);
@@ -113,6 +121,10 @@ Verdict AwaitRepair(uintptr_t addr, FaultReport* r) {
     if (f->span.kind != SpanKind::kPoison) {
       Describe(*f, addr, r);
       return Verdict::kTrap;
+    }
+    if (uint64_t now = MonotonicMs(); now - posted >= 10) {
+      Consume(*f, addr);
+      posted = now;
     }
   }
   return Verdict::kTrap;
@@ -133,8 +145,7 @@ Verdict Classify(void* addr, int code, const void* uc, FaultReport* r) {
     }
     Describe(*f, a, r);
     if (f->span.kind == SpanKind::kPoison) {
-      uint64_t unit = f->span.UnitStart(a - f->region);
-      (void)PostConsumption(f->span.file, f->span.Media(unit), f->span.unit);
+      Consume(*f, a);
       await = f->awaits_repair && !IsWrite(uc);
     }
   }

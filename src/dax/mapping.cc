@@ -129,16 +129,28 @@ class Registry {
   std::vector<std::shared_ptr<MediaFile>> files_;
 };
 
-// What the region should look like now: placements, their poison units,
-// then the owner's traps.
+// What the region should look like now: placements, the units of their
+// poison and of their known errors, then the owner's traps. A known error
+// traps even where its poison is gone: a recovery write clears the poison
+// (zeroes) first and drops the record only once the new data is durable,
+// so no load sees the zeroes in between.
 Spans Build(const RegionState& r) {
   Spans want = r.placed;
   for (const Span& s : r.placed) {
     if (s.kind != SpanKind::kMedia) continue;
-    for (const media::MediaError& e : s.file->dev->MediaErrorsIn(s.Media(s.at), s.len)) {
-      uint64_t x0 = s.base_at + (e.offset - s.media_base), x1 = x0 + e.length;
+    auto trap = [&](uint64_t media_off, uint64_t len) {
+      uint64_t x0 = s.base_at + (media_off - s.media_base), x1 = x0 + len;
       uint64_t lo = std::max(s.at, s.UnitStart(x0)), hi = std::min(s.end(), s.UnitStart(x1 - 1) + s.unit);
       want = internal::Mark(want, lo, hi - lo, SpanKind::kPoison, 0);
+    };
+    const media::PmemDevice& dev = *s.file->dev;
+    for (const media::MediaError& e : dev.MediaErrorsIn(s.Media(s.at), s.len)) trap(e.offset, e.length);
+    for (uint64_t at = s.Media(s.at), end = at + s.len; at < end;) {
+      std::optional<media::BadBlock> b = dev.FirstKnownError(at, end - at);
+      if (!b) break;
+      uint64_t lo = std::max(b->sector * kSectorSize, at), hi = std::min((b->sector + b->count) * kSectorSize, end);
+      trap(lo, hi - lo);
+      at = hi;
     }
   }
   for (const Span& h : r.held)

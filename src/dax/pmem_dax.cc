@@ -58,20 +58,18 @@ Result<size_t> PmemDax::RecoveryWrite(uint64_t off, const void* src, size_t len)
   }
   if (!IsAligned(off, kPageSize) || !IsAligned(len, kPageSize))
     return Status::Io("recovery write over poison must cover whole 4096-byte pages; nothing written");
-  // Only the poisoned clear units are cleared (zeroed): the lines around
-  // them keep their data until the new data replaces it, so a power
-  // failure mid-write leaves each line old or new, never zeroes.
+  // The new data first, durable under the poison (a power failure there
+  // leaves pages that still fail reads); then only the poisoned clear units
+  // are cleared, the data kept; then the known-error records go. No moment
+  // shows the clear's zeroes, to a read or to a mapping's load.
+  DG_RETURN_IF_ERROR(media_->Write(off, src, len));
+  DG_RETURN_IF_ERROR(media_->WriteBack(off, len));
+  media_->Fence();
   const uint64_t unit = media_->clear_unit();
   for (const media::MediaError& e : media_->MediaErrorsIn(off, len)) {
     uint64_t lo = AlignDown(e.offset, unit), hi = AlignUp(e.offset + e.length, unit);
-    DG_RETURN_IF_ERROR(media_->ClearPoison(lo, hi - lo));
+    DG_RETURN_IF_ERROR(media_->ClearPoisonUnder(lo, hi - lo));
   }
-  DG_RETURN_IF_ERROR(media_->Write(off, src, len));
-  DG_RETURN_IF_ERROR(media_->WriteBack(off, len));
-  // The data durable before its known-error records go: a power failure in
-  // between leaves pages that fail reads, never pages that read as good
-  // holding the clear's zeroes (neither the old data nor the new).
-  media_->Fence();
   DG_RETURN_IF_ERROR(media_->ForgetKnown(off, len));
   return len;
 }

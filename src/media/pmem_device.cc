@@ -321,6 +321,16 @@ Status PmemDevice::ClearPoison(uint64_t off, uint64_t len) {
   return Status::Ok();
 }
 
+Status PmemDevice::ClearPoisonUnder(uint64_t off, uint64_t len) {
+  DG_RETURN_IF_ERROR(CheckClear(off, len));
+  {
+    WriteLock lock(this);
+    poison_.Remove(off / kLineSize, len / kLineSize, std::nullopt, nullptr);
+  }
+  SignalChange();
+  return Status::Ok();
+}
+
 // Large ranges are punched out of the file so zeroing keeps it sparse.
 // The firmware's zeroes are durable when the clear returns.
 void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
@@ -341,8 +351,12 @@ void PmemDevice::ZeroData(uint64_t off, uint64_t len) {
 
 Status PmemDevice::ForgetKnown(uint64_t off, uint64_t len) {
   DG_RETURN_IF_ERROR(CheckRange(off, len));
-  WriteLock lock(this);
-  ForgetKnownLocked(off, len, nullptr);
+  std::vector<Range> dropped;
+  {
+    WriteLock lock(this);
+    ForgetKnownLocked(off, len, &dropped);
+  }
+  if (!dropped.empty()) SignalChange();  // mappings trap known errors: their pages come back
   return Status::Ok();
 }
 

@@ -173,6 +173,11 @@ class PmemDevice {
   // their poison removed. Known-error records stay until
   // ForgetKnown, so readers keep failing until new data is in place.
   Status ClearPoison(uint64_t off, uint64_t len);
+  // The clear of a recovery write whose new data is already durable under
+  // the poison: the poison of those whole clear units goes, the data stays.
+  // The clear's zeroes never show (a mapping could read them as data before
+  // the new data lands); the end state is a clear then the write.
+  Status ClearPoisonUnder(uint64_t off, uint64_t len);
   // Drops badblocks records of sectors in [off, off+len) whose media is clean.
   Status ForgetKnown(uint64_t off, uint64_t len);
   // What clear-errors does: ClearPoison, then ForgetKnown. An error no
