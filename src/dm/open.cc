@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "dax/devdax_device.h"
 #include "dax/pmem_dax.h"
 #include "media/layout.h"
 #include "media/linux_sysfs.h"
@@ -111,16 +112,21 @@ bool HasDeviceHeader(const std::string& path) {
   return in.read(magic, sizeof magic) && std::memcmp(magic, media::kMagic, sizeof magic) == 0;
 }
 
-// Real persistent memory is recognised and named, but not yet used (the
-// backends are being built); anything that can never be a device is refused.
-Status RefuseRealHardware(const std::string& path) {
+// Real persistent memory: a device-dax node is opened by its driver; a
+// file on a DAX filesystem (not an emulated device's) is not used yet.
+// Null: not real hardware (an emulated device file, or nothing yet).
+Result<std::unique_ptr<dax::Device>> OpenReal(const std::string& path, media::OpenMode mode) {
   DG_ASSIGN_OR_RETURN(media::sysfs::PathKind k, media::sysfs::Classify(path));
-  if (k.kind == media::sysfs::RealKind::kDevDax)
-    return Status::Error(EOPNOTSUPP, path + " is device-dax node " + k.devdax +
-                                         ": daxguard lists it (list -M) but cannot use real hardware yet");
+  if (k.kind == media::sysfs::RealKind::kDevDax) {
+    auto d = dax::DevDaxDevice::Open(path, k.devdax, true);
+    if (!d.ok() && mode == media::OpenMode::kReadOnlyFallback && (d.status().err() == EACCES || d.status().err() == EROFS))
+      d = dax::DevDaxDevice::Open(path, k.devdax, false);
+    if (!d.ok()) return d.status();
+    return std::unique_ptr<dax::Device>(std::move(d).value());
+  }
   if (k.kind == media::sysfs::RealKind::kFsDaxFile && !HasDeviceHeader(path))
-    return Status::Error(EOPNOTSUPP, path + " is a file on a DAX filesystem: daxguard cannot use real hardware yet");
-  return Status::Ok();
+    return Status::Error(EOPNOTSUPP, path + " is a file on a DAX filesystem: daxguard cannot use one yet");
+  return std::unique_ptr<dax::Device>();
 }
 
 Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ancestor* above, media::OpenMode mode) {
@@ -128,7 +134,8 @@ Result<std::unique_ptr<dax::Device>> OpenAny(const std::string& path, const Ance
   for (const Ancestor* a = above; a; a = a->up)
     if (a->id == id) return Status::Invalid("stack " + path + " includes itself");
   if (!LooksLikeStackFile(path)) {
-    DG_RETURN_IF_ERROR(RefuseRealHardware(path));
+    DG_ASSIGN_OR_RETURN(std::unique_ptr<dax::Device> real, OpenReal(path, mode));
+    if (real) return real;
     auto d = dax::PmemDax::Open(path, mode);
     if (!d.ok()) return d.status();
     return std::unique_ptr<dax::Device>(std::move(d).value());
