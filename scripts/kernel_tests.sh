@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 oracle=${DAXGUARD_ORACLE:-$root/../shared/oracle/run.sh}
 [ -x "$oracle" ] || { echo "kernel_tests: no oracle at $oracle (set DAXGUARD_ORACLE)" >&2; exit 1; }
-bin="$root/build/src/tools/daxguard $root/build/tests/dax_hwpoison $root/build/tests/mc_copy_probe"
+bin="$root/build/src/tools/daxguard $root/build/tests/mc_copy_probe"
 for b in $bin; do
   [ -x "$b" ] || { echo "kernel_tests: build first (scripts/build.sh build): no $b" >&2; exit 1; }
 done
